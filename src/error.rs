@@ -1,0 +1,47 @@
+//! The errors a run of pullcred can end with. Each wraps the typed error of the module that
+//! failed; `main` prints the chain on one line.
+
+use crate::config::ConfigError;
+use crate::image::ImageError;
+use crate::protocol::{Quoted, RequestError};
+use crate::sources::SourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("request")]
+    Request(#[source] RequestError),
+    #[error("request: image {image}")]
+    Image {
+        image: Quoted,
+        #[source]
+        err: ImageError,
+    },
+    #[error("config")]
+    Config(#[source] ConfigError),
+    #[error("rule {rule} ({source_name}) for {registry}")]
+    Source {
+        rule: usize,
+        source_name: &'static str,
+        registry: String,
+        #[source]
+        err: SourceError,
+    },
+    #[error("no answer within the deadline of {0}")]
+    Deadline(String),
+    #[error("writing the response: {0}")]
+    Output(std::io::ErrorKind),
+    #[error("internal error: the request worker stopped without an answer")]
+    WorkerLost,
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        Error::Request(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}

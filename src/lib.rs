@@ -1,0 +1,17 @@
+//! pullcred: a kubelet image credential provider. The binary's modules, as a library so that
+//! unit tests and benchmarks can reach them.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod credential;
+pub mod env;
+pub mod error;
+pub mod image;
+pub mod logging;
+pub mod protocol;
+pub mod rules;
+pub mod secret_file;
+pub mod sources;
+
+pub use error::Error;

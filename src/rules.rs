@@ -1,0 +1,267 @@
+//! Registry patterns and how an image is matched against them.
+//!
+//! The semantics are the kubelet's `matchImages` ones: the host is split into DNS labels and
+//! each label is matched as a glob (`*`, `?`, `[a-z]`, `[^…]`), so `*` never crosses a dot and
+//! pattern and host must have the same number of labels: `*.example.com` matches
+//! `a.example.com` but neither `example.com` nor `a.b.example.com`. A port in the pattern must
+//! equal the image's, and a pattern without a port does not match a host that has one.
+//!
+//! One deliberate difference: a path in the pattern (`registry.example.com/team-a`) matches
+//! whole path segments, so it covers `team-a` and `team-a/app` but not `team-ab`. The kubelet
+//! uses a raw string prefix there, which would hand team-a's credentials to team-ab.
+//! Host labels compare case-insensitively, as DNS does.
+
+use std::fmt;
+
+use crate::image::{ImageRef, split_port};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    labels: Vec<String>,
+    port: Option<String>,
+    path: Option<String>,
+    text: String,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("empty pattern")]
+    Empty,
+    #[error("pattern {0:?} has a scheme; write the host alone")]
+    Scheme(String),
+    #[error("pattern {0:?} has an empty host label")]
+    EmptyLabel(String),
+    #[error("pattern {0:?} has an invalid port")]
+    Port(String),
+    #[error("pattern {0:?} has an unclosed '['")]
+    Class(String),
+    #[error("pattern {0:?} has an empty path segment")]
+    Path(String),
+}
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        if text.is_empty() {
+            return Err(PatternError::Empty);
+        }
+        if text.contains("://") {
+            return Err(PatternError::Scheme(text.into()));
+        }
+        let (hostport, path) = match text.split_once('/') {
+            Some((h, p)) => (h, Some(p.trim_end_matches('/'))),
+            None => (text, None),
+        };
+        if let Some(p) = path
+            && (p.is_empty() || p.split('/').any(str::is_empty))
+        {
+            return Err(PatternError::Path(text.into()));
+        }
+        let (host, port) = split_port(hostport);
+        if let Some(port) = port
+            && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(PatternError::Port(text.into()));
+        }
+        let labels: Vec<String> = host.split('.').map(str::to_ascii_lowercase).collect();
+        if labels.iter().any(String::is_empty) {
+            return Err(PatternError::EmptyLabel(text.into()));
+        }
+        // Validate glob syntax once, here, so matching never meets a broken class.
+        if labels.iter().any(|l| !glob_is_valid(l.as_bytes())) {
+            return Err(PatternError::Class(text.into()));
+        }
+        Ok(Pattern {
+            labels,
+            port: port.map(str::to_string),
+            path: path.map(str::to_string),
+            text: text.to_string(),
+        })
+    }
+
+    /// The path prefix this pattern narrows to, if any.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Does this pattern cover the image's host and port (ignoring any path)?
+    pub fn matches_host(&self, image: &ImageRef) -> bool {
+        if self.port.as_deref() != image.port() {
+            return false;
+        }
+        let host = image.hostname();
+        let mut labels = host.split('.');
+        let all = self.labels.iter().all(|pat| match labels.next() {
+            Some(label) => glob_match(pat.as_bytes(), label.to_ascii_lowercase().as_bytes()),
+            None => false,
+        });
+        all && labels.next().is_none()
+    }
+
+    /// Does this pattern cover the image (host, port and path prefix)?
+    pub fn matches(&self, image: &ImageRef) -> bool {
+        if !self.matches_host(image) {
+            return false;
+        }
+        match &self.path {
+            None => true,
+            Some(prefix) => match image.repository.strip_prefix(prefix.as_str()) {
+                Some(rest) => rest.is_empty() || rest.starts_with('/'),
+                None => false,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Go's `filepath.Match` on one label (no separators can occur in a label).
+fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    match pat.first() {
+        None => s.is_empty(),
+        Some(b'*') => {
+            let rest = &pat[1..];
+            (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
+        }
+        Some(b'?') => !s.is_empty() && glob_match(&pat[1..], &s[1..]),
+        Some(b'[') => {
+            let Some((&c, tail)) = s.split_first() else {
+                return false;
+            };
+            match match_class(&pat[1..], c) {
+                Some((true, after)) => glob_match(after, tail),
+                _ => false,
+            }
+        }
+        Some(b'\\') if pat.len() > 1 => {
+            !s.is_empty() && s[0] == pat[1] && glob_match(&pat[2..], &s[1..])
+        }
+        Some(&p) => !s.is_empty() && s[0] == p && glob_match(&pat[1..], &s[1..]),
+    }
+}
+
+/// Matches `c` against a class body (after `[`); returns whether it matched and the pattern
+/// after the closing `]`, or `None` for an unclosed class.
+fn match_class(body: &[u8], c: u8) -> Option<(bool, &[u8])> {
+    let (negated, mut i) = match body.first() {
+        Some(b'^') => (true, 1),
+        _ => (false, 0),
+    };
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let lo = *body.get(i)?;
+        if lo == b']' && !first {
+            return Some((matched != negated, &body[i + 1..]));
+        }
+        first = false;
+        i += 1;
+        if body.get(i) == Some(&b'-') && body.get(i + 1).is_some_and(|&b| b != b']') {
+            let hi = body[i + 1];
+            matched |= (lo..=hi).contains(&c);
+            i += 2;
+        } else {
+            matched |= lo == c;
+        }
+    }
+}
+
+fn glob_is_valid(pat: &[u8]) -> bool {
+    let mut i = 0;
+    while i < pat.len() {
+        if pat[i] == b'[' {
+            match match_class(&pat[i + 1..], 0) {
+                Some((_, after)) => i = pat.len() - after.len(),
+                None => return false,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, image: &str) -> bool {
+        Pattern::parse(pattern)
+            .unwrap()
+            .matches(&ImageRef::parse(image).unwrap())
+    }
+
+    #[test]
+    fn matching_table() {
+        let yes = [
+            ("registry.example.com", "registry.example.com/app"),
+            ("REGISTRY.example.com", "registry.example.com/app"),
+            ("*.example.com", "a.example.com/app"),
+            (
+                "*.dkr.ecr.*.amazonaws.com",
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/x",
+            ),
+            ("reg-?.example.com", "reg-1.example.com/x"),
+            ("reg-[0-9].example.com", "reg-7.example.com/x"),
+            ("reg-[^0-9].example.com", "reg-a.example.com/x"),
+            ("*.corp.example.com:5000", "a.corp.example.com:5000/x"),
+            (
+                "registry.example.com/team-a",
+                "registry.example.com/team-a/app",
+            ),
+            ("registry.example.com/team-a", "registry.example.com/team-a"),
+            ("docker.io", "nginx"),
+            ("docker.io/library", "nginx"),
+            ("docker.io", "index.docker.io/nginx"),
+            ("localhost:5000", "localhost:5000/foo"),
+            ("a*b.example.com", "ab.example.com/x"),
+        ];
+        let no = [
+            ("*.example.com", "example.com/app"),
+            ("*.example.com", "a.b.example.com/app"),
+            ("registry.example.com", "registry.example.com.evil.net/app"),
+            ("registry.example.com", "evil-registry.example.com/app"),
+            ("registry.example.com", "registry.example.com:5000/app"),
+            ("registry.example.com:5000", "registry.example.com/app"),
+            ("registry.example.com:5000", "registry.example.com:5001/app"),
+            (
+                "registry.example.com/team-a",
+                "registry.example.com/team-ab/app",
+            ),
+            ("registry.example.com/team-a", "registry.example.com/team/a"),
+            ("reg-[0-9].example.com", "reg-a.example.com/x"),
+            ("reg-?.example.com", "reg-12.example.com/x"),
+            ("*", "registry.example.com/x"),
+            ("docker.io", "registry-2.docker.io/x"),
+            ("docker.io/library", "bitnami/redis"),
+        ];
+        for (p, i) in yes {
+            assert!(m(p, i), "{p} should match {i}");
+        }
+        for (p, i) in no {
+            assert!(!m(p, i), "{p} should not match {i}");
+        }
+    }
+
+    #[test]
+    fn bad_patterns() {
+        for p in [
+            "",
+            "https://x.com",
+            "a..b",
+            ".a",
+            "a:",
+            "a:x",
+            "a[b.com",
+            "a.com/",
+            "a.com//b",
+        ] {
+            assert!(Pattern::parse(p).is_err(), "{p:?} should be rejected");
+        }
+        // A trailing slash on a real path is tolerated and dropped.
+        assert_eq!(Pattern::parse("a.com/team/").unwrap().path(), Some("team"));
+    }
+}

@@ -1,0 +1,73 @@
+//! Reading files that hold secrets, refusing ones that someone else could have written.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Files larger than this are not credential files.
+pub const MAX_SECRET_FILE_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    /// The file could have been planted or changed by someone other than the caller, so its
+    /// contents are not trusted as credentials.
+    #[error("{path}: refusing a secret file {reason}")]
+    Insecure { path: PathBuf, reason: String },
+    #[error("{path}: not a regular file")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: larger than {MAX_SECRET_FILE_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("{path}: not UTF-8")]
+    NotUtf8 { path: PathBuf },
+}
+
+/// Reads a secret file owned by `uid` and writable by nobody else. A file readable by others
+/// is read, with a warning: the secret may already be out.
+pub fn read(path: &Path, uid: u32) -> Result<String, SecretFileError> {
+    let io = |e: std::io::Error| SecretFileError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    // Check the opened file itself, not the path, so a swap between check and read is moot.
+    // Symlinks are followed on purpose: Kubernetes-mounted secrets are symlinks.
+    let file = File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(SecretFileError::NotAFile { path: path.into() });
+    }
+    if meta.uid() != uid {
+        return Err(SecretFileError::Insecure {
+            path: path.into(),
+            reason: format!("owned by uid {} (want {uid})", meta.uid()),
+        });
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(SecretFileError::Insecure {
+            path: path.into(),
+            reason: format!("writable by group or others (mode {mode:04o})"),
+        });
+    }
+    if mode & 0o004 != 0 {
+        tracing::warn!(
+            "{}: secret file is readable by others (mode {mode:04o}); chmod o-r it",
+            path.display()
+        );
+    }
+    let mut buf = Vec::new();
+    file.take(MAX_SECRET_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > MAX_SECRET_FILE_BYTES {
+        return Err(SecretFileError::TooLarge { path: path.into() });
+    }
+    String::from_utf8(buf).map_err(|_| SecretFileError::NotUtf8 { path: path.into() })
+}
+
+/// Drops the line ending editors and `echo` leave at the end of a one-line secret.
+pub fn trim_newline(s: &str) -> &str {
+    s.trim_end_matches(['\n', '\r'])
+}

@@ -1,0 +1,339 @@
+//! Source `docker-config`: credentials from a docker `config.json`, its `auths` entries or the
+//! credential helpers it names (`credHelpers`, `credsStore`).
+//!
+//! Lookup order for a registry: `credHelpers[registry]`, then an `auths` entry that holds
+//! credentials, then `credsStore`. (docker itself skips `auths` once a store is set, but then
+//! `auths` entries are empty placeholders, so reading a filled one first costs nothing and
+//! saves an exec.) Identity tokens (`identitytoken`, or a helper's `<token>` username) are
+//! answered as the password, with the entry's username or `<token>`: the kubelet's response has
+//! no field for them, and registries that take refresh tokens as basic auth (ACR with the
+//! all-zero username that `az acr login` writes) accept that form.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde::Deserialize;
+use wait_timeout::ChildExt;
+
+use super::{MintRequest, Source, SourceError};
+use crate::credential::{Credential, Secret};
+use crate::env::Env;
+use crate::image::DOCKER_HUB;
+use crate::secret_file;
+
+/// The key docker writes for Docker Hub, and the server URL its helpers expect for it.
+const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
+const HUB_NAMES: [&str; 3] = [DOCKER_HUB, "index.docker.io", "registry-1.docker.io"];
+/// A helper's reply is a few hundred bytes; more is not a helper.
+const MAX_HELPER_OUTPUT: u64 = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DockerConfigSource {
+    /// Explicit path; otherwise `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.
+    pub path: Option<PathBuf>,
+    pub helper_timeout: Duration,
+}
+
+#[derive(Deserialize, Default)]
+struct ConfigFile {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HelperReply {
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: String,
+}
+
+impl DockerConfigSource {
+    fn resolve_path(&self, env: &Env) -> Result<PathBuf, SourceError> {
+        if let Some(p) = &self.path {
+            return Ok(p.clone());
+        }
+        if let Some(dir) = env.var("DOCKER_CONFIG") {
+            return Ok(PathBuf::from(dir).join("config.json"));
+        }
+        env.home()
+            .map(|h| h.join(".docker/config.json"))
+            .ok_or_else(|| {
+                SourceError::Local("no docker config: neither DOCKER_CONFIG nor HOME is set".into())
+            })
+    }
+}
+
+impl Source for DockerConfigSource {
+    fn name(&self) -> &'static str {
+        "docker-config"
+    }
+
+    fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
+        let path = self.resolve_path(req.env)?;
+        let text = secret_file::read(&path, req.env.uid())?;
+        // serde_json's messages can quote values from the file; report the position only.
+        let config: ConfigFile = serde_json::from_str(&text).map_err(|e| {
+            SourceError::Local(format!(
+                "{}: invalid docker config at line {} column {}",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let host = normalise(req.registry);
+
+        if let Some(helper) = find(&config.cred_helpers, &host) {
+            return run_helper(helper, req.registry, self.helper_timeout, req.deadline);
+        }
+        if let Some(entry) = find(&config.auths, &host)
+            && let Some(cred) = entry_credential(entry).map_err(|reason| {
+                SourceError::Local(format!(
+                    "{}: auths entry for {host}: {reason}",
+                    path.display()
+                ))
+            })?
+        {
+            return Ok(cred);
+        }
+        if let Some(store) = &config.creds_store {
+            return run_helper(store, req.registry, self.helper_timeout, req.deadline);
+        }
+        Err(SourceError::NotFound(format!(
+            "{}: no credentials for {host}",
+            path.display()
+        )))
+    }
+}
+
+/// Reduces a docker config key or a registry host to a comparable host: no scheme, no path,
+/// lower case, Docker Hub's names folded into one.
+fn normalise(key: &str) -> String {
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let host = key.split('/').next().unwrap_or("").to_ascii_lowercase();
+    if HUB_NAMES.contains(&host.as_str()) {
+        DOCKER_HUB.to_string()
+    } else {
+        host
+    }
+}
+
+fn find<'m, V>(map: &'m BTreeMap<String, V>, host: &str) -> Option<&'m V> {
+    // An exact key wins over one that only normalises to the host.
+    map.get(host).or_else(|| {
+        map.iter()
+            .find(|(k, _)| normalise(k) == host)
+            .map(|(_, v)| v)
+    })
+}
+
+/// The credential in an `auths` entry, `None` for an empty placeholder.
+fn entry_credential(entry: &AuthEntry) -> Result<Option<Credential>, &'static str> {
+    let nonempty = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    let (username, password) = if let Some(token) = nonempty(&entry.identitytoken) {
+        (
+            nonempty(&entry.username).unwrap_or_else(|| "<token>".into()),
+            token,
+        )
+    } else if let Some(auth) = nonempty(&entry.auth) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| "\"auth\" is not base64")?;
+        let decoded = String::from_utf8(decoded).map_err(|_| "\"auth\" is not UTF-8")?;
+        let (u, p) = decoded
+            .split_once(':')
+            .ok_or("\"auth\" is not base64 of user:password")?;
+        (u.to_string(), p.to_string())
+    } else if let (Some(u), Some(p)) = (nonempty(&entry.username), nonempty(&entry.password)) {
+        (u, p)
+    } else {
+        return Ok(None);
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err("empty username or password");
+    }
+    Ok(Some(Credential {
+        username,
+        password: Secret::new(password),
+        expires_at: None,
+    }))
+}
+
+/// Runs `docker-credential-<name> get` with the server URL on stdin, as docker does.
+fn run_helper(
+    name: &str,
+    registry: &str,
+    timeout: Duration,
+    deadline: Instant,
+) -> Result<Credential, SourceError> {
+    let program = format!("docker-credential-{name}");
+    // The name comes from a file; keep it a bare program name so it cannot point at a path.
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        || name.starts_with('.')
+    {
+        return Err(SourceError::Local(format!(
+            "credential helper name {:?} is not a plain name",
+            name
+        )));
+    }
+    let fail =
+        |reason: String| SourceError::Transient(format!("credential helper {program}: {reason}"));
+    let server = if normalise(registry) == DOCKER_HUB {
+        DOCKER_HUB_SERVER
+    } else {
+        registry
+    };
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                SourceError::Local(format!("credential helper {program}: not found on PATH"))
+            }
+            kind => fail(format!("cannot start: {kind}")),
+        })?;
+    // A helper that exits without reading stdin makes this write fail; its exit status tells
+    // the real story, so the write error is ignored.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    // Read both pipes on threads so a chatty helper cannot fill a pipe and stall.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(p) = pipe {
+                let _ = p.take(MAX_HELPER_OUTPUT).read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+
+    let limit = timeout.min(deadline.saturating_duration_since(Instant::now()));
+    let status = match child
+        .wait_timeout(limit)
+        .map_err(|e| fail(format!("wait: {}", e.kind())))?
+    {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!(
+                "timed out after {}",
+                humantime::format_duration(limit)
+            )));
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        let why = first_line(&stdout)
+            .or_else(|| first_line(&stderr))
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default();
+        return Err(fail(format!("get failed ({status}){why}")));
+    }
+    let reply: HelperReply = serde_json::from_slice(&stdout)
+        .map_err(|_| fail("answered something that is not a credential reply".into()))?;
+    if reply.secret.is_empty() {
+        return Err(fail("answered an empty secret".into()));
+    }
+    Ok(Credential {
+        username: reply.username,
+        password: Secret::new(reply.secret),
+        expires_at: None,
+    })
+}
+
+/// The first line of a helper's output, for an error message, unless it looks like JSON (a
+/// reply that may carry a secret) — then nothing.
+fn first_line(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    if line.starts_with('{') {
+        return None;
+    }
+    Some(line.chars().take(160).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_normalise_to_hosts() {
+        for (key, host) in [
+            ("https://index.docker.io/v1/", "docker.io"),
+            ("index.docker.io", "docker.io"),
+            ("registry-1.docker.io", "docker.io"),
+            ("docker.io", "docker.io"),
+            ("https://Registry.Example.com/v2/", "registry.example.com"),
+            ("http://localhost:5000", "localhost:5000"),
+            ("localhost:5000", "localhost:5000"),
+        ] {
+            assert_eq!(normalise(key), host, "{key}");
+        }
+    }
+
+    #[test]
+    fn auth_entries() {
+        let entry = |json: &str| entry_credential(&serde_json::from_str(json).unwrap());
+        let c = entry(r#"{"auth":"dXNlcjpwYTpzcw=="}"#).unwrap().unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.expose()),
+            ("user", "pa:ss")
+        );
+        let c = entry(r#"{"username":"u","password":"p"}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.username.as_str(), c.password.expose()), ("u", "p"));
+        let c = entry(r#"{"identitytoken":"tok"}"#).unwrap().unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.expose()),
+            ("<token>", "tok")
+        );
+        assert!(entry("{}").unwrap().is_none());
+        assert!(entry(r#"{"auth":"!!"}"#).is_err());
+        assert!(entry(r#"{"auth":"bm9jb2xvbg=="}"#).is_err());
+    }
+}

@@ -1,0 +1,50 @@
+//! The `Source` trait: how a rule's credentials are minted. One module per source; no source
+//! depends on another.
+
+pub mod docker_config;
+pub mod static_file;
+
+use std::time::Instant;
+
+use crate::credential::Credential;
+use crate::env::Env;
+
+/// What a source is asked to mint for.
+pub struct MintRequest<'a> {
+    /// The registry host (with port) the credential must be valid for: the image's host, or
+    /// the rule's `registry` for mirrors.
+    pub registry: &'a str,
+    pub env: &'a Env,
+    /// The request's hard deadline; sources bound their own waits by it.
+    pub deadline: Instant,
+}
+
+pub trait Source {
+    /// The source's name as written in the config (`static`, `docker-config`, …).
+    fn name(&self) -> &'static str;
+
+    /// Mints (or reads) a credential for `req.registry`.
+    fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
+}
+
+/// Why a source produced no credential. The variant decides what the caller can do: a
+/// `Transient` failure may be retried or answered from a still-valid cached credential; the
+/// others need an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Configuration or files on the node are wrong (missing, insecure, malformed).
+    #[error("{0}")]
+    Local(String),
+    /// The source has no credential for this registry.
+    #[error("{0}")]
+    NotFound(String),
+    /// Something upstream failed or timed out (a credential helper, a cloud API).
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl From<crate::secret_file::SecretFileError> for SourceError {
+    fn from(e: crate::secret_file::SecretFileError) -> Self {
+        SourceError::Local(e.to_string())
+    }
+}

@@ -1,0 +1,155 @@
+//! The operators' commands: get, config check, version; config file selection.
+
+use crate::support::{Fixture, V1, pullcred, request, run};
+
+#[test]
+fn get_prints_what_the_kubelet_would_get() {
+    let fx = Fixture::new("static");
+    let plugin = fx.plugin("registry.example.com/app:1");
+    let get = run(fx.cmd().args(["get", "registry.example.com/app:1"]), b"");
+    assert_eq!(get.response(), plugin.response());
+    let beta = run(
+        fx.cmd().args([
+            "get",
+            "--api-version",
+            "v1beta1",
+            "registry.example.com/app",
+        ]),
+        b"",
+    );
+    assert_eq!(
+        beta.response()["apiVersion"],
+        "credentialprovider.kubelet.k8s.io/v1beta1"
+    );
+    run(fx.cmd().args(["get", "not a reference"]), b"")
+        .assert_error("request: image \"not a reference\": invalid repository name");
+}
+
+#[test]
+fn config_check_lists_rules_in_order() {
+    let fx = Fixture::new("matching");
+    let out = run(fx.cmd().args(["config", "check"]), b"");
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].ends_with("config.toml: valid"), "{lines:?}");
+    assert_eq!(lines[1], "deadline: 20s");
+    assert!(
+        lines[2].starts_with("rule 1: match registry.example.com/team-a -> static username=team-a"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[8].starts_with(
+            "rule 7: match mirror.internal:5000 (mint for registry.example.com) -> static"
+        ),
+        "{lines:?}"
+    );
+
+    // An explicit FILE argument, and a broken config: one line naming file, line and key.
+    let bad = fx.path("bad.toml");
+    std::fs::write(&bad, "[[registry]]\nmatch = [\"a.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/p\"\ncolour = \"blue\"\n").unwrap();
+    let out = run(
+        pullcred(fx.dir.path()).args(["config", "check"]).arg(&bad),
+        b"",
+    );
+    out.assert_error(&format!(
+        "config: {}: line 6: unknown field `colour`",
+        bad.display()
+    ));
+}
+
+#[test]
+fn config_comes_from_flag_then_env_and_an_explicit_missing_file_is_an_error() {
+    let fx = Fixture::new("static");
+    let out = run(
+        pullcred(fx.dir.path()).env("PULLCRED_CONFIG", fx.path("config.toml")),
+        &request(V1, "registry.example.com/app"),
+    );
+    assert_eq!(
+        out.response()["auth"]["registry.example.com"]["username"],
+        "puller"
+    );
+    let out = run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(fx.path("nope.toml")),
+        &request(V1, "registry.example.com/app"),
+    );
+    out.assert_error(&format!(
+        "config: {}: No such file or directory",
+        fx.path("nope.toml").display()
+    ));
+    // A broken config fails the request rather than answering with nothing.
+    std::fs::write(
+        fx.path("config.toml"),
+        "[[registry]]\nmatch = \"not-a-list\"\n",
+    )
+    .unwrap();
+    fx.plugin("registry.example.com/app")
+        .assert_error("config: ");
+}
+
+#[test]
+fn without_a_config_file_the_builtin_rules_apply() {
+    // Assumes no /etc/pullcred/config.toml on the test machine (CI has none).
+    let home = tempfile::tempdir().unwrap();
+    let out = run(pullcred(home.path()).args(["config", "check"]), b"");
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(
+        out.stdout
+            .starts_with("no config at /etc/pullcred/config.toml: built-in rules"),
+        "{}",
+        out.stdout
+    );
+    let resp = run(
+        &mut pullcred(home.path()),
+        &request(V1, "registry.example.com/app"),
+    )
+    .response();
+    assert_eq!(resp["auth"], serde_json::json!({}));
+}
+
+#[test]
+fn version_and_usage() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(pullcred(home.path()).arg("version"), b"");
+    assert_eq!(
+        out.stdout,
+        format!("pullcred {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(pullcred(home.path()).arg("frobnicate"), b"");
+    assert_eq!(out.code, Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn every_config_example_is_valid_and_the_quick_start_answers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for dir in ["config-examples", "config-examples/quickstart"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let out = run(
+                    pullcred(home.path()).args(["config", "check"]).arg(&path),
+                    b"",
+                );
+                assert_eq!(out.code, Some(0), "{}: {out:#?}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "{checked}");
+    // The README's first command.
+    let out = run(
+        pullcred(home.path())
+            .arg("--config")
+            .arg(root.join("config-examples/quickstart/config.toml"))
+            .args(["get", "registry.example.com/team/app:1"]),
+        b"",
+    );
+    assert_eq!(
+        out.response()["auth"]["registry.example.com"],
+        serde_json::json!({"username": "demo", "password": "not-a-real-password"})
+    );
+}

@@ -1,0 +1,12 @@
+//! pullcred's integration tests: each drives the built binary as the kubelet does (stdin
+//! JSON, exit code, stdout, stderr) against fixture folders and real peers.
+
+mod support;
+
+mod cli;
+mod docker_config;
+mod matching;
+mod protocol;
+mod registry;
+mod secrets;
+mod static_source;

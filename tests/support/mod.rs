@@ -1,0 +1,216 @@
+//! Test support: running the real binary the way the kubelet does, fixture folders, and the
+//! peers (a real registry) the tests talk to.
+
+pub mod registry;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+/// Every secret a fixture holds. No run may print one on stderr; `run` checks each time.
+pub const FIXTURE_SECRETS: &[&str] = &[
+    "s3cret-static-pw",
+    "s3cret-team-a-pw",
+    "s3cret-hub-pw",
+    "s3cret-mirror-pw",
+    "s3cret-helper-pw",
+    "s3cret-store-pw",
+    "s3cret-identity-token",
+    "s3cret-leaky-helper-pw",
+    "s3cret-user-pw",
+    "s3cret-basic-pw",
+    "s3cret-registry-pw",
+];
+
+pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";
+
+/// The outcome of one exec.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The response, asserting a clean success: exit 0, one JSON document on stdout.
+    pub fn response(&self) -> Value {
+        assert_eq!(self.code, Some(0), "expected success: {self:#?}");
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    /// Asserts a failure the way the kubelet needs it: exit 1, nothing on stdout, one line on
+    /// stderr starting with `pullcred: ` and containing `want`.
+    pub fn assert_error(&self, want: &str) {
+        assert_eq!(self.code, Some(1), "expected exit 1: {self:#?}");
+        assert_eq!(
+            self.stdout, "",
+            "stdout must stay empty on failure: {self:#?}"
+        );
+        let last = self.stderr.lines().last().unwrap_or("");
+        assert!(last.starts_with("pullcred: "), "stderr: {:?}", self.stderr);
+        assert!(last.contains(want), "want {want:?} in {:?}", self.stderr);
+        let errors = self
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("pullcred: warning:"))
+            .count();
+        assert_eq!(errors, 1, "one error line: {:?}", self.stderr);
+    }
+}
+
+/// A command for the built binary with a neutral environment: no config, no docker config,
+/// no log level from the developer's shell.
+pub fn pullcred(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pullcred"));
+    for var in [
+        "PULLCRED_CONFIG",
+        "PULLCRED_LOG",
+        "DOCKER_CONFIG",
+        "PULLCRED_CACHE_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", home);
+    cmd
+}
+
+/// Runs `cmd` with `stdin` and checks that no fixture secret reached stderr.
+pub fn run(cmd: &mut Command, stdin: &[u8]) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pullcred");
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    // Write on a thread: pullcred may stop reading early (over-long stdin) and exit.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait pullcred");
+    let _ = writer.join();
+    let run = Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    for secret in FIXTURE_SECRETS {
+        assert!(
+            !run.stderr.contains(secret),
+            "secret {secret:?} leaked to stderr: {run:#?}"
+        );
+    }
+    run
+}
+
+pub fn request(api_version: &str, image: &str) -> Vec<u8> {
+    serde_json::json!({
+        "apiVersion": api_version,
+        "kind": "CredentialProviderRequest",
+        "image": image,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A fixture folder from tests/fixtures/NAME, copied into a temporary directory: `@DIR@` in
+/// its text files becomes that directory, files become 0600 (git keeps no modes) and files
+/// under `bin/` 0700.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new(name: &str) -> Self {
+        Self::with_vars(name, &[])
+    }
+
+    /// Like `new`, also replacing each `(placeholder, value)` in text files.
+    pub fn with_vars(name: &str, vars: &[(&str, &str)]) -> Self {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        copy_tree(&src, dir.path(), dir.path(), vars);
+        Fixture { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A pullcred command using this fixture's `config.toml`, with `bin/` first on PATH.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = pullcred(self.dir.path());
+        cmd.arg("--config").arg(self.path("config.toml"));
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", self.path("bin").display()));
+        cmd
+    }
+
+    /// Plugin mode: a v1 request for `image` on stdin.
+    pub fn plugin(&self, image: &str) -> Run {
+        run(&mut self.cmd(), &request(V1, image))
+    }
+
+    pub fn chmod(&self, rel: &str, mode: u32) {
+        fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path, root: &Path, vars: &[(&str, &str)]) {
+    for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("{}: {e}", src.display())) {
+        let entry = entry.unwrap();
+        let target = dst.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            fs::create_dir(&target).unwrap();
+            fs::set_permissions(&target, fs::Permissions::from_mode(0o700)).unwrap();
+            copy_tree(&entry.path(), &target, root, vars);
+            continue;
+        }
+        let mut text = fs::read_to_string(entry.path()).unwrap();
+        text = text.replace("@DIR@", root.to_str().unwrap());
+        for (k, v) in vars {
+            text = text.replace(k, v);
+        }
+        fs::write(&target, text).unwrap();
+        let exec = src.file_name().is_some_and(|n| n == "bin");
+        fs::set_permissions(
+            &target,
+            fs::Permissions::from_mode(if exec { 0o700 } else { 0o600 }),
+        )
+        .unwrap();
+    }
+}
+
+/// The one `auth` entry of a response, as (key, username, password).
+pub fn single_auth(resp: &Value) -> (String, String, String) {
+    let auth = resp["auth"].as_object().expect("auth map");
+    assert_eq!(auth.len(), 1, "one auth entry: {resp}");
+    let (key, entry) = auth.iter().next().unwrap();
+    (
+        key.clone(),
+        entry["username"].as_str().unwrap().to_string(),
+        entry["password"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Fails with a clear message when a test peer is missing: tests/run.sh installs them, and
+/// a CI run must not pass by skipping the tests that need them.
+pub fn require_tool(name: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is not installed; run tests/run.sh, which installs the test peers"
+    );
+}
