@@ -5,7 +5,7 @@
 # flags; on systemd/kubeadm nodes it also adds them through a drop-in and restarts nothing.
 set -euo pipefail
 
-binary=target/release/pullcred
+binary=target/x86_64-unknown-linux-gnu/release/pullcred
 bin_dir=/usr/local/libexec/kubelet-credential-providers
 provider_config=/etc/kubernetes/credential-provider-config.yaml
 patterns=()

@@ -1,25 +1,27 @@
-//! One request, from decoded image to response: pick the rule, mint, shape the answer.
+//! One request, from decoded image to response: pick the rule, answer from the cache or mint
+//! (one process per key at a time), shape the answer.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::cache::{Cache, Entry, Key, Settings};
 use crate::config::Config;
-use crate::credential::Credential;
 use crate::env::Env;
 use crate::error::Error;
 use crate::image::ImageRef;
 use crate::protocol::{Auth, CacheKeyType, Quoted, Request, Response};
-use crate::sources::MintRequest;
+use crate::sources::{MintRequest, Source, SourceError};
 
-/// How long the kubelet may keep a credential that has no expiry of its own (static files,
-/// docker config): short, so edits to those files take effect soon.
-pub const NO_EXPIRY_CACHE: Duration = Duration::from_secs(300);
+/// When minting fails and a still-valid cached credential is served instead, the kubelet is
+/// told to ask again soon, so a recovered upstream is used within this time.
+const STALE_KUBELET_CACHE: Duration = Duration::from_secs(60);
 
-/// Answers one request under `config`.
+/// Answers one request under `config`, using `cache` when there is one.
 pub fn answer(
     req: &Request,
     config: &Config,
     env: &Env,
+    cache: Option<&Cache>,
     deadline: Instant,
 ) -> Result<Response, Error> {
     let image = ImageRef::parse(&req.image).map_err(|err| Error::Image {
@@ -36,24 +38,18 @@ pub fn answer(
     let rule = selected.rule;
     let registry = rule.registry.as_deref().unwrap_or(&image.registry);
     let source = rule.source.source();
-    let credential = source
-        .mint(&MintRequest {
-            registry,
-            env,
-            deadline,
-        })
-        .map_err(|err| Error::Source {
+    let mint = MintRequest {
+        registry,
+        env,
+        deadline,
+    };
+    let (entry, stale) =
+        obtain(source, &mint, cache, &config.cache).map_err(|err| Error::Source {
             rule: rule.number,
             source_name: source.name(),
             registry: registry.to_string(),
             err,
         })?;
-    tracing::debug!(
-        rule = rule.number,
-        source = source.name(),
-        registry,
-        "minted a credential"
-    );
 
     // Credentials are keyed by the image's host (the kubelet matches them against the image),
     // narrowed to the rule's path where it has one.
@@ -66,27 +62,108 @@ pub fn answer(
     } else {
         CacheKeyType::Registry
     };
+    let now = env.now();
+    // Come back when we would refresh; after a failed mint, when it expires or soon.
+    let mut cache_duration = if stale {
+        remaining(entry.expires_at, now).min(STALE_KUBELET_CACHE)
+    } else {
+        remaining(entry.refresh_at, now)
+    };
+    if let Some(max) = config.cache.max_kubelet_cache {
+        cache_duration = cache_duration.min(max);
+    }
     Ok(Response {
         api_version: req.api_version,
         cache_key_type,
-        cache_duration: kubelet_cache_duration(&credential, env.now()),
+        cache_duration,
         auth: [(
             key,
             Auth {
-                username: credential.username,
-                password: credential.password,
+                username: entry.username,
+                password: entry.password,
             },
         )]
         .into(),
     })
 }
 
-/// How long the kubelet may reuse the answer: a fixed short time for credentials without
-/// expiry; otherwise until the last quarter of the remaining life begins.
-fn kubelet_cache_duration(credential: &Credential, now: SystemTime) -> Duration {
-    match credential.expires_at {
-        None => NO_EXPIRY_CACHE,
-        Some(at) => at.duration_since(now).unwrap_or_default() * 3 / 4,
+fn remaining(until: SystemTime, now: SystemTime) -> Duration {
+    // Whole seconds, rounded: the kubelet needs no finer grain, and "4m59.998s" is noise.
+    let left = until.duration_since(now).unwrap_or_default();
+    Duration::from_secs((left + Duration::from_millis(500)).as_secs())
+}
+
+/// The credential for one source and registry: a fresh cache entry if there is one;
+/// otherwise minted under the key's lock (so a burst of processes mints once); otherwise,
+/// if minting fails, a cached credential that has not expired (`true`: served stale).
+fn obtain(
+    source: &dyn Source,
+    req: &MintRequest<'_>,
+    cache: Option<&Cache>,
+    settings: &Settings,
+) -> Result<(Entry, bool), SourceError> {
+    let env = req.env;
+    let key = Key::new(&format!("{}\n{}", source.cache_identity(env), req.registry));
+    let read = |c: &Cache| c.read(&key).filter(|e| e.registry == req.registry);
+
+    let mut cached = cache.and_then(read);
+    if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
+        tracing::debug!(key = key.as_str(), "cache hit");
+        return Ok((entry, false));
+    }
+    // Miss: wait for whoever may be minting this key, then look again before minting.
+    let _lock = cache.and_then(|c| {
+        let budget = req.deadline.saturating_duration_since(Instant::now()) / 2;
+        match c.lock(&key, settings.lock_timeout.min(budget)) {
+            Ok(lock) => {
+                c.sweep_temp_files(&key);
+                Some(lock)
+            }
+            Err(e) => {
+                tracing::warn!("cache lock for {}: {e}; minting without it", req.registry);
+                None
+            }
+        }
+    });
+    if _lock.is_some() {
+        cached = cache.and_then(read);
+        if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
+            tracing::debug!(key = key.as_str(), "cache hit after waiting for the lock");
+            return Ok((entry, false));
+        }
+    }
+
+    tracing::debug!(key = key.as_str(), source = source.name(), "minting");
+    match source.mint(req) {
+        Ok(credential) => {
+            let now = env.now();
+            let jitter = key.jitter(&env.machine_id());
+            let entry = Entry::new(
+                credential,
+                req.registry,
+                source.name(),
+                now,
+                settings,
+                jitter,
+            );
+            if let Some(c) = cache
+                && let Err(e) = c.write(&key, &entry)
+            {
+                tracing::warn!("cache dir {}: cannot write entry: {e}", c.dir().display());
+            }
+            Ok((entry, false))
+        }
+        Err(err) => match cached.filter(|e| e.is_valid(env.now())) {
+            Some(entry) => {
+                tracing::warn!(
+                    "minting for {} failed ({err}); answering with the cached credential, valid until {}",
+                    req.registry,
+                    humantime::format_rfc3339_seconds(entry.expires_at)
+                );
+                Ok((entry, true))
+            }
+            None => Err(err),
+        },
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::app;
+use crate::cache::Cache;
 use crate::config::{Config, DEFAULT_CONFIG_PATH, Origin};
 use crate::env::Env;
 use crate::error::Error;
@@ -22,6 +23,10 @@ pub struct Cli {
     /// Config file [default: /etc/pullcred/config.toml, else the built-in rules]
     #[arg(long, global = true, env = "PULLCRED_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Cache dir [default: [cache] dir, else /run/pullcred for root, else the user's cache dir]
+    #[arg(long, global = true, env = "PULLCRED_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
 
     /// More log output on stderr (-v info, -vv debug); or set PULLCRED_LOG to a level
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -43,8 +48,23 @@ enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect or empty the credential cache
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Print the version
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// List cached entries: key, registry, source, refresh and expiry times (never the credential)
+    List,
+    /// Remove cached entries, all or those of one registry
+    Purge {
+        /// Only entries for this registry host
+        #[arg(long, value_name = "HOST")]
+        registry: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,13 +99,15 @@ impl Cli {
         match self.command {
             None => {
                 let config = Config::load(self.config.as_deref())?;
-                serve(config, env, |_| {
+                let cache = open_cache(self.cache_dir, &config, &env);
+                serve(config, env, cache, |_| {
                     protocol::read_request(std::io::stdin().lock()).map_err(Error::from)
                 })
             }
             Some(Command::Get { image, api_version }) => {
                 let config = Config::load(self.config.as_deref())?;
-                serve(config, env, move |_| {
+                let cache = open_cache(self.cache_dir, &config, &env);
+                serve(config, env, cache, move |_| {
                     Ok(Request {
                         api_version: api_version.into(),
                         image,
@@ -98,6 +120,20 @@ impl Cli {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
                 print(&describe(&config))
             }
+            Some(Command::Cache(command)) => {
+                let config = Config::load(self.config.as_deref())?;
+                let dir = cache_dir(self.cache_dir, &config, &env)
+                    .ok_or_else(|| Error::CacheIo("no cache dir (HOME is not set)".into()))?;
+                let cache = Cache::open(&dir, env.uid()).map_err(Error::Cache)?;
+                let io = |e: std::io::Error| Error::CacheIo(format!("{}: {e}", dir.display()));
+                match command {
+                    CacheCommand::List => print(&list(&cache).map_err(io)?),
+                    CacheCommand::Purge { registry } => {
+                        let n = cache.purge(registry.as_deref()).map_err(io)?;
+                        print(&format!("removed {n} entries from {}\n", dir.display()))
+                    }
+                }
+            }
             Some(Command::Version) => print(&format!("pullcred {}\n", env!("CARGO_PKG_VERSION"))),
         }
     }
@@ -108,14 +144,46 @@ impl Cli {
 fn serve(
     config: Config,
     env: Env,
+    cache: Option<Cache>,
     request: impl FnOnce(&Env) -> Result<Request, Error> + Send + 'static,
 ) -> Result<(), Error> {
     let limit = config.deadline;
     let out = app::within_deadline(limit, move |deadline| {
         let req = request(&env)?;
-        Ok(app::answer(&req, &config, &env, deadline)?.encode())
+        Ok(app::answer(&req, &config, &env, cache.as_ref(), deadline)?.encode())
     })?;
     print(&out)
+}
+
+/// The cache dir: `--cache-dir`/`PULLCRED_CACHE_DIR`, else the config's, else the default.
+fn cache_dir(flag: Option<PathBuf>, config: &Config, env: &Env) -> Option<PathBuf> {
+    flag.or_else(|| config.cache.dir.clone())
+        .or_else(|| env.default_cache_dir())
+}
+
+/// A cache dir that cannot be used means answering without a cache, never a failed request.
+fn open_cache(flag: Option<PathBuf>, config: &Config, env: &Env) -> Option<Cache> {
+    let dir = cache_dir(flag, config, env)?;
+    Cache::open(&dir, env.uid())
+        .inspect_err(|e| tracing::warn!("{e}; answering without a cache"))
+        .ok()
+}
+
+fn list(cache: &Cache) -> std::io::Result<String> {
+    let mut out = String::new();
+    for (key, entry) in cache.entries()? {
+        match entry {
+            Ok(e) => out.push_str(&format!(
+                "{key}  {}  {}  refresh {}  expires {}\n",
+                e.registry,
+                e.source,
+                humantime::format_rfc3339_seconds(e.refresh_at),
+                humantime::format_rfc3339_seconds(e.expires_at)
+            )),
+            Err(why) => out.push_str(&format!("{key}  unreadable: {why}\n")),
+        }
+    }
+    Ok(out)
 }
 
 fn print(text: &str) -> Result<(), Error> {

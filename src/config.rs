@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::cache::{RefreshWindow, Settings as CacheSettings};
 use crate::image::ImageRef;
 use crate::rules::Pattern;
 use crate::sources::Source;
@@ -26,6 +27,7 @@ pub struct Config {
     pub origin: Origin,
     /// Hard limit on one request, from stdin to stdout.
     pub deadline: Duration,
+    pub cache: CacheSettings,
     pub rules: Vec<Rule>,
 }
 
@@ -84,6 +86,7 @@ impl Config {
         Config {
             origin: Origin::Builtin,
             deadline: DEFAULT_DEADLINE,
+            cache: CacheSettings::default(),
             rules: Vec::new(),
         }
     }
@@ -145,6 +148,13 @@ impl Config {
                 value
             }
         };
+        let cache = match &raw.cache {
+            None => CacheSettings::default(),
+            Some(c) => c
+                .get_ref()
+                .settings(base)
+                .map_err(|(span, m)| invalid(Some(span), format!("cache: {m}")))?,
+        };
         let rules = raw
             .registry
             .into_iter()
@@ -158,6 +168,7 @@ impl Config {
         Ok(Config {
             origin: Origin::File(path.into()),
             deadline,
+            cache,
             rules,
         })
     }
@@ -198,8 +209,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     deadline: Option<Spanned<String>>,
+    cache: Option<Spanned<RawCache>>,
     #[serde(default)]
     registry: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    dir: Option<Spanned<String>>,
+    refresh_before: Option<Spanned<String>>,
+    static_ttl: Option<Spanned<String>>,
+    max_kubelet_cache: Option<Spanned<String>>,
+    lock_timeout: Option<Spanned<String>>,
+}
+
+impl RawCache {
+    fn settings(&self, base: &Path) -> Result<CacheSettings, (std::ops::Range<usize>, String)> {
+        let mut s = CacheSettings::default();
+        let duration = |v: &Spanned<String>, key: &str| {
+            parse_duration(v.get_ref()).map_err(|m| (v.span(), format!("{key}: {m}")))
+        };
+        if let Some(d) = &self.dir {
+            s.dir = Some(base.join(d.get_ref()));
+        }
+        if let Some(w) = &self.refresh_before {
+            s.refresh_before = RefreshWindow::parse(w.get_ref())
+                .map_err(|m| (w.span(), format!("refresh_before: {m}")))?;
+        }
+        if let Some(t) = &self.static_ttl {
+            s.static_ttl = duration(t, "static_ttl")?;
+        }
+        if let Some(m) = &self.max_kubelet_cache {
+            s.max_kubelet_cache = Some(duration(m, "max_kubelet_cache")?);
+        }
+        if let Some(l) = &self.lock_timeout {
+            s.lock_timeout = duration(l, "lock_timeout")?;
+        }
+        Ok(s)
+    }
 }
 
 /// Every key any source takes; each source then checks that only its own keys are set.

@@ -7,6 +7,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+/// With the `test-clock` feature (tests only), this variable shifts the clock by whole
+/// seconds (negative: into the past), so expiry can be tested without waiting.
+#[cfg(feature = "test-clock")]
+pub const TEST_CLOCK_OFFSET: &str = "PULLCRED_TEST_CLOCK_OFFSET";
+
+/// Where a node's stable identity lives (systemd, then D-Bus).
+const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
+
 #[derive(Clone, Debug)]
 pub struct Env {
     vars: BTreeMap<String, String>,
@@ -58,6 +66,48 @@ impl Env {
     }
 
     pub fn now(&self) -> SystemTime {
-        SystemTime::now()
+        let now = SystemTime::now();
+        #[cfg(feature = "test-clock")]
+        if let Some(offset) = self
+            .var(TEST_CLOCK_OFFSET)
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            let shift = std::time::Duration::from_secs(offset.unsigned_abs());
+            return if offset >= 0 {
+                now + shift
+            } else {
+                now - shift
+            };
+        }
+        now
+    }
+
+    /// The node's machine id, used to spread refreshes across a fleet; the hostname where
+    /// there is none. Read only when minting, never on a cache hit.
+    pub fn machine_id(&self) -> String {
+        MACHINE_ID_FILES
+            .iter()
+            .find_map(|p| {
+                let id = std::fs::read_to_string(p).ok()?;
+                let id = id.trim();
+                (!id.is_empty()).then(|| id.to_string())
+            })
+            .or_else(|| {
+                rustix::system::uname()
+                    .nodename()
+                    .to_str()
+                    .ok()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    }
+
+    /// The default cache dir: `/run/pullcred` for root (a tmpfs on systemd hosts, so tokens
+    /// never reach a disk and a reboot starts clean), else the user's cache dir.
+    pub fn default_cache_dir(&self) -> Option<PathBuf> {
+        if self.uid == 0 {
+            return Some(PathBuf::from("/run/pullcred"));
+        }
+        directories::BaseDirs::new().map(|d| d.cache_dir().join("pullcred"))
     }
 }

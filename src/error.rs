@@ -1,6 +1,7 @@
 //! The errors a run of pullcred can end with. Each wraps the typed error of the module that
 //! failed; `main` prints the chain on one line.
 
+use crate::cache::CacheError;
 use crate::config::ConfigError;
 use crate::image::ImageError;
 use crate::protocol::{Quoted, RequestError};
@@ -26,6 +27,10 @@ pub enum Error {
         #[source]
         err: SourceError,
     },
+    #[error("cache")]
+    Cache(#[source] CacheError),
+    #[error("cache: {0}")]
+    CacheIo(String),
     #[error("no answer within the deadline of {0}")]
     Deadline(String),
     #[error("writing the response: {0}")]

@@ -2,6 +2,7 @@
 //! unit tests and benchmarks can reach them.
 
 pub mod app;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod credential;

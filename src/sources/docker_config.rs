@@ -89,6 +89,13 @@ impl Source for DockerConfigSource {
         "docker-config"
     }
 
+    fn cache_identity(&self, env: &Env) -> String {
+        match self.resolve_path(env) {
+            Ok(path) => format!("docker-config {}", path.display()),
+            Err(_) => "docker-config (no path)".into(),
+        }
+    }
+
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let path = self.resolve_path(req.env)?;
         let text = secret_file::read(&path, req.env.uid())?;

@@ -23,6 +23,11 @@ pub trait Source {
     /// The source's name as written in the config (`static`, `docker-config`, …).
     fn name(&self) -> &'static str;
 
+    /// Everything about this source that changes the credential it mints, as resolved on
+    /// this node (e.g. the docker config path actually read), for the cache key. Never a
+    /// secret.
+    fn cache_identity(&self, env: &Env) -> String;
+
     /// Mints (or reads) a credential for `req.registry`.
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
 }

@@ -23,6 +23,14 @@ impl Source for StaticSource {
         "static"
     }
 
+    fn cache_identity(&self, _env: &crate::env::Env) -> String {
+        format!(
+            "static {:?} {}",
+            self.username,
+            self.password_file.display()
+        )
+    }
+
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let uid = req.env.uid();
         let username = match &self.username {

@@ -3,6 +3,11 @@
 
 pub mod registry;
 
+// The cache tests move the clock with PULLCRED_TEST_CLOCK_OFFSET, which only a binary built
+// with this feature honours. Fail loudly rather than let those tests pass vacuously.
+#[cfg(not(feature = "test-clock"))]
+compile_error!("the integration tests need `--features test-clock` (tests/run.sh passes it)");
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -65,19 +70,44 @@ impl Run {
 }
 
 /// A command for the built binary with a neutral environment: no config, no docker config,
-/// no log level from the developer's shell.
+/// no log level from the developer's shell, and a cache under `home`.
 pub fn pullcred(home: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pullcred"));
     for var in [
         "PULLCRED_CONFIG",
         "PULLCRED_LOG",
         "DOCKER_CONFIG",
-        "PULLCRED_CACHE_DIR",
+        "PULLCRED_TEST_CLOCK_OFFSET",
     ] {
         cmd.env_remove(var);
     }
     cmd.env("HOME", home);
+    cmd.env("PULLCRED_CACHE_DIR", home.join("cache"));
     cmd
+}
+
+/// Seconds in a Go duration string of the forms pullcred emits (`1h2m3s`, `45s`, `0s`).
+pub fn go_seconds(d: &Value) -> u64 {
+    let s = d.as_str().expect("duration string");
+    let mut total = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        match c {
+            '0'..='9' => num.push(c),
+            'h' | 'm' | 's' => {
+                let n: u64 = num.parse().unwrap_or_else(|_| panic!("bad duration {s}"));
+                total += n * match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                num.clear();
+            }
+            _ => panic!("unexpected duration {s}"),
+        }
+    }
+    assert!(num.is_empty(), "bad duration {s}");
+    total
 }
 
 /// Runs `cmd` with `stdin` and checks that no fixture secret reached stderr.

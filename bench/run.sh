@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# pullcred's benchmarks. Needs hyperfine and GNU time (apt-get install hyperfine time).
+#   bench/run.sh            run everything, print a summary
+# Figures on shared machines are noisy: compare ratios within one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q
+bin=$PWD/target/x86_64-unknown-linux-gnu/release/pullcred
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+chmod 700 "$work"
+
+# A docker-config source whose credential helper logs each call: every call is one mint.
+mkdir -p "$work/bin" "$work/docker"
+cat > "$work/bin/docker-credential-bench" <<HELPER
+#!/bin/sh
+read -r url
+echo "\$url" >> "$work/mints.log"
+printf '{"ServerURL":"%s","Username":"bench","Secret":"bench-secret"}\n' "\$url"
+HELPER
+chmod 700 "$work/bin/docker-credential-bench"
+printf '{"credHelpers":{"registry.example.com":"bench"}}\n' > "$work/docker/config.json"
+chmod 600 "$work/docker/config.json"
+cat > "$work/config.toml" <<CONFIG
+[[registry]]
+match = ["registry.example.com"]
+source = "docker-config"
+path = "$work/docker/config.json"
+CONFIG
+printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/team/app:1"}' > "$work/request.json"
+export PATH="$work/bin:$PATH" PULLCRED_CONFIG="$work/config.toml" PULLCRED_CACHE_DIR="$work/cache"
+
+echo "## cache-hit exec latency (hyperfine; pullcred get, exec'd directly)"
+"$bin" get registry.example.com/team/app:1 >/dev/null   # warm the cache
+hyperfine -N --warmup 100 --runs 2000 --export-json "$work/hit.json" \
+  '/bin/true' "$bin get registry.example.com/team/app:1" | grep -E 'Time|±|Benchmark'
+python3 - "$work/hit.json" <<'PY'
+import json, sys, statistics
+r = json.load(open(sys.argv[1]))["results"]
+med = [statistics.median(x["times"]) * 1000 for x in r]
+print(f"median: /bin/true {med[0]:.3f} ms, pullcred hit {med[1]:.3f} ms, ratio {med[1]/med[0]:.2f}x")
+PY
+
+echo "## cache-hit exec latency in plugin mode (request on stdin; both through sh -c)"
+hyperfine --warmup 50 --runs 1000 -N --export-json "$work/plugin.json" \
+  "sh -c '/bin/true < $work/request.json'" "sh -c '$bin < $work/request.json'" | grep -E 'Time|Benchmark'
+python3 - "$work/plugin.json" <<'PY'
+import json, sys, statistics
+r = json.load(open(sys.argv[1]))["results"]
+med = [statistics.median(x["times"]) * 1000 for x in r]
+print(f"median: sh+/bin/true {med[0]:.3f} ms, sh+pullcred hit {med[1]:.3f} ms, ratio {med[1]/med[0]:.2f}x")
+PY
+
+echo "## peak RSS (/usr/bin/time -v)"
+hit_rss=$(/usr/bin/time -v "$bin" get registry.example.com/team/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
+rm -rf "$work/cache"
+miss_rss=$(/usr/bin/time -v "$bin" get registry.example.com/team/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
+true_rss=$(/usr/bin/time -v /bin/true 2>&1 | awk -F': ' '/Maximum resident/ {print $2}')
+echo "peak RSS: hit ${hit_rss} KiB, miss ${miss_rss} KiB (/bin/true ${true_rss} KiB)"
+
+echo "## 64 concurrent execs for 64 images of one registry, cold cache"
+rm -rf "$work/cache" "$work/mints.log"
+start=$(date +%s.%N)
+for i in $(seq 1 64); do
+  "$bin" < <(printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/app-%d:1"}' "$i") > "$work/out.$i" &
+done
+wait
+end=$(date +%s.%N)
+answers=$(cat "$work"/out.* | python3 -c 'import sys,json; print(len({json.dumps(json.loads(l)["auth"]["registry.example.com"]) for l in sys.stdin}))')
+echo "64-way cold burst: wall $(python3 -c "print(f'{($end-$start)*1000:.0f}')") ms, mints $(wc -l < "$work/mints.log"), distinct answers ${answers}"

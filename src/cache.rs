@@ -1,0 +1,552 @@
+//! The on-disk credential cache: one file per key under a private directory, replaced
+//! atomically, guarded by a per-key lock file; and the timing of each entry (when to refresh,
+//! when it expires).
+//!
+//! Lock files are separate from data files on purpose: an entry is replaced by `rename`, so a
+//! lock on the entry itself would lock an inode that a writer is about to unlink, and two
+//! processes could each believe they hold it (measured: over half the updates were lost).
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::credential::{Credential, Secret};
+
+/// Bumped whenever the entry layout changes; entries of other versions are misses.
+pub const FORMAT_VERSION: u32 = 1;
+const MAX_ENTRY_BYTES: u64 = 64 * 1024;
+/// The refresh window starts up to this share of the lifetime early, per node and key, so a
+/// fleet booted together does not refresh together.
+const MAX_JITTER: f64 = 0.10;
+
+/// Cache tuning from the config's `[cache]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub dir: Option<PathBuf>,
+    pub refresh_before: RefreshWindow,
+    /// How long credentials without their own expiry (files) are kept.
+    pub static_ttl: Duration,
+    /// Upper bound on the `cacheDuration` told to the kubelet.
+    pub max_kubelet_cache: Option<Duration>,
+    /// How long to wait for another process minting the same key.
+    pub lock_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dir: None,
+            refresh_before: RefreshWindow::Fraction(0.25),
+            static_ttl: Duration::from_secs(300),
+            max_kubelet_cache: None,
+            lock_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The tail of a credential's life in which it is minted anew rather than served.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RefreshWindow {
+    /// A share of the lifetime (`"25%"`).
+    Fraction(f64),
+    /// A fixed time before expiry (`"3h"`), at most the whole lifetime.
+    Fixed(Duration),
+}
+
+impl RefreshWindow {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(pct) = s.strip_suffix('%') {
+            return match pct.trim().parse::<f64>() {
+                Ok(p) if (0.0..100.0).contains(&p) => Ok(RefreshWindow::Fraction(p / 100.0)),
+                _ => Err(format!("{s:?} is not a percentage from 0% to under 100%")),
+            };
+        }
+        crate::config::parse_duration(s).map(RefreshWindow::Fixed)
+    }
+
+    fn of(self, lifetime: Duration) -> Duration {
+        match self {
+            RefreshWindow::Fraction(f) => lifetime.mul_f64(f),
+            RefreshWindow::Fixed(d) => d.min(lifetime),
+        }
+    }
+}
+
+/// A cache key: a hash of everything that changes the credential. Never a secret, and the
+/// hash keeps even the parameters out of file names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(material: &str) -> Self {
+        let digest = Sha256::digest(material.as_bytes());
+        Key(hex(&digest[..16]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A number in [0, 1) fixed for this key on this node: where in the jitter range its
+    /// refresh starts.
+    pub fn jitter(&self, machine_id: &str) -> f64 {
+        let digest = Sha256::digest(format!("{machine_id}\n{}", self.0).as_bytes());
+        let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        (n >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A cached credential and its timing.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub registry: String,
+    pub source: String,
+    pub minted_at: SystemTime,
+    /// From here on the entry is not served; a request mints anew.
+    pub refresh_at: SystemTime,
+    /// From here on the credential does not work; not even served when minting fails.
+    pub expires_at: SystemTime,
+    pub username: String,
+    pub password: Secret,
+}
+
+impl Entry {
+    /// Times a freshly minted credential. Credentials without an expiry are kept for
+    /// `static_ttl` and have no refresh window: re-reading a file is cheap and throttles
+    /// nobody. Others refresh `refresh_before` ahead of expiry, plus up to 10% of their
+    /// lifetime of per-node jitter (`jitter` in [0, 1)).
+    pub fn new(
+        credential: Credential,
+        registry: &str,
+        source: &str,
+        now: SystemTime,
+        settings: &Settings,
+        jitter: f64,
+    ) -> Self {
+        let (refresh_at, expires_at) = match credential.expires_at {
+            None => {
+                let at = now + settings.static_ttl;
+                (at, at)
+            }
+            Some(expires_at) => {
+                let lifetime = expires_at.duration_since(now).unwrap_or_default();
+                let early =
+                    settings.refresh_before.of(lifetime) + lifetime.mul_f64(MAX_JITTER * jitter);
+                let refresh_at = expires_at.checked_sub(early.min(lifetime)).unwrap_or(now);
+                (refresh_at.max(now), expires_at)
+            }
+        };
+        Entry {
+            registry: registry.to_string(),
+            source: source.to_string(),
+            minted_at: now,
+            refresh_at,
+            expires_at,
+            username: credential.username,
+            password: credential.password,
+        }
+    }
+
+    /// Outside the refresh window: serve without minting.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        now < self.refresh_at
+    }
+
+    /// Not yet expired: still usable when minting fails.
+    pub fn is_valid(&self, now: SystemTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// The file layout of an entry.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEntry {
+    version: u32,
+    registry: String,
+    source: String,
+    minted_at_ms: u64,
+    refresh_at_ms: u64,
+    expires_at_ms: u64,
+    username: String,
+    password: String,
+}
+
+fn to_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cache dir {dir}: {reason}")]
+pub struct CacheError {
+    pub dir: PathBuf,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("timed out after {0:?} waiting for another pullcred")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Io(std::io::Error),
+}
+
+/// Held while minting a key; dropping it (or the process dying) releases the lock.
+pub struct Lock {
+    _file: File,
+}
+
+/// A cache directory that passed its checks.
+#[derive(Debug)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// `O_NOFOLLOW`: the directory is ours, but a link inside it is still never followed.
+fn nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+impl Cache {
+    /// Opens (creating it 0700 if missing) a cache dir owned by `uid`. A dir that is a
+    /// symlink, owned by someone else, or writable by others is refused: whoever controls it
+    /// could plant credentials.
+    pub fn open(dir: &Path, uid: u32) -> Result<Self, CacheError> {
+        let err = |reason: String| CacheError {
+            dir: dir.into(),
+            reason,
+        };
+        let meta = match fs::symlink_metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = dir.parent() {
+                    fs::create_dir_all(parent).map_err(|e| err(format!("cannot create: {e}")))?;
+                }
+                match DirBuilder::new().mode(0o700).create(dir) {
+                    Ok(()) => {}
+                    // Another process created it meanwhile; the checks below still apply.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(err(format!("cannot create: {e}"))),
+                }
+                fs::symlink_metadata(dir).map_err(|e| err(e.to_string()))?
+            }
+            Err(e) => return Err(err(e.to_string())),
+            Ok(meta) => meta,
+        };
+        if meta.file_type().is_symlink() {
+            return Err(err("is a symlink".into()));
+        }
+        if !meta.is_dir() {
+            return Err(err("not a directory".into()));
+        }
+        if meta.uid() != uid {
+            return Err(err(format!("owned by uid {} (want {uid})", meta.uid())));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(err(format!(
+                "writable by group or others (mode {mode:04o})"
+            )));
+        }
+        Ok(Cache { dir: dir.into() })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry_path(&self, key: &Key) -> PathBuf {
+        self.dir.join(format!("{}.json", key.0))
+    }
+
+    /// The entry for `key`, or `None` for a miss. Missing, unreadable, corrupt and
+    /// other-version entries are all misses: the next mint replaces them.
+    pub fn read(&self, key: &Key) -> Option<Entry> {
+        let path = self.entry_path(key);
+        match read_entry(&path) {
+            Ok(entry) => Some(entry),
+            Err(ReadError::Missing) => None,
+            Err(ReadError::Other(why)) => {
+                tracing::warn!("{}: {why}; treating it as a miss", path.display());
+                None
+            }
+        }
+    }
+
+    /// Takes the key's lock, waiting at most `timeout`.
+    pub fn lock(&self, key: &Key, timeout: Duration) -> Result<Lock, LockError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nofollow())
+            .open(self.dir.join(format!("{}.lock", key.0)))
+            .map_err(LockError::Io)?;
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(LockError::Timeout(timeout));
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes an entry crash-safely: a private temp file, fsync, rename over the old one.
+    /// A reader sees the old entry or the new one, never a part.
+    pub fn write(&self, key: &Key, entry: &Entry) -> std::io::Result<()> {
+        let wire = WireEntry {
+            version: FORMAT_VERSION,
+            registry: entry.registry.clone(),
+            source: entry.source.clone(),
+            minted_at_ms: to_ms(entry.minted_at),
+            refresh_at_ms: to_ms(entry.refresh_at),
+            expires_at_ms: to_ms(entry.expires_at),
+            username: entry.username.clone(),
+            password: entry.password.expose().to_string(),
+        };
+        let body = serde_json::to_vec(&wire).map_err(std::io::Error::other)?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = self
+            .dir
+            .join(format!("{}.tmp.{}.{nanos}", key.0, std::process::id()));
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(nofollow())
+                .open(&tmp)?;
+            file.write_all(&body)?;
+            file.sync_all()?;
+            fs::rename(&tmp, self.entry_path(key))?;
+            // Make the rename itself durable where the dir is on a disk.
+            File::open(&self.dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Removes temp files a killed writer of `key` left behind. Call with the key's lock held:
+    /// then no live writer of that key has a temp file.
+    pub fn sweep_temp_files(&self, key: &Key) {
+        let prefix = format!("{}.tmp.", key.0);
+        if let Ok(dir) = fs::read_dir(&self.dir) {
+            for entry in dir.flatten() {
+                if entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(&prefix))
+                {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Every entry file: its key, and the entry or why it cannot be read.
+    pub fn entries(&self) -> std::io::Result<Vec<(String, Result<Entry, String>)>> {
+        let mut out = Vec::new();
+        for item in fs::read_dir(&self.dir)? {
+            let item = item?;
+            let name = item.file_name().to_string_lossy().into_owned();
+            let Some(key) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let entry = read_entry(&item.path()).map_err(|e| match e {
+                ReadError::Missing => "vanished".to_string(),
+                ReadError::Other(why) => why,
+            });
+            out.push((key.to_string(), entry));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Removes entries (all, or those for `registry`) and stray temp files; returns how many
+    /// entries went. Lock files stay: removing one under a waiting process would let two
+    /// processes hold "the" lock at once.
+    pub fn purge(&self, registry: Option<&str>) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for (key, entry) in self.entries()? {
+            let matches = match (registry, &entry) {
+                (None, _) => true,
+                (Some(r), Ok(e)) => e.registry == r,
+                (Some(_), Err(_)) => false,
+            };
+            if matches {
+                fs::remove_file(self.dir.join(format!("{key}.json")))?;
+                removed += 1;
+            }
+        }
+        if registry.is_none() {
+            for item in fs::read_dir(&self.dir)?.flatten() {
+                if item.file_name().to_string_lossy().contains(".tmp.") {
+                    let _ = fs::remove_file(item.path());
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+enum ReadError {
+    Missing,
+    Other(String),
+}
+
+fn read_entry(path: &Path) -> Result<Entry, ReadError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow())
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
+        Err(e) => return Err(ReadError::Other(e.to_string())),
+    };
+    let mut body = Vec::new();
+    file.take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ReadError::Other(e.to_string()))?;
+    if body.len() as u64 > MAX_ENTRY_BYTES {
+        return Err(ReadError::Other("entry too large".into()));
+    }
+    // Check the version before the layout, so an entry of another version is reported as such.
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    match serde_json::from_slice::<Version>(&body) {
+        Ok(v) if v.version == FORMAT_VERSION => {}
+        Ok(v) => {
+            return Err(ReadError::Other(format!(
+                "entry of format version {}",
+                v.version
+            )));
+        }
+        Err(_) => return Err(ReadError::Other("corrupt entry".into())),
+    }
+    let wire: WireEntry =
+        serde_json::from_slice(&body).map_err(|_| ReadError::Other("corrupt entry".into()))?;
+    Ok(Entry {
+        registry: wire.registry,
+        source: wire.source,
+        minted_at: from_ms(wire.minted_at_ms),
+        refresh_at: from_ms(wire.refresh_at_ms),
+        expires_at: from_ms(wire.expires_at_ms),
+        username: wire.username,
+        password: Secret::new(wire.password),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential(expires_in: Option<u64>, now: SystemTime) -> Credential {
+        Credential {
+            username: "u".into(),
+            password: Secret::new("p"),
+            expires_at: expires_in.map(|s| now + Duration::from_secs(s)),
+        }
+    }
+
+    #[test]
+    fn refresh_window_and_jitter() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let s = Settings::default();
+        let twelve_h = 12 * 3600;
+        // No jitter: refresh at 3/4 of the life.
+        let e = Entry::new(credential(Some(twelve_h), now), "r", "ecr", now, &s, 0.0);
+        assert_eq!(e.refresh_at, now + Duration::from_secs(9 * 3600));
+        assert_eq!(e.expires_at, now + Duration::from_secs(twelve_h));
+        // Full jitter: up to 10% of the life earlier.
+        let e = Entry::new(
+            credential(Some(twelve_h), now),
+            "r",
+            "ecr",
+            now,
+            &s,
+            0.999_999,
+        );
+        let early = e.refresh_at.duration_since(now).unwrap().as_secs_f64();
+        assert!(
+            (early - 9.0 * 3600.0 + 0.1 * twelve_h as f64).abs() < 1.0,
+            "{early}"
+        );
+        // A fixed window.
+        let fixed = Settings {
+            refresh_before: RefreshWindow::Fixed(Duration::from_secs(3600)),
+            ..Settings::default()
+        };
+        let e = Entry::new(
+            credential(Some(twelve_h), now),
+            "r",
+            "ecr",
+            now,
+            &fixed,
+            0.0,
+        );
+        assert_eq!(e.refresh_at, now + Duration::from_secs(11 * 3600));
+        // No expiry: kept for static_ttl, no window.
+        let e = Entry::new(credential(None, now), "r", "static", now, &s, 0.9);
+        assert_eq!(
+            (e.refresh_at, e.expires_at),
+            (now + s.static_ttl, now + s.static_ttl)
+        );
+        // Already expired at mint: refresh at once.
+        let e = Entry::new(credential(Some(0), now), "r", "ecr", now, &s, 0.5);
+        assert!(!e.is_fresh(now));
+    }
+
+    #[test]
+    fn jitter_is_stable_per_node_and_key_and_spread() {
+        let key = Key::new("rule\nregistry");
+        assert_eq!(key.jitter("node-a"), key.jitter("node-a"));
+        let spread: Vec<f64> = (0..200).map(|i| key.jitter(&format!("node-{i}"))).collect();
+        assert!(spread.iter().all(|j| (0.0..1.0).contains(j)));
+        let low = spread.iter().filter(|&&j| j < 0.5).count();
+        assert!((60..140).contains(&low), "{low} of 200 below 0.5");
+    }
+
+    #[test]
+    fn window_parsing() {
+        assert_eq!(
+            RefreshWindow::parse("25%"),
+            Ok(RefreshWindow::Fraction(0.25))
+        );
+        assert_eq!(
+            RefreshWindow::parse("3h"),
+            Ok(RefreshWindow::Fixed(Duration::from_secs(3 * 3600)))
+        );
+        assert!(RefreshWindow::parse("100%").is_err());
+        assert!(RefreshWindow::parse("soon").is_err());
+    }
+}
