@@ -30,26 +30,27 @@ CONFIG
 printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/team/app:1"}' > "$work/request.json"
 export PATH="$work/bin:$PATH" PULLCRED_CONFIG="$work/config.toml" PULLCRED_CACHE_DIR="$work/cache"
 
+# Prints the two medians of a hyperfine JSON export and their ratio.
+medians() {
+  python3 - "$@" <<'PY'
+import json, sys, statistics
+path, a, b = sys.argv[1:4]
+r = json.load(open(path))["results"]
+m = [statistics.median(x["times"]) * 1000 for x in r]
+print(f"median: {a} {m[0]:.3f} ms, {b} {m[1]:.3f} ms, ratio {m[1]/m[0]:.2f}x")
+PY
+}
+
 echo "## cache-hit exec latency (hyperfine; pullcred get, exec'd directly)"
 "$bin" get registry.example.com/team/app:1 >/dev/null   # warm the cache
 hyperfine -N --warmup 100 --runs 2000 --export-json "$work/hit.json" \
   '/bin/true' "$bin get registry.example.com/team/app:1" | grep -E 'Time|±|Benchmark'
-python3 - "$work/hit.json" <<'PY'
-import json, sys, statistics
-r = json.load(open(sys.argv[1]))["results"]
-med = [statistics.median(x["times"]) * 1000 for x in r]
-print(f"median: /bin/true {med[0]:.3f} ms, pullcred hit {med[1]:.3f} ms, ratio {med[1]/med[0]:.2f}x")
-PY
+medians "$work/hit.json" /bin/true "pullcred hit"
 
 echo "## cache-hit exec latency in plugin mode (request on stdin; both through sh -c)"
 hyperfine --warmup 50 --runs 1000 -N --export-json "$work/plugin.json" \
   "sh -c '/bin/true < $work/request.json'" "sh -c '$bin < $work/request.json'" | grep -E 'Time|Benchmark'
-python3 - "$work/plugin.json" <<'PY'
-import json, sys, statistics
-r = json.load(open(sys.argv[1]))["results"]
-med = [statistics.median(x["times"]) * 1000 for x in r]
-print(f"median: sh+/bin/true {med[0]:.3f} ms, sh+pullcred hit {med[1]:.3f} ms, ratio {med[1]/med[0]:.2f}x")
-PY
+medians "$work/plugin.json" "sh+/bin/true" "sh+pullcred hit"
 
 echo "## peak RSS (/usr/bin/time -v)"
 hit_rss=$(/usr/bin/time -v "$bin" get registry.example.com/team/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')

@@ -121,13 +121,7 @@ fn expiring_credentials_are_refreshed_inside_the_window() {
 #[test]
 fn max_kubelet_cache_caps_the_cache_duration() {
     let fx = Fixture::new("docker-config");
-    let config = fx.path("config.toml");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(
-        &config,
-        format!("[cache]\nmax_kubelet_cache = \"2m\"\n\n{text}"),
-    )
-    .unwrap();
+    fx.prepend_config("[cache]\nmax_kubelet_cache = \"2m\"\n");
     assert_eq!(fx.plugin(IMAGE).response()["cacheDuration"], "2m0s");
 }
 
@@ -341,9 +335,7 @@ fn sixty_four_concurrent_execs_on_a_cold_cache_mint_once() {
 #[test]
 fn a_stuck_lock_holder_delays_but_does_not_block() {
     let fx = Fixture::new("docker-config");
-    let config = fx.path("config.toml");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, format!("[cache]\nlock_timeout = \"1s\"\n\n{text}")).unwrap();
+    fx.prepend_config("[cache]\nlock_timeout = \"1s\"\n");
     fx.plugin(IMAGE).response();
     run(fx.cmd().args(["cache", "purge"]), b"");
     let lock_path = fs::read_dir(fx.path("cache"))
@@ -367,9 +359,7 @@ fn a_stuck_lock_holder_delays_but_does_not_block() {
 fn sigkill_while_writing_never_leaves_a_readable_broken_entry() {
     // Every exec writes (credentials are kept 1 ms), and is killed at a random moment.
     let fx = Fixture::new("matching");
-    let config = fx.path("config.toml");
-    let text = fs::read_to_string(&config).unwrap();
-    fs::write(&config, format!("[cache]\nstatic_ttl = \"1ms\"\n\n{text}")).unwrap();
+    fx.prepend_config("[cache]\nstatic_ttl = \"1ms\"\n");
     let image = "registry.example.com/app";
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut killed = 0;

@@ -153,3 +153,49 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
         serde_json::json!({"username": "demo", "password": "not-a-real-password"})
     );
 }
+
+#[test]
+fn logs_go_to_stderr_at_the_level_asked_for() {
+    let fx = Fixture::new("static");
+    let quiet = fx.plugin("registry.example.com/app");
+    assert_eq!(quiet.stderr, "", "quiet by default");
+    let debug = run(
+        fx.cmd().env("PULLCRED_LOG", "debug"),
+        &request(V1, "registry.example.com/app"),
+    );
+    assert!(
+        debug.stderr.contains("pullcred: debug: "),
+        "{:?}",
+        debug.stderr
+    );
+    // stdout is the response alone, whatever the log level.
+    assert_eq!(debug.response()["kind"], "CredentialProviderResponse");
+    let verbose = run(
+        fx.cmd().arg("-vv"),
+        &request(V1, "registry.example.com/app"),
+    );
+    assert!(
+        verbose.stderr.contains("pullcred: debug: "),
+        "{:?}",
+        verbose.stderr
+    );
+}
+
+#[test]
+fn the_cache_dir_can_come_from_the_config() {
+    let fx = Fixture::new("static");
+    // Relative to the config file's directory.
+    fx.prepend_config("[cache]\ndir = \"from-config\"\n");
+    let mut cmd = fx.cmd();
+    cmd.env_remove("PULLCRED_CACHE_DIR");
+    run(&mut cmd, &request(V1, "registry.example.com/app")).response();
+    let entries = std::fs::read_dir(fx.path("from-config")).unwrap().count();
+    assert_eq!(entries, 2, "an entry and its lock file");
+    // --cache-dir wins over the config.
+    let mut cmd = fx.cmd();
+    cmd.env_remove("PULLCRED_CACHE_DIR")
+        .arg("--cache-dir")
+        .arg(fx.path("from-flag"));
+    run(&mut cmd, &request(V1, "registry.example.com/app")).response();
+    assert_eq!(std::fs::read_dir(fx.path("from-flag")).unwrap().count(), 2);
+}

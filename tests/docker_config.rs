@@ -88,6 +88,16 @@ fn cred_helpers_come_before_the_store() {
         ["store.example.com", "other.example.com"]
     );
 
+    // A helper's `<token>` username marks an identity token: answered as the password.
+    assert_eq!(
+        auth(&fx, "token.example.com/app"),
+        (
+            "token.example.com".into(),
+            "<token>".into(),
+            "s3cret-identity-token".into()
+        )
+    );
+
     fx.plugin("absent.example.com/app").assert_error(
         "credential helper docker-credential-store: get failed (exit status: 1): credentials not found in native keychain",
     );

@@ -191,6 +191,13 @@ impl Fixture {
         run(&mut self.cmd(), &request(V1, image))
     }
 
+    /// Puts `toml` (top-level keys or a `[cache]` table) before the fixture's config.
+    pub fn prepend_config(&self, toml: &str) {
+        let path = self.path("config.toml");
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, format!("{toml}\n{text}")).unwrap();
+    }
+
     pub fn chmod(&self, rel: &str, mode: u32) {
         fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
     }
