@@ -112,7 +112,8 @@ fn obtain(
         return Ok((entry, false));
     }
     // Miss: wait for whoever may be minting this key, then look again before minting.
-    let _lock = cache.and_then(|c| {
+    // Held until the new entry is written (end of this function).
+    let lock = cache.and_then(|c| {
         let budget = req.deadline.saturating_duration_since(Instant::now()) / 2;
         match c.lock(&key, settings.lock_timeout.min(budget)) {
             Ok(lock) => {
@@ -125,7 +126,7 @@ fn obtain(
             }
         }
     });
-    if _lock.is_some() {
+    if lock.is_some() {
         cached = cache.and_then(read);
         if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
             tracing::debug!(key = key.as_str(), "cache hit after waiting for the lock");

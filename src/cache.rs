@@ -356,16 +356,23 @@ impl Cache {
     /// Removes temp files a killed writer of `key` left behind. Call with the key's lock held:
     /// then no live writer of that key has a temp file.
     pub fn sweep_temp_files(&self, key: &Key) {
-        let prefix = format!("{}.tmp.", key.0);
-        if let Ok(dir) = fs::read_dir(&self.dir) {
-            for entry in dir.flatten() {
-                if entry
-                    .file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(&prefix))
-                {
-                    let _ = fs::remove_file(entry.path());
-                }
+        self.remove_temp_files(Some(key));
+    }
+
+    /// Removes temp files of `key`, or of every key.
+    fn remove_temp_files(&self, key: Option<&Key>) {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for item in dir.flatten() {
+            let name = item.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let ours = match key {
+                Some(k) => name.starts_with(&format!("{}.tmp.", k.0)),
+                None => name.contains(".tmp."),
+            };
+            if ours {
+                let _ = fs::remove_file(item.path());
             }
         }
     }
@@ -406,11 +413,7 @@ impl Cache {
             }
         }
         if registry.is_none() {
-            for item in fs::read_dir(&self.dir)?.flatten() {
-                if item.file_name().to_string_lossy().contains(".tmp.") {
-                    let _ = fs::remove_file(item.path());
-                }
-            }
+            self.remove_temp_files(None);
         }
         Ok(removed)
     }
@@ -478,27 +481,33 @@ mod tests {
         }
     }
 
+    const TWELVE_H: u64 = 12 * 3600;
+
+    /// A 12-hour credential minted at `now`, timed with `settings` and `jitter`.
+    fn twelve_hours(now: SystemTime, settings: &Settings, jitter: f64) -> Entry {
+        Entry::new(
+            credential(Some(TWELVE_H), now),
+            "r",
+            "ecr",
+            now,
+            settings,
+            jitter,
+        )
+    }
+
     #[test]
     fn refresh_window_and_jitter() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let s = Settings::default();
-        let twelve_h = 12 * 3600;
         // No jitter: refresh at 3/4 of the life.
-        let e = Entry::new(credential(Some(twelve_h), now), "r", "ecr", now, &s, 0.0);
+        let e = twelve_hours(now, &s, 0.0);
         assert_eq!(e.refresh_at, now + Duration::from_secs(9 * 3600));
-        assert_eq!(e.expires_at, now + Duration::from_secs(twelve_h));
+        assert_eq!(e.expires_at, now + Duration::from_secs(TWELVE_H));
         // Full jitter: up to 10% of the life earlier.
-        let e = Entry::new(
-            credential(Some(twelve_h), now),
-            "r",
-            "ecr",
-            now,
-            &s,
-            0.999_999,
-        );
+        let e = twelve_hours(now, &s, 0.999_999);
         let early = e.refresh_at.duration_since(now).unwrap().as_secs_f64();
         assert!(
-            (early - 9.0 * 3600.0 + 0.1 * twelve_h as f64).abs() < 1.0,
+            (early - 9.0 * 3600.0 + 0.1 * TWELVE_H as f64).abs() < 1.0,
             "{early}"
         );
         // A fixed window.
@@ -506,14 +515,7 @@ mod tests {
             refresh_before: RefreshWindow::Fixed(Duration::from_secs(3600)),
             ..Settings::default()
         };
-        let e = Entry::new(
-            credential(Some(twelve_h), now),
-            "r",
-            "ecr",
-            now,
-            &fixed,
-            0.0,
-        );
+        let e = twelve_hours(now, &fixed, 0.0);
         assert_eq!(e.refresh_at, now + Duration::from_secs(11 * 3600));
         // No expiry: kept for static_ttl, no window.
         let e = Entry::new(credential(None, now), "r", "static", now, &s, 0.9);
