@@ -69,3 +69,53 @@ wait
 end=$(date +%s.%N)
 answers=$(cat "$work"/out.* | python3 -c 'import sys,json; print(len({json.dumps(json.loads(l)["auth"]["registry.example.com"]) for l in sys.stdin}))')
 echo "64-way cold burst: wall $(python3 -c "print(f'{($end-$start)*1000:.0f}')") ms, mints $(wc -l < "$work/mints.log"), distinct answers ${answers}"
+
+echo "## ECR cold mint against moto on loopback (whole exec; cache emptied before each run)"
+# moto's tokens are dated 2015, so every run is a mint anyway; the cache is emptied too, to
+# be sure. The second command adds an STS AssumeRole before GetAuthorizationToken.
+command -v moto_server >/dev/null || pip install -q 'moto[server]'
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+TZ=UTC moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null; rm -rf "$work"' EXIT
+until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null; do sleep 0.1; done
+cat > "$work/ecr.toml" <<CONFIG
+[[registry]]
+match = ["*.dkr.ecr.eu-west-1.amazonaws.com"]
+source = "ecr"
+role_arn = "arn:aws:iam::210987654321:role/puller"
+
+[[registry]]
+match = ["*.dkr.ecr.*.amazonaws.com"]
+source = "ecr"
+CONFIG
+(
+  export AWS_ACCESS_KEY_ID=AKIABENCH0000000001 AWS_SECRET_ACCESS_KEY=bench-secret-key \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_EC2_METADATA_DISABLED=true \
+    PULLCRED_CONFIG="$work/ecr.toml"
+  "$bin" get 123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1 >/dev/null  # moto loads its backends
+  "$bin" get 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1 >/dev/null
+  hyperfine -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --export-json "$work/ecr.json" \
+    "$bin get 123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1" \
+    "$bin get 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1" | grep -E 'Time|Benchmark'
+  medians "$work/ecr.json" "GetAuthorizationToken" "AssumeRole+GetAuthorizationToken"
+  rm -rf "$work/cache"
+  ecr_rss=$(/usr/bin/time -v "$bin" get 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
+  echo "ECR cold mint peak RSS (with AssumeRole): ${ecr_rss} KiB"
+  # The limits of issue 4: a cold mint within 150 ms wall, under 25 MiB.
+  python3 - "$work/ecr.json" "$ecr_rss" <<'PY'
+import json, statistics, sys
+times = json.load(open(sys.argv[1]))["results"][0]["times"]
+median_ms, rss_kib = statistics.median(times) * 1000, int(sys.argv[2])
+assert median_ms <= 150, f"ECR cold mint median {median_ms:.1f} ms is over 150 ms"
+assert rss_kib < 25 * 1024, f"ECR cold mint peak RSS {rss_kib} KiB is over 25 MiB"
+PY
+)
+
+echo "## release binary"
+size=$(stat -c %s "$bin")
+echo "size: $size bytes ($(numfmt --to=iec-i --suffix=B "$size"))"
+if ((size >= 14 * 1024 * 1024)); then
+  echo "bench/run.sh: the release binary is over 14 MiB" >&2
+  exit 1
+fi

@@ -43,13 +43,14 @@ pub fn answer(
         env,
         deadline,
     };
-    let (entry, stale) =
-        obtain(source, &mint, cache, &config.cache).map_err(|err| Error::Source {
-            rule: rule.number,
-            source_name: source.name(),
-            registry: registry.to_string(),
-            err,
-        })?;
+    let source_error = |err| Error::Source {
+        rule: rule.number,
+        source_name: source.name(),
+        registry: registry.to_string(),
+        err,
+    };
+    source.check(registry).map_err(source_error)?;
+    let (entry, stale) = obtain(source, &mint, cache, &config.cache).map_err(source_error)?;
 
     // Credentials are keyed by the image's host (the kubelet matches them against the image),
     // narrowed to the rule's path where it has one.

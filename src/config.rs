@@ -13,6 +13,7 @@ use crate::image::ImageRef;
 use crate::rules::Pattern;
 use crate::sources::Source;
 use crate::sources::docker_config::DockerConfigSource;
+use crate::sources::ecr::{AssumeRole, DEFAULT_SESSION_NAME, EcrSource};
 use crate::sources::static_file::{StaticSource, Username};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullcred/config.toml";
@@ -21,6 +22,26 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_DEADLINE: Duration = Duration::from_secs(55);
 const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Private ECR in every partition (plain, FIPS, dual-stack) and ECR Public. The `ecr` source
+/// checks each host strictly (12-digit account, a region of the suffix's partition).
+const BUILTIN_ECR: &[&str] = &[
+    "*.dkr.ecr.*.amazonaws.com",
+    "*.dkr.ecr-fips.*.amazonaws.com",
+    "*.dkr.ecr.*.amazonaws.com.cn",
+    "*.dkr.ecr.*.amazonaws.eu",
+    "*.dkr.ecr.*.c2s.ic.gov",
+    "*.dkr.ecr-fips.*.c2s.ic.gov",
+    "*.dkr.ecr.*.sc2s.sgov.gov",
+    "*.dkr.ecr-fips.*.sc2s.sgov.gov",
+    "*.dkr.ecr.*.cloud.adc-e.uk",
+    "*.dkr.ecr.*.csp.hci.ic.gov",
+    "*.dkr-ecr.*.on.aws",
+    "*.dkr-ecr-fips.*.on.aws",
+    "*.dkr-ecr.*.on.amazonwebservices.com.cn",
+    "public.ecr.aws",
+    "ecr-public.aws.com",
+];
 
 #[derive(Debug)]
 pub struct Config {
@@ -51,6 +72,7 @@ pub struct Rule {
 pub enum SourceSpec {
     Static(StaticSource),
     DockerConfig(DockerConfigSource),
+    Ecr(EcrSource),
 }
 
 impl SourceSpec {
@@ -58,6 +80,7 @@ impl SourceSpec {
         match self {
             SourceSpec::Static(s) => s,
             SourceSpec::DockerConfig(s) => s,
+            SourceSpec::Ecr(s) => s,
         }
     }
 }
@@ -81,13 +104,23 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The rules used when no config file exists. Empty until the cloud sources land.
+    /// The rules used when no config file exists: every cloud registry by its host names,
+    /// with the node's default credentials.
     pub fn builtin() -> Self {
+        let rule = |number, patterns: &[&str], source| Rule {
+            number,
+            patterns: patterns
+                .iter()
+                .map(|p| Pattern::parse(p).expect("built-in patterns are valid"))
+                .collect(),
+            registry: None,
+            source,
+        };
         Config {
             origin: Origin::Builtin,
             deadline: DEFAULT_DEADLINE,
             cache: CacheSettings::default(),
-            rules: Vec::new(),
+            rules: vec![rule(1, BUILTIN_ECR, SourceSpec::Ecr(EcrSource::default()))],
         }
     }
 
@@ -263,6 +296,13 @@ struct RawRule {
     password_file: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
     helper_timeout: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    profile: Option<Spanned<String>>,
+    role_arn: Option<Spanned<String>>,
+    external_id: Option<Spanned<String>>,
+    session_name: Option<Spanned<String>>,
+    registry_ids: Option<Spanned<Vec<Spanned<String>>>>,
+    endpoint: Option<Spanned<String>>,
 }
 
 type RuleError = (Option<std::ops::Range<usize>>, String);
@@ -271,29 +311,46 @@ impl Rule {
     fn from_raw(number: usize, raw: RawRule, base: &Path) -> Result<Self, RuleError> {
         let file = |p: &Spanned<String>| base.join(p.get_ref());
         let source_name = raw.source.get_ref().as_str();
+        let span = |v: &Option<Spanned<String>>| v.as_ref().map(Spanned::span);
         let keys = [
-            ("username", &raw.username),
-            ("username_file", &raw.username_file),
-            ("password_file", &raw.password_file),
-            ("path", &raw.path),
-            ("helper_timeout", &raw.helper_timeout),
+            ("username", span(&raw.username)),
+            ("username_file", span(&raw.username_file)),
+            ("password_file", span(&raw.password_file)),
+            ("path", span(&raw.path)),
+            ("helper_timeout", span(&raw.helper_timeout)),
+            ("region", span(&raw.region)),
+            ("profile", span(&raw.profile)),
+            ("role_arn", span(&raw.role_arn)),
+            ("external_id", span(&raw.external_id)),
+            ("session_name", span(&raw.session_name)),
+            ("registry_ids", raw.registry_ids.as_ref().map(Spanned::span)),
+            ("endpoint", span(&raw.endpoint)),
         ];
         let allowed: &[&str] = match source_name {
             "static" => &["username", "username_file", "password_file"],
             "docker-config" => &["path", "helper_timeout"],
+            "ecr" => &[
+                "region",
+                "profile",
+                "role_arn",
+                "external_id",
+                "session_name",
+                "registry_ids",
+                "endpoint",
+            ],
             other => {
                 return Err((
                     Some(raw.source.span()),
-                    format!("unknown source {other:?} (known: static, docker-config)"),
+                    format!("unknown source {other:?} (known: static, docker-config, ecr)"),
                 ));
             }
         };
         for (key, value) in keys {
-            if let Some(v) = value
+            if let Some(span) = value
                 && !allowed.contains(&key)
             {
                 return Err((
-                    Some(v.span()),
+                    Some(span),
                     format!("key `{key}` does not apply to source {source_name:?}"),
                 ));
             }
@@ -346,6 +403,7 @@ impl Rule {
                     password_file: file(password_file),
                 })
             }
+            "ecr" => SourceSpec::Ecr(ecr_source(&raw)?),
             _ => {
                 let helper_timeout = match &raw.helper_timeout {
                     None => DEFAULT_HELPER_TIMEOUT,
@@ -365,6 +423,93 @@ impl Rule {
             source,
         })
     }
+}
+
+fn ecr_source(raw: &RawRule) -> Result<EcrSource, RuleError> {
+    let text = |v: &Option<Spanned<String>>| v.as_ref().map(|s| s.get_ref().clone());
+    if let Some(r) = &raw.region {
+        let ok = !r.get_ref().is_empty()
+            && r.get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err((
+                Some(r.span()),
+                format!("region {:?} is not an AWS region name", r.get_ref()),
+            ));
+        }
+    }
+    let assume_role = match &raw.role_arn {
+        Some(arn) => {
+            if !arn.get_ref().starts_with("arn:") || !arn.get_ref().contains(":role/") {
+                return Err((
+                    Some(arn.span()),
+                    format!(
+                        "role_arn {:?} is not a role ARN (arn:<partition>:iam::<account>:role/<name>)",
+                        arn.get_ref()
+                    ),
+                ));
+            }
+            Some(AssumeRole {
+                role_arn: arn.get_ref().clone(),
+                external_id: text(&raw.external_id),
+                session_name: text(&raw.session_name)
+                    .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
+            })
+        }
+        None => {
+            for (key, v) in [
+                ("external_id", &raw.external_id),
+                ("session_name", &raw.session_name),
+            ] {
+                if let Some(v) = v {
+                    return Err((Some(v.span()), format!("`{key}` needs `role_arn`")));
+                }
+            }
+            None
+        }
+    };
+    if let Some(name) = &raw.session_name {
+        let n = name.get_ref();
+        let ok = (2..=64).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
+        if !ok {
+            return Err((
+                Some(name.span()),
+                "session_name must be 2-64 characters of letters, digits and +=,.@-_".into(),
+            ));
+        }
+    }
+    let mut registry_ids = Vec::new();
+    for id in raw.registry_ids.iter().flat_map(|ids| ids.get_ref()) {
+        let v = id.get_ref();
+        if v.len() != 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err((
+                Some(id.span()),
+                format!("registry id {v:?} is not a 12-digit account id"),
+            ));
+        }
+        registry_ids.push(v.clone());
+    }
+    if let Some(e) = &raw.endpoint {
+        let v = e.get_ref();
+        if !(v.starts_with("https://") || v.starts_with("http://"))
+            || v.contains(char::is_whitespace)
+        {
+            return Err((
+                Some(e.span()),
+                format!("endpoint {v:?} is not an http(s) URL"),
+            ));
+        }
+    }
+    Ok(EcrSource {
+        region: text(&raw.region),
+        profile: text(&raw.profile),
+        assume_role,
+        registry_ids,
+        endpoint: text(&raw.endpoint),
+    })
 }
 
 impl fmt::Display for Rule {
@@ -396,6 +541,30 @@ impl fmt::Display for Rule {
                     " helper_timeout={}",
                     humantime::format_duration(d.helper_timeout)
                 )
+            }
+            SourceSpec::Ecr(e) => {
+                let mut any = false;
+                let mut opt = |f: &mut fmt::Formatter<'_>, key: &str, v: Option<&str>| {
+                    if let Some(v) = v {
+                        any = true;
+                        write!(f, " {key}={v}")?;
+                    }
+                    Ok::<_, fmt::Error>(())
+                };
+                opt(f, "region", e.region.as_deref())?;
+                opt(f, "profile", e.profile.as_deref())?;
+                if let Some(r) = &e.assume_role {
+                    opt(f, "role_arn", Some(&r.role_arn))?;
+                    opt(f, "external_id", r.external_id.as_ref().map(|_| "(set)"))?;
+                    opt(f, "session_name", Some(&r.session_name))?;
+                }
+                let ids = e.registry_ids.join(",");
+                opt(f, "registry_ids", (!ids.is_empty()).then_some(ids.as_str()))?;
+                opt(f, "endpoint", e.endpoint.as_deref())?;
+                if !any {
+                    f.write_str(" (region from the host, default AWS credentials)")?;
+                }
+                Ok(())
             }
         }
     }
@@ -460,5 +629,91 @@ mod tests {
             "[[registry]]\nmatch = [\"a.com\"]\nsource = \"docker-config\"\nregistry = \"x/y\"\n",
         );
         assert!(e.contains("is not a host[:port]"), "{e}");
+    }
+
+    #[test]
+    fn ecr_options() {
+        let head = "[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\"]\nsource = \"ecr\"\n";
+        let c = parse(&format!(
+            "{head}region = \"eu-west-1\"\nprofile = \"ci\"\nrole_arn = \"arn:aws:iam::111111111111:role/pull\"\nexternal_id = \"x\"\nregistry_ids = [\"111111111111\"]\nendpoint = \"https://vpce.example\"\n"
+        ))
+        .unwrap();
+        let SourceSpec::Ecr(e) = &c.rules[0].source else {
+            panic!("not ecr")
+        };
+        assert_eq!(e.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(e.profile.as_deref(), Some("ci"));
+        let role = e.assume_role.as_ref().unwrap();
+        assert_eq!(role.session_name, DEFAULT_SESSION_NAME);
+        assert_eq!(role.external_id.as_deref(), Some("x"));
+        assert_eq!(e.registry_ids, ["111111111111"]);
+        assert!(
+            !c.rules[0].to_string().contains("external_id=x"),
+            "external ids are not shown"
+        );
+
+        for (extra, want) in [
+            (
+                "role_arn = \"pull\"\n",
+                "line 4: role_arn \"pull\" is not a role ARN",
+            ),
+            (
+                "external_id = \"x\"\n",
+                "line 4: `external_id` needs `role_arn`",
+            ),
+            (
+                "registry_ids = [\"1234\"]\n",
+                "line 4: registry id \"1234\" is not a 12-digit account id",
+            ),
+            ("region = \"EU West\"\n", "is not an AWS region name"),
+            ("endpoint = \"vpce.example\"\n", "is not an http(s) URL"),
+            (
+                "role_arn = \"arn:aws:iam::1:role/r\"\nsession_name = \"a b\"\n",
+                "line 5: session_name must be",
+            ),
+            (
+                "path = \"/x\"\n",
+                "key `path` does not apply to source \"ecr\"",
+            ),
+        ] {
+            let e = err(&format!("{head}{extra}"));
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn builtin_rules_cover_every_ecr_host_form() {
+        let c = Config::builtin();
+        for host in [
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+            "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+            "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+            "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+            "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+            "123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
+            "123456789012.dkr-ecr.us-east-1.on.aws",
+            "123456789012.dkr-ecr-fips.us-east-1.on.aws",
+            "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn",
+            "public.ecr.aws",
+            "ecr-public.aws.com",
+        ] {
+            let image = ImageRef::parse(&format!("{host}/app:1")).unwrap();
+            let rule = c.select(&image).unwrap_or_else(|| panic!("{host}")).rule;
+            assert_eq!(rule.source.source().name(), "ecr", "{host}");
+            rule.source
+                .source()
+                .check(host)
+                .unwrap_or_else(|e| panic!("{host}: {e}"));
+        }
+        for host in [
+            "registry.example.com",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.net",
+            "gallery.ecr.aws",
+        ] {
+            let image = ImageRef::parse(&format!("{host}/app:1")).unwrap();
+            assert!(c.select(&image).is_none(), "{host}");
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod image;
 pub mod logging;
 pub mod protocol;
+pub mod proxy;
 pub mod rules;
 pub mod secret_file;
 pub mod sources;

@@ -8,6 +8,9 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Warnings and errors by default; each `-v` one level more; `PULLCRED_LOG` names a level.
+/// Only pullcred's own events are shown, except that from `-vv` on the libraries' events up to
+/// debug level are shown too: their trace events can quote request and response bodies, which
+/// carry tokens.
 pub fn init(verbose: u8, env_level: Option<&str>) {
     let from_env = env_level.and_then(|l| l.parse::<Level>().ok());
     let level = match verbose {
@@ -16,10 +19,22 @@ pub fn init(verbose: u8, env_level: Option<&str>) {
         2 => Level::DEBUG,
         _ => Level::TRACE,
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let libraries = verbose >= 2;
+    let filter = tracing_subscriber::filter::filter_fn(move |meta| {
+        if meta.target().starts_with("pullcred") {
+            *meta.level() <= level
+        } else {
+            libraries && *meta.level() <= Level::DEBUG
+        }
+    });
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .event_format(OneLine)
+        .finish()
+        .with(filter)
         .init();
 }
 

@@ -126,7 +126,11 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let home = tempfile::tempdir().unwrap();
     let mut checked = 0;
-    for dir in ["config-examples", "config-examples/quickstart"] {
+    for dir in [
+        "config-examples",
+        "config-examples/quickstart",
+        "config-examples/ecr",
+    ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {

@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod cli;
 mod docker_config;
+mod ecr;
 mod matching;
 mod protocol;
 mod registry;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs pullcred's whole test suite, first installing the test peers that are missing:
-# Debian's docker-registry (distribution), skopeo, umoci, htpasswd (apache2-utils) and strace.
+# Debian's docker-registry (distribution), skopeo, umoci, htpasswd (apache2-utils) and strace,
+# and moto (in server mode: the AWS peer for ECR and STS) from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,15 @@ if ((${#missing[@]})); then
   echo "tests/run.sh: installing ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# pip's scripts dir may not be on PATH (e.g. a user install); the tests exec moto_server.
+scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+export PATH="$PATH:$scripts:$HOME/.local/bin"
+if ! command -v moto_server >/dev/null 2>&1; then
+  echo "tests/run.sh: installing moto[server]" >&2
+  python3 -m pip install -q 'moto[server]>=5.1,<6'
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 
 exec cargo test --locked --features test-clock "$@"

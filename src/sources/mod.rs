@@ -2,6 +2,7 @@
 //! depends on another.
 
 pub mod docker_config;
+pub mod ecr;
 pub mod static_file;
 
 use std::time::Instant;
@@ -28,6 +29,12 @@ pub trait Source {
     /// secret.
     fn cache_identity(&self, env: &Env) -> String;
 
+    /// Refuses a registry this source can never mint for, before the cache is touched (no
+    /// lock file, no entry for a host that is not ours).
+    fn check(&self, _registry: &str) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// Mints (or reads) a credential for `req.registry`.
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
 }
@@ -43,6 +50,10 @@ pub enum SourceError {
     /// The source has no credential for this registry.
     #[error("{0}")]
     NotFound(String),
+    /// The upstream refused (no permission, unknown principal, bad request); asking again
+    /// will not help until someone changes IAM or the config.
+    #[error("{0}")]
+    Denied(String),
     /// Something upstream failed or timed out (a credential helper, a cloud API).
     #[error("{0}")]
     Transient(String),

@@ -1,6 +1,8 @@
 //! Test support: running the real binary the way the kubelet does, fixture folders, and the
 //! peers (a real registry) the tests talk to.
 
+pub mod aws;
+pub mod http;
 pub mod registry;
 
 // The cache tests move the clock with PULLCRED_TEST_CLOCK_OFFSET, which only a binary built
@@ -29,6 +31,13 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-user-pw",
     "s3cret-basic-pw",
     "s3cret-registry-pw",
+    "s3cret-ecr-public-pw",
+    "s3cret-node-secret-key",
+    "s3cret-process-secret-key",
+    "s3cret-imds-secret-key",
+    "s3cret-imds-session",
+    // moto's ECR passwords are `<account>-auth-token`.
+    "-auth-token",
 ];
 
 pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";
@@ -80,6 +89,13 @@ pub fn pullcred(home: &Path) -> Command {
         "PULLCRED_TEST_CLOCK_OFFSET",
     ] {
         cmd.env_remove(var);
+    }
+    // Nor the developer's AWS setup or proxies: each test names what pullcred may see.
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy().to_ascii_uppercase();
+        if name.starts_with("AWS_") || name.ends_with("_PROXY") {
+            cmd.env_remove(var);
+        }
     }
     cmd.env("HOME", home);
     cmd.env("PULLCRED_CACHE_DIR", home.join("cache"));

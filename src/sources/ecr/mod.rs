@@ -1,0 +1,203 @@
+//! Source `ecr`: registry tokens for private ECR (every partition, FIPS and dual-stack) and
+//! ECR Public, minted with the AWS default credential chain, optionally through an assumed
+//! role.
+
+mod aws;
+pub mod host;
+
+use std::time::Instant;
+
+use super::{MintRequest, Source, SourceError};
+use crate::credential::Credential;
+use crate::env::Env;
+use host::{EcrHost, PrivateRegistry};
+
+/// A rule's `ecr` options. All optional: the default mints for the host's own account and
+/// region with whatever credentials the node has.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EcrSource {
+    /// The region to call ECR in, instead of the one in the host name (needed when the
+    /// rule's host is not an ECR name, e.g. a mirror without `registry`).
+    pub region: Option<String>,
+    /// A profile of the shared AWS config files, instead of `AWS_PROFILE` / `default`.
+    pub profile: Option<String>,
+    pub assume_role: Option<AssumeRole>,
+    /// The accounts this rule may mint for; a host of another account is refused. When set,
+    /// the token is requested for the host's account only.
+    pub registry_ids: Vec<String>,
+    /// The ECR API endpoint (a VPC interface endpoint, or a test server) instead of the
+    /// regional one.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+}
+
+pub const DEFAULT_SESSION_NAME: &str = "pullcred";
+
+/// The environment variables that change which principal or endpoint a mint uses; they are
+/// part of the cache key so that a changed node setup never reuses another's token.
+const IDENTITY_VARS: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_ROLE_ARN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_ECR",
+    "AWS_ENDPOINT_URL_ECR_PUBLIC",
+    "AWS_ENDPOINT_URL_STS",
+];
+
+/// What one mint asks ECR for.
+#[derive(Debug)]
+enum Target {
+    Private {
+        region: String,
+        /// `None`: the rule's host is not an ECR name (a `region` rule); the token is the
+        /// principal's default one for the region.
+        account: Option<String>,
+        fips: bool,
+        dual_stack: bool,
+    },
+    Public,
+}
+
+impl EcrSource {
+    fn target(&self, registry: &str) -> Result<Target, SourceError> {
+        let target = match EcrHost::parse(registry) {
+            Ok(EcrHost::Public) => Target::Public,
+            Ok(EcrHost::Private(PrivateRegistry {
+                account,
+                region,
+                fips,
+                dual_stack,
+            })) => Target::Private {
+                region: self.region.clone().unwrap_or(region),
+                account: Some(account),
+                fips,
+                dual_stack,
+            },
+            Err(e) => match &self.region {
+                Some(region) => Target::Private {
+                    region: region.clone(),
+                    account: None,
+                    fips: false,
+                    dual_stack: false,
+                },
+                None => {
+                    return Err(SourceError::Local(format!(
+                        "{e} (set `registry` to the ECR host it mirrors, or `region`)"
+                    )));
+                }
+            },
+        };
+        if let Target::Private {
+            account: Some(account),
+            ..
+        } = &target
+            && !self.registry_ids.is_empty()
+            && !self.registry_ids.contains(account)
+        {
+            return Err(SourceError::NotFound(format!(
+                "account {account} is not in the rule's registry_ids"
+            )));
+        }
+        Ok(target)
+    }
+}
+
+impl Source for EcrSource {
+    fn name(&self) -> &'static str {
+        "ecr"
+    }
+
+    fn cache_identity(&self, env: &Env) -> String {
+        let vars: Vec<String> = IDENTITY_VARS
+            .iter()
+            .map(|v| format!("{v}={}", env.var(v).unwrap_or("")))
+            .collect();
+        format!("ecr {self:?} {}", vars.join(" "))
+    }
+
+    fn check(&self, registry: &str) -> Result<(), SourceError> {
+        self.target(registry).map(drop)
+    }
+
+    fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
+        let target = self.target(req.registry)?;
+        let budget = req.deadline.saturating_duration_since(Instant::now());
+        aws::mint(self, &target, req.env, budget)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_comes_from_the_host_unless_overridden() {
+        let s = EcrSource::default();
+        match s.target("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com") {
+            Ok(Target::Private {
+                region,
+                account,
+                fips: true,
+                dual_stack: false,
+            }) => {
+                assert_eq!(region, "us-gov-west-1");
+                assert_eq!(account.as_deref(), Some("123456789012"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = EcrSource {
+            region: Some("eu-west-1".into()),
+            ..EcrSource::default()
+        };
+        assert!(matches!(
+            s.target("mirror.internal"),
+            Ok(Target::Private { region, account: None, .. }) if region == "eu-west-1"
+        ));
+        assert!(matches!(
+            EcrSource::default().target("mirror.internal"),
+            Err(SourceError::Local(m)) if m.contains("is not an ECR registry host")
+        ));
+    }
+
+    #[test]
+    fn registry_ids_limit_the_accounts() {
+        let s = EcrSource {
+            registry_ids: vec!["111111111111".into()],
+            ..EcrSource::default()
+        };
+        assert!(
+            s.target("111111111111.dkr.ecr.us-east-1.amazonaws.com")
+                .is_ok()
+        );
+        assert!(matches!(
+            s.target("222222222222.dkr.ecr.us-east-1.amazonaws.com"),
+            Err(SourceError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn cache_identity_changes_with_role_and_env() {
+        let env = Env::from_vars([("AWS_PROFILE", "a")], 0);
+        let base = EcrSource::default();
+        let role = EcrSource {
+            assume_role: Some(AssumeRole {
+                role_arn: "arn:aws:iam::111111111111:role/pull".into(),
+                external_id: None,
+                session_name: DEFAULT_SESSION_NAME.into(),
+            }),
+            ..EcrSource::default()
+        };
+        assert_ne!(base.cache_identity(&env), role.cache_identity(&env));
+        let other = Env::from_vars([("AWS_PROFILE", "b")], 0);
+        assert_ne!(base.cache_identity(&env), base.cache_identity(&other));
+    }
+}

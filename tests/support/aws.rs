@@ -1,0 +1,111 @@
+//! The AWS peer: `moto` in server mode on loopback (ECR and STS), shared by the tests of one
+//! run, with a recording tap in front of it per test so each test sees only its own calls
+//! and can make "AWS" fail on purpose. ECR Public has no moto backend: `fake_ecr_public`
+//! answers it, following the documented awsJson1.1 wire format.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::http::{FakeHttp, Reply};
+use super::require_tool;
+
+/// moto's default account, which its `GetAuthorizationToken` answers for when no registry
+/// ids are given; the password it mints is `<account>-auth-token`.
+pub const MOTO_ACCOUNT: &str = "123456789012";
+
+/// moto's tokens expire at 2015-01-01T00:00:00 (local time of the server, which is started
+/// in UTC). Tests that want a living token move pullcred's clock to before that.
+pub const MOTO_EXPIRY: u64 = 1_420_070_400;
+
+/// The address of the one moto server of this test run, started on first use. It runs on a
+/// thread that lives as long as the test process, and dies with it (parent-death signal).
+pub fn moto() -> SocketAddr {
+    static ADDR: OnceLock<SocketAddr> = OnceLock::new();
+    *ADDR.get_or_init(|| {
+        require_tool("moto_server");
+        let port = super::registry::free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new("moto_server");
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("TZ", "UTC")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // SAFETY: only an async-signal-safe prctl between fork and exec.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    rustix::process::set_parent_process_death_signal(Some(
+                        rustix::process::Signal::KILL,
+                    ))
+                    .map_err(std::io::Error::from)
+                });
+            }
+            let mut child = cmd.spawn().expect("start moto_server");
+            tx.send(()).unwrap();
+            // Keep this thread (the parent of moto, for the death signal) alive.
+            let _ = child.wait();
+        });
+        rx.recv().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto_server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        addr
+    })
+}
+
+/// A recording tap in front of moto: the endpoint a test points pullcred at.
+pub fn moto_tap() -> FakeHttp {
+    let moto = moto();
+    FakeHttp::start(move |_| Reply::Forward(moto))
+}
+
+/// ECR Public's `GetAuthorizationToken` (awsJson1.1, `SpencerFrontendService`), answered
+/// with `AWS:<password>` in base64 and an `expiresAt` in epoch seconds, as the API
+/// reference documents. No real test peer implements ECR Public.
+pub fn fake_ecr_public(password: &'static str, valid_for: Duration) -> FakeHttp {
+    use base64::Engine;
+    FakeHttp::start(move |req| {
+        if req.header("x-amz-target") != Some("SpencerFrontendService.GetAuthorizationToken") {
+            return super::http::aws_json_error(400, "UnknownOperationException", "no");
+        }
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+        let expires = (SystemTime::now() + valid_for)
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        Reply::Respond {
+            status: 200,
+            headers: vec![("content-type", "application/x-amz-json-1.1".into())],
+            body: format!(
+                r#"{{"authorizationData":{{"authorizationToken":"{token}","expiresAt":{expires}}}}}"#
+            ),
+        }
+    })
+}
+
+/// Seconds to shift pullcred's clock so that it is `before` ahead of moto's token expiry.
+pub fn clock_before_moto_expiry(before: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("-{}", now - (MOTO_EXPIRY - before.as_secs()))
+}
+
+/// Seconds to shift pullcred's clock so that moto's tokens expired `ago`.
+pub fn clock_after_moto_expiry(ago: Duration) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!("-{}", now - (MOTO_EXPIRY + ago.as_secs()))
+}

@@ -1,0 +1,236 @@
+//! A small HTTP/1.1 server for the tests, one request per connection: it records every
+//! request and answers by a handler's choice, forwarding to a real peer (a tap in front of
+//! moto), answering itself (faults, and fakes of APIs that have no real test peer), or
+//! hanging. It also serves as a forward proxy: absolute-form requests and `CONNECT` lines are
+//! recorded like any other.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    /// The request-target as sent: a path, an absolute URL (via a proxy) or `host:port`.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The AWS operation: `X-Amz-Target` (JSON protocols) or `Action=` (query protocol).
+    pub fn aws_operation(&self) -> String {
+        if let Some(t) = self.header("x-amz-target") {
+            return t.rsplit('.').next().unwrap_or(t).to_string();
+        }
+        let body = String::from_utf8_lossy(&self.body);
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .unwrap_or("")
+            .to_string()
+    }
+}
+
+pub enum Reply {
+    /// Pass the request to this peer and its answer back.
+    Forward(SocketAddr),
+    Respond {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
+    /// Accept, read, never answer.
+    Hang,
+}
+
+type Handler = Box<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+pub struct FakeHttp {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<Request>>>,
+    handler: Arc<Mutex<Handler>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl FakeHttp {
+    pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Mutex<Handler>> = Arc::new(Mutex::new(Box::new(handler)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, h, s) = (log.clone(), handler.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (l, h, s) = (l.clone(), h.clone(), s.clone());
+                std::thread::spawn(move || serve(conn, &l, &h, &s));
+            }
+        });
+        FakeHttp {
+            addr,
+            log,
+            handler,
+            stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Changes how later requests are answered.
+    pub fn set(&self, handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) {
+        *self.handler.lock().unwrap() = Box::new(handler);
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The AWS operations seen so far, in order.
+    pub fn operations(&self) -> Vec<String> {
+        self.requests().iter().map(Request::aws_operation).collect()
+    }
+}
+
+impl Drop for FakeHttp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(conn: TcpStream, log: &Mutex<Vec<Request>>, handler: &Mutex<Handler>, stop: &AtomicBool) {
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let Some(req) = read_request(&conn) else {
+        return;
+    };
+    log.lock().unwrap().push(req.clone());
+    let reply = (handler.lock().unwrap())(&req);
+    let mut out = &conn;
+    match reply {
+        Reply::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            let _ = out.write_all(format!("{head}\r\n{body}").as_bytes());
+        }
+        Reply::Hang => {
+            for _ in 0..600 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Reply::Forward(peer) => {
+            let Ok(mut upstream) = TcpStream::connect(peer) else {
+                return;
+            };
+            // Origin-form for the peer, and one request per connection both ways.
+            let path = match req.target.find("://") {
+                Some(i) => {
+                    let rest = &req.target[i + 3..];
+                    rest.find('/').map_or("/", |p| &rest[p..]).to_string()
+                }
+                None => req.target.clone(),
+            };
+            let mut head = format!("{} {path} HTTP/1.1\r\n", req.method);
+            for (k, v) in &req.headers {
+                if !k.eq_ignore_ascii_case("connection") {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+            }
+            head.push_str("connection: close\r\n\r\n");
+            let _ = upstream.write_all(head.as_bytes());
+            let _ = upstream.write_all(&req.body);
+            let mut answer = Vec::new();
+            let _ = upstream.read_to_end(&mut answer);
+            let _ = out.write_all(&close_connection(&answer));
+        }
+    }
+}
+
+/// The peer's answer with its `Connection` header replaced by `close`, so the client does
+/// not try to reuse a connection this server is about to drop.
+fn close_connection(answer: &[u8]) -> Vec<u8> {
+    let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer.to_vec();
+    };
+    let head = String::from_utf8_lossy(&answer[..end]);
+    let mut lines: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("connection: close");
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(&answer[end..]);
+    out
+}
+
+fn read_request(conn: &TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// An AWS JSON-protocol error answer (`__type` names the error, as ECR sends it).
+pub fn aws_json_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::Respond {
+        status,
+        headers: vec![
+            ("content-type", "application/x-amz-json-1.1".into()),
+            ("x-amzn-errortype", code.into()),
+        ],
+        body: format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+    }
+}
