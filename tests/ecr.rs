@@ -597,3 +597,27 @@ fn no_token_or_key_reaches_stderr_even_at_trace_level() {
         );
     }
 }
+
+#[test]
+fn web_identity_irsa_credentials_come_from_sts() {
+    let tap = aws::moto_tap();
+    let home = tempfile::tempdir().unwrap();
+    let token = home.path().join("token");
+    std::fs::write(&token, "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl").unwrap();
+    let mut cmd = pullcred(home.path());
+    cmd.env("AWS_WEB_IDENTITY_TOKEN_FILE", &token)
+        .env("AWS_ROLE_ARN", "arn:aws:iam::210987654321:role/irsa-puller")
+        .env("AWS_ROLE_SESSION_NAME", "pod-1")
+        .env("AWS_ENDPOINT_URL", tap.url())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "PULLCRED_TEST_CLOCK_OFFSET",
+            aws::clock_before_moto_expiry(Duration::from_secs(3600)),
+        );
+    let resp = plugin(&mut cmd, &format!("{HOST}/app:1")).response();
+    assert_eq!(single_auth(&resp).2, "210987654321-auth-token");
+    assert_eq!(
+        tap.operations(),
+        ["AssumeRoleWithWebIdentity", "GetAuthorizationToken"]
+    );
+}
