@@ -47,15 +47,15 @@ fn builtin_rules_mint_private_ecr_and_then_answer_from_the_cache() {
     let home = tempfile::tempdir().unwrap();
     let image = format!("{HOST}/team/app:1");
     // No config file at all: the built-in rules serve ECR.
-    let first = plugin(
-        with_aws(
-            &mut pullcred(home.path()),
-            &tap.url(),
-            Duration::from_secs(6 * 3600),
-        ),
-        &image,
-    )
-    .response();
+    let exec = || {
+        let six_hours = Duration::from_secs(6 * 3600);
+        plugin(
+            with_aws(&mut pullcred(home.path()), &tap.url(), six_hours),
+            &image,
+        )
+        .response()
+    };
+    let first = exec();
     let (key, user, password) = single_auth(&first);
     assert_eq!(key, HOST);
     assert_eq!(user, "AWS");
@@ -77,15 +77,7 @@ fn builtin_rules_mint_private_ecr_and_then_answer_from_the_cache() {
     );
 
     // A second exec is a cache hit: moto is not asked again.
-    let second = plugin(
-        with_aws(
-            &mut pullcred(home.path()),
-            &tap.url(),
-            Duration::from_secs(6 * 3600),
-        ),
-        &image,
-    )
-    .response();
+    let second = exec();
     assert_eq!(single_auth(&second), single_auth(&first));
     assert_eq!(tap.operations().len(), 1);
 }

@@ -139,7 +139,11 @@ impl Clients {
         let imds_host = env
             .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
             .and_then(|u| u.split("://").nth(1))
-            .map(|rest| rest.split(['/', ':']).next().unwrap_or(""));
+            .map(|rest| match rest.strip_prefix('[') {
+                // An IPv6 literal: `[fd00:ec2::254]:80`.
+                Some(v6) => v6.split(']').next().unwrap_or(""),
+                None => rest.split(['/', ':']).next().unwrap_or(""),
+            });
         let settings = ProxySettings::from_env(env, imds_host.as_slice());
         Ok(Clients {
             upstream: http_client(proxy_config(&settings)?),
@@ -323,16 +327,12 @@ async fn private_token(
         .send()
         .await
         .map_err(|e| sdk_error("ECR GetAuthorizationToken", e))?;
-    let data = out.authorization_data().first().ok_or_else(|| {
-        SourceError::Transient("ECR GetAuthorizationToken: the answer has no token".into())
-    })?;
-    let token = data.authorization_token().ok_or_else(|| {
-        SourceError::Transient("ECR GetAuthorizationToken: the answer has no token".into())
-    })?;
-    let expires = data
-        .expires_at()
-        .and_then(|t| SystemTime::try_from(*t).ok());
-    Ok((token.to_string(), expires))
+    let data = out.authorization_data().first();
+    token_of(
+        "ECR GetAuthorizationToken",
+        data.and_then(|d| d.authorization_token()),
+        data.and_then(|d| d.expires_at()),
+    )
 }
 
 async fn public_token(conf: &SdkConfig) -> Result<(String, Option<SystemTime>), SourceError> {
@@ -342,15 +342,23 @@ async fn public_token(conf: &SdkConfig) -> Result<(String, Option<SystemTime>), 
         .send()
         .await
         .map_err(|e| sdk_error("ECR Public GetAuthorizationToken", e))?;
-    let data = out.authorization_data().ok_or_else(|| {
-        SourceError::Transient("ECR Public GetAuthorizationToken: the answer has no token".into())
-    })?;
-    let token = data.authorization_token().ok_or_else(|| {
-        SourceError::Transient("ECR Public GetAuthorizationToken: the answer has no token".into())
-    })?;
-    let expires = data
-        .expires_at()
-        .and_then(|t| SystemTime::try_from(*t).ok());
+    let data = out.authorization_data();
+    token_of(
+        "ECR Public GetAuthorizationToken",
+        data.and_then(|d| d.authorization_token()),
+        data.and_then(|d| d.expires_at()),
+    )
+}
+
+/// The token and expiry of an answer (private and public ECR shape them alike).
+fn token_of(
+    what: &str,
+    token: Option<&str>,
+    expires_at: Option<&aws_smithy_types::DateTime>,
+) -> Result<(String, Option<SystemTime>), SourceError> {
+    let token =
+        token.ok_or_else(|| SourceError::Transient(format!("{what}: the answer has no token")))?;
+    let expires = expires_at.and_then(|t| SystemTime::try_from(*t).ok());
     Ok((token.to_string(), expires))
 }
 
