@@ -18,7 +18,7 @@ while (($#)); do
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-((${#patterns[@]})) || patterns=("*.dkr.ecr.*.amazonaws.com" "public.ecr.aws" "*.pkg.dev" "gcr.io" "*.gcr.io" "*.azurecr.io")
+((${#patterns[@]})) || patterns=("*.dkr.ecr.*.amazonaws.com" "*.dkr.ecr-fips.*.amazonaws.com" "*.dkr.ecr.*.amazonaws.com.cn" "*.dkr-ecr.*.on.aws" "public.ecr.aws" "ecr-public.aws.com" "*.pkg.dev" "gcr.io" "*.gcr.io" "*.azurecr.io")
 
 [ -x "$binary" ] || { echo "install.sh: no executable at $binary (cargo build --release first)" >&2; exit 1; }
 install -d -m 0755 "$bin_dir"
