@@ -25,6 +25,16 @@ fn with_aws<'a>(cmd: &'a mut Command, endpoint: &str, left: Duration) -> &'a mut
         )
 }
 
+/// The names of the files in the cache dir under `home` (none if it was never made).
+fn cache_files(home: &std::path::Path) -> Vec<String> {
+    match std::fs::read_dir(home.join("cache")) {
+        Ok(dir) => dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 fn plugin(cmd: &mut Command, image: &str) -> Run {
     run(cmd, &request(V1, image))
 }
@@ -267,12 +277,10 @@ fn hosts_that_only_look_like_ecr_get_nothing() {
         run.assert_error(why);
     }
     assert!(tap.requests().is_empty());
-    assert!(
-        !home.path().join("cache").exists()
-            || std::fs::read_dir(home.path().join("cache"))
-                .unwrap()
-                .count()
-                == 0
+    assert_eq!(
+        cache_files(home.path()),
+        Vec::<String>::new(),
+        "not even a lock file"
     );
 }
 
@@ -512,6 +520,13 @@ fn refusals_are_not_retried_and_garbage_is_named() {
     let tap = aws::moto_tap();
     let home = tempfile::tempdir().unwrap();
     let image = format!("{HOST}/app:1");
+    let exec = || {
+        let hour = Duration::from_secs(3600);
+        plugin(
+            with_aws(&mut pullcred(home.path()), &tap.url(), hour),
+            &image,
+        )
+    };
     tap.set(|_| {
         aws_json_error(
             400,
@@ -519,15 +534,8 @@ fn refusals_are_not_retried_and_garbage_is_named() {
             "not authorized to perform ecr:GetAuthorizationToken",
         )
     });
-    plugin(
-        with_aws(
-            &mut pullcred(home.path()),
-            &tap.url(),
-            Duration::from_secs(3600),
-        ),
-        &image,
-    )
-    .assert_error("ECR GetAuthorizationToken: HTTP 400 AccessDeniedException: not authorized");
+    exec()
+        .assert_error("ECR GetAuthorizationToken: HTTP 400 AccessDeniedException: not authorized");
     assert_eq!(tap.requests().len(), 1);
 
     tap.set(|_| Reply::Respond {
@@ -535,20 +543,11 @@ fn refusals_are_not_retried_and_garbage_is_named() {
         headers: vec![("content-type", "application/x-amz-json-1.1".into())],
         body: "<html>captive portal</html>".into(),
     });
-    plugin(
-        with_aws(
-            &mut pullcred(home.path()),
-            &tap.url(),
-            Duration::from_secs(3600),
-        ),
-        &image,
-    )
-    .assert_error("ECR GetAuthorizationToken: unreadable answer");
+    exec().assert_error("ECR GetAuthorizationToken: unreadable answer");
+    let files = cache_files(home.path());
     assert!(
-        !home.path().join("cache").exists()
-            || std::fs::read_dir(home.path().join("cache"))
-                .unwrap()
-                .all(|e| e.unwrap().file_name().to_string_lossy().ends_with(".lock"))
+        files.iter().all(|f| f.ends_with(".lock")),
+        "no entry: {files:?}"
     );
 }
 
