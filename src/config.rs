@@ -13,6 +13,7 @@ use crate::image::ImageRef;
 use crate::rules::Pattern;
 use crate::sources::Source;
 use crate::sources::docker_config::DockerConfigSource;
+use crate::sources::ecr::host::is_account_id;
 use crate::sources::ecr::{AssumeRole, DEFAULT_SESSION_NAME, EcrSource};
 use crate::sources::static_file::{StaticSource, Username};
 
@@ -484,7 +485,7 @@ fn ecr_source(raw: &RawRule) -> Result<EcrSource, RuleError> {
     let mut registry_ids = Vec::new();
     for id in raw.registry_ids.iter().flat_map(|ids| ids.get_ref()) {
         let v = id.get_ref();
-        if v.len() != 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_account_id(v) {
             return Err((
                 Some(id.span()),
                 format!("registry id {v:?} is not a 12-digit account id"),

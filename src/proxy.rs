@@ -45,10 +45,6 @@ impl ProxySettings {
             no_proxy: no_proxy.join(","),
         }
     }
-
-    pub fn is_none(&self) -> bool {
-        self.https.is_none() && self.http.is_none()
-    }
 }
 
 #[cfg(test)]
@@ -77,9 +73,7 @@ mod tests {
         let p = ProxySettings::from_env(&env, &[]);
         assert_eq!(p.https.as_deref(), Some("http://all:1"));
         assert_eq!(p.http.as_deref(), Some("http://all:1"));
-        assert!(
-            ProxySettings::from_env(&Env::from_vars::<[(&str, &str); 0], _, _>([], 0), &[])
-                .is_none()
-        );
+        let none = ProxySettings::from_env(&Env::from_vars::<[(&str, &str); 0], _, _>([], 0), &[]);
+        assert!(none.https.is_none() && none.http.is_none());
     }
 }

@@ -25,6 +25,12 @@ fn with_aws<'a>(cmd: &'a mut Command, endpoint: &str, left: Duration) -> &'a mut
         )
 }
 
+/// The `ecr` fixture's rules, with the cross-account rule assuming `role` and the profile
+/// rule calling ECR at `endpoint`.
+fn rules(role: &str, endpoint: &str) -> Fixture {
+    Fixture::with_vars("ecr", &[("@ROLE@", role), ("@ENDPOINT@", endpoint)])
+}
+
 /// The names of the files in the cache dir under `home` (none if it was never made).
 fn cache_files(home: &std::path::Path) -> Vec<String> {
     match std::fs::read_dir(home.join("cache")) {
@@ -142,10 +148,7 @@ fn ecr_public_is_minted_in_us_east_1() {
 #[test]
 fn role_arn_assumes_the_role_with_sts_before_calling_ecr() {
     let tap = aws::moto_tap();
-    let fx = Fixture::with_vars(
-        "ecr",
-        &[("@ROLE@", "puller"), ("@ENDPOINT@", "http://unused")],
-    );
+    let fx = rules("puller", "http://unused");
     let six_hours = Duration::from_secs(6 * 3600);
     let image = format!("{MOTO_ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com/app:1");
     let resp = plugin(with_aws(&mut fx.cmd(), &tap.url(), six_hours), &image).response();
@@ -172,10 +175,7 @@ fn role_arn_assumes_the_role_with_sts_before_calling_ecr() {
     assert_eq!((region.as_str(), service.as_str()), ("eu-west-1", "ecr"));
 
     // Same host, another role: a different cache key, so a new mint.
-    let other = Fixture::with_vars(
-        "ecr",
-        &[("@ROLE@", "other"), ("@ENDPOINT@", "http://unused")],
-    );
+    let other = rules("other", "http://unused");
     let mut cmd = other.cmd();
     cmd.env("PULLCRED_CACHE_DIR", fx.path("cache"));
     plugin(with_aws(&mut cmd, &tap.url(), six_hours), &image).response();
@@ -188,7 +188,7 @@ fn role_arn_assumes_the_role_with_sts_before_calling_ecr() {
 #[test]
 fn registry_ids_scope_the_token_and_refuse_other_accounts() {
     let tap = aws::moto_tap();
-    let fx = Fixture::with_vars("ecr", &[("@ROLE@", "x"), ("@ENDPOINT@", "http://unused")]);
+    let fx = rules("x", "http://unused");
     let left = Duration::from_secs(3600);
     let image = "210987654321.dkr.ecr.ap-south-1.amazonaws.com/app:1";
     let resp = plugin(with_aws(&mut fx.cmd(), &tap.url(), left), image).response();
@@ -207,7 +207,7 @@ fn registry_ids_scope_the_token_and_refuse_other_accounts() {
 #[test]
 fn a_mirror_rule_mints_for_its_ecr_registry_and_answers_for_the_mirror() {
     let tap = aws::moto_tap();
-    let fx = Fixture::with_vars("ecr", &[("@ROLE@", "x"), ("@ENDPOINT@", "http://unused")]);
+    let fx = rules("x", "http://unused");
     let resp = plugin(
         with_aws(&mut fx.cmd(), &tap.url(), Duration::from_secs(3600)),
         "mirror.internal:5000/library/nginx:1",
@@ -225,7 +225,7 @@ fn a_mirror_rule_mints_for_its_ecr_registry_and_answers_for_the_mirror() {
 #[test]
 fn a_profile_with_credential_process_and_an_explicit_endpoint() {
     let tap = aws::moto_tap();
-    let fx = Fixture::with_vars("ecr", &[("@ROLE@", "x"), ("@ENDPOINT@", &tap.url())]);
+    let fx = rules("x", &tap.url());
     let mut cmd = fx.cmd();
     cmd.env("AWS_EC2_METADATA_DISABLED", "true").env(
         "PULLCRED_TEST_CLOCK_OFFSET",
@@ -554,7 +554,7 @@ fn refusals_are_not_retried_and_garbage_is_named() {
 #[test]
 fn an_endpoint_that_never_answers_is_cut_at_the_deadline() {
     let tap = FakeHttp::start(|_| Reply::Hang);
-    let fx = Fixture::with_vars("ecr", &[("@ROLE@", "x"), ("@ENDPOINT@", "http://unused")]);
+    let fx = rules("x", "http://unused");
     fx.prepend_config("deadline = \"3s\"");
     let start = Instant::now();
     let run = plugin(

@@ -2,8 +2,6 @@
 //! ECR, or ECR Public. Strict on purpose: the token we mint is handed to exactly this host,
 //! so a name that merely resembles ECR must not parse.
 
-use std::fmt;
-
 /// A registry host that ECR serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EcrHost {
@@ -80,7 +78,7 @@ impl EcrHost {
             return Err(not("ECR registries have no port"));
         }
         let (account, rest) = host.split_once('.').ok_or_else(|| not("no domain"))?;
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_account_id(account) {
             return Err(not("the first label must be a 12-digit account id"));
         }
         let (service, rest) = if let Some(r) = rest.strip_prefix("dkr.ecr-fips.") {
@@ -118,6 +116,11 @@ impl EcrHost {
     }
 }
 
+/// An AWS account id: exactly 12 digits.
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// `us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`, `eusc-de-east-1`: lower-case words
 /// joined by dashes, ending in a number.
 fn valid_region(region: &str) -> bool {
@@ -129,19 +132,6 @@ fn valid_region(region: &str) -> bool {
         && parts
             .last()
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-impl fmt::Display for PrivateRegistry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "account {} in {}", self.account, self.region)?;
-        if self.fips {
-            f.write_str(" (FIPS)")?;
-        }
-        if self.dual_stack {
-            f.write_str(" (dual-stack)")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
