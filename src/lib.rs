@@ -12,6 +12,7 @@ pub mod image;
 pub mod logging;
 pub mod protocol;
 pub mod proxy;
+pub mod resolver;
 pub mod rules;
 pub mod secret_file;
 pub mod sources;

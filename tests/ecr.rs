@@ -612,3 +612,55 @@ fn web_identity_irsa_credentials_come_from_sts() {
         ["AssumeRoleWithWebIdentity", "GetAuthorizationToken"]
     );
 }
+
+#[test]
+fn fips_and_dual_stack_hosts_mint_through_an_explicit_endpoint() {
+    let tap = aws::moto_tap();
+    let home = tempfile::tempdir().unwrap();
+    let hosts = [
+        "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+        "123456789012.dkr-ecr.us-east-1.on.aws",
+        "123456789012.dkr-ecr-fips.us-east-1.on.aws",
+    ];
+    for host in hosts {
+        let resp = plugin(
+            with_aws(
+                &mut pullcred(home.path()),
+                &tap.url(),
+                Duration::from_secs(3600),
+            ),
+            &format!("{host}/app:1"),
+        )
+        .response();
+        assert_eq!(
+            single_auth(&resp),
+            (
+                host.to_string(),
+                "AWS".into(),
+                format!("{MOTO_ACCOUNT}-auth-token")
+            )
+        );
+    }
+    assert_eq!(tap.operations(), ["GetAuthorizationToken"; 3]);
+}
+
+#[test]
+fn a_rule_that_names_a_profile_uses_it_over_environment_keys() {
+    let tap = aws::moto_tap();
+    let fx = rules("x", &tap.url());
+    let mut cmd = fx.cmd();
+    // The node also has keys in its environment: the rule's profile must still win.
+    cmd.env("AWS_ACCESS_KEY_ID", NODE_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", NODE_SECRET)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env(
+            "PULLCRED_TEST_CLOCK_OFFSET",
+            aws::clock_before_moto_expiry(Duration::from_secs(3600)),
+        );
+    plugin(
+        &mut cmd,
+        "123456789012.dkr.ecr.ca-central-1.amazonaws.com/app:1",
+    )
+    .response();
+    assert_eq!(signed_by(&tap.requests()[0]).0, "AKIAPROCESS000000001");
+}

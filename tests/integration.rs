@@ -10,5 +10,6 @@ mod ecr;
 mod matching;
 mod protocol;
 mod registry;
+mod resolution;
 mod secrets;
 mod static_source;

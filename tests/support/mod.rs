@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod http;
+pub mod node;
 pub mod registry;
 
 // The cache tests move the clock with PULLCRED_TEST_CLOCK_OFFSET, which only a binary built

@@ -23,6 +23,7 @@ use super::{AssumeRole, EcrSource, Target};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::proxy::ProxySettings;
+use crate::resolver::Resolver;
 use crate::sources::SourceError;
 
 /// Upstream (ECR, STS) limits. The SDK's defaults let an endpoint that accepts a
@@ -59,7 +60,7 @@ pub(super) fn mint(
         .map_err(|e| SourceError::Local(format!("cannot start the async runtime: {e}")))?;
     // Leave a second of the request's deadline for writing the cache and the answer.
     let limit = budget.saturating_sub(Duration::from_secs(1));
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         match tokio::time::timeout(limit, mint_async(source, target, env, limit)).await {
             Ok(result) => result,
             Err(_) => Err(SourceError::Transient(format!(
@@ -67,7 +68,11 @@ pub(super) fn mint(
                 humantime::format_duration(limit)
             ))),
         }
-    })
+    });
+    // Dropping the runtime would wait for any blocking task still running; the answer (or
+    // the cached credential) must not wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 async fn mint_async(
@@ -86,7 +91,7 @@ async fn mint_async(
         Target::Public => (PUBLIC_REGION, false, false),
     };
     let region = Region::new(region.to_string());
-    let clients = Clients::new(env)?;
+    let clients = Clients::new(env, &Resolver::from_system())?;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
@@ -119,6 +124,12 @@ async fn mint_async(
 
     let (token, expires_at) = match target {
         Target::Private { account, .. } => {
+            // An explicit endpoint replaces the endpoint choice, FIPS and dual-stack included;
+            // the SDK refuses both at once.
+            let overridden = source.endpoint.is_some()
+                || conf.endpoint_url().is_some()
+                || env.var("AWS_ENDPOINT_URL_ECR").is_some();
+            let (fips, dual_stack) = (fips && !overridden, dual_stack && !overridden);
             private_token(source, &conf, account.as_deref(), fips, dual_stack).await?
         }
         Target::Public => public_token(&conf).await?,
@@ -134,7 +145,7 @@ struct Clients {
 }
 
 impl Clients {
-    fn new(env: &Env) -> Result<Self, SourceError> {
+    fn new(env: &Env, resolver: &Resolver) -> Result<Self, SourceError> {
         // An overridden IMDS endpoint is still a metadata endpoint.
         let imds_host = env
             .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
@@ -146,8 +157,8 @@ impl Clients {
             });
         let settings = ProxySettings::from_env(env, imds_host.as_slice());
         Ok(Clients {
-            upstream: http_client(proxy_config(&settings)?),
-            direct: http_client(ProxyConfig::disabled()),
+            upstream: http_client(proxy_config(&settings)?, resolver.clone()),
+            direct: http_client(ProxyConfig::disabled(), resolver.clone()),
         })
     }
 }
@@ -166,7 +177,7 @@ fn proxy_config(p: &ProxySettings) -> Result<ProxyConfig, SourceError> {
     Ok(config.no_proxy(&p.no_proxy))
 }
 
-fn http_client(proxy: ProxyConfig) -> SharedHttpClient {
+fn http_client(proxy: ProxyConfig, resolver: Resolver) -> SharedHttpClient {
     aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
         let mut connector = aws_smithy_http_client::Connector::builder()
             .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
@@ -175,7 +186,7 @@ fn http_client(proxy: ProxyConfig) -> SharedHttpClient {
             connector.set_sleep_impl(components.sleep_impl());
         }
         connector.set_proxy_config(Some(proxy.clone()));
-        connector.build()
+        connector.build_with_resolver(resolver.clone())
     })
 }
 
@@ -192,7 +203,7 @@ async fn node_credentials(
 ) -> Result<Credentials, SourceError> {
     use aws_config::environment::EnvironmentVariableCredentialsProvider;
     use aws_config::{ecs, imds, profile, web_identity_token};
-    use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError};
+    use aws_credential_types::provider::ProvideCredentials;
 
     let conf = ProviderConfig::without_region()
         .with_region(Some(region.clone()))
@@ -206,9 +217,12 @@ async fn node_credentials(
         .operation_timeout(IMDS_OPERATION_TIMEOUT)
         .max_attempts(1)
         .build();
-    let mut profile = profile::ProfileFileCredentialsProvider::builder().configure(&conf);
+    let profile = profile::ProfileFileCredentialsProvider::builder().configure(&conf);
     if let Some(name) = &source.profile {
-        profile = profile.profile_name(name);
+        // A rule that names a profile means that profile, not whatever else the node has.
+        let only: (&str, Box<dyn ProvideCredentials>) =
+            ("profile", Box::new(profile.profile_name(name).build()));
+        return walk_chain([only]).await;
     }
     let chain: [(&str, Box<dyn ProvideCredentials>); 5] = [
         (
@@ -244,6 +258,20 @@ async fn node_credentials(
             ),
         ),
     ];
+    walk_chain(chain).await
+}
+
+/// Tries each link in order: the first with credentials wins; one that is set up but fails
+/// ends the search; the error names every link tried and why it had nothing.
+async fn walk_chain(
+    chain: impl IntoIterator<
+        Item = (
+            &str,
+            Box<dyn aws_credential_types::provider::ProvideCredentials>,
+        ),
+    >,
+) -> Result<Credentials, SourceError> {
+    use aws_credential_types::provider::error::CredentialsError;
     let mut tried = Vec::new();
     for (name, provider) in chain {
         match provider.provide_credentials().await {

@@ -1,0 +1,162 @@
+//! Name resolution for every outbound HTTP client: a pure-Rust stub resolver (hickory) that
+//! reads `/etc/hosts` and `/etc/resolv.conf` itself.
+//!
+//! Why not the C library: the binary is statically linked, and glibc's `getaddrinfo` still
+//! `dlopen`s the NSS modules `/etc/nsswitch.conf` names (`myhostname`, `resolve`,
+//! `mdns4_minimal` on Ubuntu and systemd hosts), and with them the host's own `libc.so.6`:
+//! undefined behaviour, seen as a SIGSEGV. It also blocks a thread that a stalled DNS server
+//! can hold past the request's deadline. This resolver loads nothing and is async, so the
+//! request's timeout ends every wait.
+//!
+//! Supported from `resolv.conf`: `nameserver` (up to three are used, as glibc does), `search`
+//! and `domain`, `options ndots:`, `timeout:` and `attempts:`. Not supported: NSS sources other
+//! than files and DNS (`myhostname`, `mdns`, `ldap`); a node that names its registries only
+//! through those needs them in `/etc/hosts`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// A resolv.conf is a few lines; a larger file is not one.
+const MAX_RESOLV_CONF_BYTES: u64 = 64 * 1024;
+/// glibc's caps on `options timeout:` and `attempts:`; the request's deadline bounds the
+/// whole lookup anyway.
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_ATTEMPTS: usize = 5;
+
+/// A shared resolver; cheap to clone into each HTTP client. Build it inside the tokio runtime
+/// that will use it.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    inner: Arc<TokioResolver>,
+}
+
+impl Resolver {
+    /// The node's resolver: `/etc/hosts` first, then the name servers of `/etc/resolv.conf`
+    /// (glibc's default, 127.0.0.1, when it names none or cannot be read).
+    pub fn from_system() -> Self {
+        let (config, opts) = match read_resolv_conf() {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                tracing::debug!("{RESOLV_CONF}: {why}; using the name server on 127.0.0.1");
+                let local = NameServerConfig::udp_and_tcp(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                (
+                    ResolverConfig::from_parts(None, vec![], vec![local]),
+                    ResolverOpts::default(),
+                )
+            }
+        };
+        Self::with_config(config, opts)
+    }
+
+    fn with_config(config: ResolverConfig, mut opts: ResolverOpts) -> Self {
+        opts.timeout = opts.timeout.clamp(Duration::from_secs(1), MAX_TIMEOUT);
+        opts.attempts = opts.attempts.clamp(1, MAX_ATTEMPTS);
+        // Both families at once: a node may be IPv6-only, and the connector tries each address.
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        opts.use_hosts_file = ResolveHosts::Always;
+        // One lookup per process: a cache would only hold memory.
+        opts.cache_size = 0;
+        let mut builder =
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+        *builder.options_mut() = opts;
+        let inner = match builder.build() {
+            Ok(r) => r,
+            Err(e) => {
+                // Only a broken configuration gets here; lookups then fail with this reason.
+                tracing::warn!("name resolution is not set up ({e})");
+                let mut fallback = TokioResolver::builder_with_config(
+                    ResolverConfig::from_parts(None, vec![], vec![]),
+                    TokioRuntimeProvider::default(),
+                );
+                fallback.options_mut().use_hosts_file = ResolveHosts::Always;
+                fallback.build().expect("an empty resolver config builds")
+            }
+        };
+        Resolver {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The addresses of `name`, from `/etc/hosts` or DNS.
+    pub async fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, String> {
+        // An IPv6 literal arrives in brackets from some callers.
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        let found = self
+            .inner
+            .lookup_ip(name)
+            .await
+            .map_err(|e| format!("cannot resolve {name}: {e}"))?;
+        let addrs: Vec<IpAddr> = found.iter().collect();
+        if addrs.is_empty() {
+            return Err(format!("cannot resolve {name}: no addresses"));
+        }
+        Ok(addrs)
+    }
+}
+
+fn read_resolv_conf() -> Result<(ResolverConfig, ResolverOpts), String> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    std::fs::File::open(RESOLV_CONF)
+        .and_then(|f| f.take(MAX_RESOLV_CONF_BYTES).read_to_end(&mut text))
+        .map_err(|e| e.to_string())?;
+    let (mut config, opts) =
+        hickory_resolver::system_conf::parse_resolv_conf(&text).map_err(|e| e.to_string())?;
+    // glibc uses the first three name servers (MAXNS) and ignores the rest.
+    if config.name_servers().len() > 3 {
+        let servers = config.name_servers()[..3].to_vec();
+        config =
+            ResolverConfig::from_parts(config.domain().cloned(), config.search().to_vec(), servers);
+    }
+    Ok((config, opts))
+}
+
+/// The AWS SDK's connector takes its resolver through this trait.
+impl ResolveDns for Resolver {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::new(async move { self.lookup(name).await.map_err(ResolveDnsError::new) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_need_no_lookup_and_options_are_bounded() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (config, mut opts) = hickory_resolver::system_conf::parse_resolv_conf(
+                "nameserver 192.0.2.1\noptions timeout:90 attempts:9\n",
+            )
+            .unwrap();
+            opts.timeout = Duration::from_secs(90);
+            let r = Resolver::with_config(config, opts);
+            assert_eq!(r.inner.options().timeout, MAX_TIMEOUT);
+            assert_eq!(r.inner.options().attempts, MAX_ATTEMPTS);
+            assert_eq!(
+                r.lookup("127.0.0.1").await.unwrap(),
+                [IpAddr::V4(Ipv4Addr::LOCALHOST)]
+            );
+            assert_eq!(
+                r.lookup("[::1]").await.unwrap(),
+                ["::1".parse::<IpAddr>().unwrap()]
+            );
+        });
+    }
+}
