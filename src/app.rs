@@ -24,6 +24,10 @@ pub fn answer(
     cache: Option<&Cache>,
     deadline: Instant,
 ) -> Result<Response, Error> {
+    #[cfg(feature = "test-clock")]
+    if env.var("PULLCRED_TEST_PANIC").is_some() {
+        panic!("a test panic that quotes s3cret-panic-payload");
+    }
     let image = ImageRef::parse(&req.image).map_err(|err| Error::Image {
         image: Quoted::new(&req.image),
         err,
@@ -52,11 +56,11 @@ pub fn answer(
     source.check(registry).map_err(source_error)?;
     let (entry, stale) = obtain(source, &mint, cache, &config.cache).map_err(source_error)?;
 
-    // Credentials are keyed by the image's host (the kubelet matches them against the image),
-    // narrowed to the rule's path where it has one.
+    // Credentials are keyed by the image's host as the kubelet parsed it (it matches them
+    // against the image, label by label), narrowed to the rule's path where it has one.
     let key = match selected.pattern.path() {
-        Some(path) => format!("{}/{path}", image.registry),
-        None => image.registry.clone(),
+        Some(path) => format!("{}/{path}", image.requested_host),
+        None => image.requested_host.clone(),
     };
     let cache_key_type = if config.host_has_path_rules(&image) {
         CacheKeyType::Image

@@ -27,13 +27,23 @@ use std::fmt;
 pub const DOCKER_HUB: &str = "docker.io";
 /// Docker Hub's other names, folded into [`DOCKER_HUB`].
 const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+/// The kubelet normalises only this alias (distribution's `ParseNormalizedNamed`); it matches
+/// answer keys against the image as it parsed it, so every other spelling is answered as is.
+const KUBELET_HUB_ALIAS: &str = "index.docker.io";
 const MAX_REPOSITORY_LEN: usize = 255;
+/// DNS limits (RFC 1035): a label of at most 63 bytes, a name of at most 253.
+const MAX_LABEL_LEN: usize = 63;
+const MAX_HOST_LEN: usize = 253;
 const MAX_TAG_LEN: usize = 128;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRef {
-    /// Host with its port, if any (`localhost:5000`, `[::1]:5000`).
+    /// Host with its port, if any (`localhost:5000`, `[::1]:5000`), Docker Hub's aliases
+    /// folded into `docker.io`: what rules match.
     pub registry: String,
+    /// The host as the kubelet sees it: as the request spelled it, but for the one alias the
+    /// kubelet itself normalises. The answer is keyed by it, or the kubelet finds no match.
+    pub requested_host: String,
     pub repository: String,
     pub tag: Option<String>,
     pub digest: Option<String>,
@@ -45,6 +55,10 @@ pub enum ImageError {
     Empty,
     #[error("invalid registry host")]
     InvalidHost,
+    #[error("registry host has a label longer than {MAX_LABEL_LEN} bytes")]
+    LabelTooLong,
+    #[error("registry host longer than {MAX_HOST_LEN} bytes")]
+    HostTooLong,
     #[error("invalid repository name")]
     InvalidRepository,
     #[error("repository name longer than {MAX_REPOSITORY_LEN} characters")]
@@ -98,7 +112,13 @@ impl ImageRef {
         if repository.len() > MAX_REPOSITORY_LEN {
             return Err(ImageError::TooLong);
         }
+        let requested_host = if host == KUBELET_HUB_ALIAS {
+            DOCKER_HUB
+        } else {
+            host
+        };
         Ok(ImageRef {
+            requested_host: requested_host.to_string(),
             registry,
             repository,
             tag: tag.map(str::to_string),
@@ -151,6 +171,12 @@ fn is_host(component: &str) -> bool {
 
 fn check_host(hostport: &str) -> Result<(), ImageError> {
     let (host, port) = split_port(hostport);
+    if host.len() > MAX_HOST_LEN {
+        return Err(ImageError::HostTooLong);
+    }
+    if host.split('.').any(|l| l.len() > MAX_LABEL_LEN) {
+        return Err(ImageError::LabelTooLong);
+    }
     if let Some(port) = port
         && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -250,6 +276,34 @@ fn check_digest(digest: &str) -> Result<(), ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_host_is_what_the_kubelet_parsed() {
+        for (reference, want) in [
+            ("nginx", "docker.io"),
+            ("index.docker.io/nginx", "docker.io"),
+            ("registry-1.docker.io/bitnami/x", "registry-1.docker.io"),
+            ("Registry:5000/foo", "Registry:5000"),
+        ] {
+            assert_eq!(ImageRef::parse(reference).unwrap().requested_host, want);
+        }
+    }
+
+    #[test]
+    fn dns_length_limits() {
+        let label = "a".repeat(63);
+        assert!(ImageRef::parse(&format!("{label}.example.com/x")).is_ok());
+        assert_eq!(
+            ImageRef::parse(&format!("a{label}.example.com/x")),
+            Err(ImageError::LabelTooLong)
+        );
+        let host = vec!["abcdefghi"; 26].join(".");
+        assert_eq!(host.len(), 259);
+        assert_eq!(
+            ImageRef::parse(&format!("{host}/x")),
+            Err(ImageError::HostTooLong)
+        );
+    }
 
     const SHA: &str = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 

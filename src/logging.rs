@@ -59,8 +59,44 @@ where
             Level::DEBUG => "debug",
             Level::TRACE => "trace",
         };
-        write!(w, "pullcred: {level}: ")?;
-        ctx.format_fields(w.by_ref(), event)?;
-        writeln!(w)
+        let mut text = String::new();
+        ctx.format_fields(Writer::new(&mut text), event)?;
+        writeln!(w, "pullcred: {level}: {}", one_line(&text))
+    }
+}
+
+/// The most of one log or error line; upstream messages and request values are untrusted
+/// and can be of any length.
+pub const MAX_LINE: usize = 1000;
+
+/// `text` made safe for one stderr line: line breaks and other control characters become
+/// spaces (nobody can forge a second line), and it is cut at [`MAX_LINE`] bytes.
+pub fn one_line(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if out.len() > MAX_LINE {
+        let mut end = MAX_LINE;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_single_and_bounded() {
+        assert_eq!(one_line("a\nb\r\tc\u{1b}[31m"), "a b  c [31m");
+        let long = "é".repeat(MAX_LINE);
+        let cut = one_line(&long);
+        assert!(cut.len() <= MAX_LINE + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
     }
 }

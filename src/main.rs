@@ -15,13 +15,19 @@ fn main() -> ExitCode {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         eprintln!("pullcred: internal error: panic{at}");
+        // Exit here, before unwinding or `panic = "abort"` can add a second line or a
+        // SIGABRT core dump: memory holds tokens.
+        std::process::exit(1);
     }));
+    // Nor may any other crash leave a core with tokens in it (this also keeps other users'
+    // debuggers out of the process).
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     let cli = Cli::parse();
     match cli.run(Env::from_process()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let line = format!("{:#}", anyhow::Error::from(e));
-            eprintln!("pullcred: {}", line.replace(['\n', '\r'], " "));
+            eprintln!("pullcred: {}", pullcred::logging::one_line(&line));
             ExitCode::FAILURE
         }
     }

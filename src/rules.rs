@@ -120,27 +120,48 @@ impl fmt::Display for Pattern {
 
 /// Go's `filepath.Match` on one label (no separators can occur in a label).
 fn glob_match(pat: &[u8], s: &[u8]) -> bool {
-    match pat.first() {
-        None => s.is_empty(),
-        Some(b'*') => {
-            let rest = &pat[1..];
-            (0..=s.len()).any(|i| glob_match(rest, &s[i..]))
-        }
-        Some(b'?') => !s.is_empty() && glob_match(&pat[1..], &s[1..]),
-        Some(b'[') => {
-            let Some((&c, tail)) = s.split_first() else {
-                return false;
-            };
-            match match_class(&pat[1..], c) {
-                Some((true, after)) => glob_match(after, tail),
-                _ => false,
+    glob_match_counted(pat, s, &mut 0)
+}
+
+/// One pass with a single resume point: after a mismatch, only the most recent `*` takes
+/// one more byte. Earlier stars never need to (any text they could absorb the last one can),
+/// so the work is at most pattern length × label length steps, never exponential
+/// (`*-*-*-x` against a long label of dashes). `steps` counts them, for the tests.
+fn glob_match_counted(pat: &[u8], s: &[u8], steps: &mut usize) -> bool {
+    let (mut p, mut i) = (0, 0);
+    // Where to resume: the pattern just after the last `*`, and the text it absorbed up to.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        *steps += 1;
+        let advanced = match pat.get(p) {
+            Some(b'*') => {
+                star = Some((p + 1, i));
+                p += 1;
+                continue;
             }
+            Some(b'?') => Some(p + 1),
+            Some(b'[') => match match_class(&pat[p + 1..], s[i]) {
+                Some((true, after)) => Some(pat.len() - after.len()),
+                _ => None,
+            },
+            Some(b'\\') if p + 1 < pat.len() => (pat[p + 1] == s[i]).then_some(p + 2),
+            Some(&c) => (c == s[i]).then_some(p + 1),
+            None => None,
+        };
+        match (advanced, star) {
+            (Some(next), _) => {
+                p = next;
+                i += 1;
+            }
+            (None, Some((after_star, absorbed))) => {
+                star = Some((after_star, absorbed + 1));
+                p = after_star;
+                i = absorbed + 1;
+            }
+            (None, None) => return false,
         }
-        Some(b'\\') if pat.len() > 1 => {
-            !s.is_empty() && s[0] == pat[1] && glob_match(&pat[2..], &s[1..])
-        }
-        Some(&p) => !s.is_empty() && s[0] == p && glob_match(&pat[1..], &s[1..]),
     }
+    pat[p..].iter().all(|&b| b == b'*')
 }
 
 /// Matches `c` against a class body (after `[`); returns whether it matched and the pattern
@@ -243,6 +264,28 @@ mod tests {
         }
         for (p, i) in no {
             assert!(!m(p, i), "{p} should not match {i}");
+        }
+    }
+
+    #[test]
+    fn glob_work_is_bounded_by_pattern_times_label() {
+        let pat = b"*-*-*-*-*-*-*-*-*-*-*-x";
+        let label = "a-".repeat(31) + "a";
+        let mut steps = 0;
+        assert!(!glob_match_counted(pat, label.as_bytes(), &mut steps));
+        assert!(steps <= pat.len() * label.len(), "{steps} steps");
+        // The semantics stay Go's: stars take any run, classes and escapes one byte.
+        for (p, t, want) in [
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("*", "", true),
+            ("a\\*", "a*", true),
+            ("a\\*", "ab", false),
+            ("[a-c]*[0-9]", "b-9", true),
+            ("*[^0-9]", "abc1", false),
+            ("**x", "yyx", true),
+        ] {
+            assert_eq!(glob_match(p.as_bytes(), t.as_bytes()), want, "{p} ~ {t}");
         }
     }
 

@@ -46,9 +46,11 @@ const TABLE: &[(&str, Want)] = &[
         "index.docker.io/library/nginx:1.27",
         Some(("docker.io", "hub", "Registry")),
     ),
+    // The kubelet folds only index.docker.io into docker.io; it looks up any other alias as
+    // spelled, so the answer must be keyed that way to be used at all.
     (
         "registry-1.docker.io/bitnami/redis",
-        Some(("docker.io", "hub", "Registry")),
+        Some(("registry-1.docker.io", "hub", "Registry")),
     ),
     (
         "openpolicyagent/gatekeeper:v3.17.0",

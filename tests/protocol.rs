@@ -160,3 +160,26 @@ fn a_request_that_never_finishes_is_cut_at_the_deadline() {
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
 }
+
+#[test]
+fn a_panic_is_one_line_and_exit_1_never_a_signal_or_core() {
+    use std::os::unix::process::ExitStatusExt;
+    let fx = Fixture::new("static");
+    let mut cmd = fx.cmd();
+    cmd.env("PULLCRED_TEST_PANIC", "1");
+    let out = cmd
+        .stdin(Stdio::null())
+        .args(["get", "registry.example.com/app:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), None, "killed by a signal: {out:?}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("pullcred: internal error: panic at src/"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret-panic-payload"), "{stderr}");
+}

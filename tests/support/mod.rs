@@ -37,6 +37,7 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-process-secret-key",
     "s3cret-imds-secret-key",
     "s3cret-imds-session",
+    "s3cret-panic-payload",
     // moto's ECR passwords are `<account>-auth-token`.
     "-auth-token",
 ];
