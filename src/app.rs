@@ -118,19 +118,40 @@ fn obtain(
     }
     // Miss: wait for whoever may be minting this key, then look again before minting.
     // Held until the new entry is written (end of this function).
-    let lock = cache.and_then(|c| {
-        let budget = req.deadline.saturating_duration_since(Instant::now()) / 2;
-        match c.lock(&key, settings.lock_timeout.min(budget)) {
-            Ok(lock) => {
-                c.sweep_temp_files(&key);
-                Some(lock)
-            }
-            Err(e) => {
-                tracing::warn!("cache lock for {}: {e}; minting without it", req.registry);
-                None
-            }
+    let attempt = cache.map(|c| {
+        // Leave a second of the deadline for answering from whatever the wait leaves us.
+        let budget = req
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(Duration::from_secs(1));
+        let wait = settings.lock_timeout.unwrap_or(source.max_mint_time());
+        let lock = c.lock(&key, wait.min(budget));
+        if lock.is_ok() {
+            c.sweep_temp_files(&key);
         }
+        lock
     });
+    let (lock, lock_error) = match attempt {
+        Some(Ok(lock)) => (Some(lock), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    if let Some(e) = &lock_error
+        && let Some(entry) = cache.and_then(read).filter(|e| e.is_valid(env.now()))
+    {
+        // Someone else is still minting this key: answer with what they will replace rather
+        // than add a mint of our own to an upstream that is already slow.
+        let stale = !entry.is_fresh(env.now());
+        tracing::warn!(
+            "cache lock for {}: {e}; answering with the cached credential, valid until {}",
+            req.registry,
+            humantime::format_rfc3339_seconds(entry.expires_at)
+        );
+        return Ok((entry, stale));
+    }
+    if let Some(e) = lock_error {
+        tracing::warn!("cache lock for {}: {e}; minting without it", req.registry);
+    }
     if lock.is_some() {
         cached = cache.and_then(read);
         if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {

@@ -33,8 +33,9 @@ pub struct Settings {
     pub static_ttl: Duration,
     /// Upper bound on the `cacheDuration` told to the kubelet.
     pub max_kubelet_cache: Option<Duration>,
-    /// How long to wait for another process minting the same key.
-    pub lock_timeout: Duration,
+    /// How long to wait for another process minting the same key; `None`: as long as the
+    /// source's longest mint may take, so waiters never stampede a slow upstream.
+    pub lock_timeout: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -44,7 +45,7 @@ impl Default for Settings {
             refresh_before: RefreshWindow::Fraction(0.25),
             static_ttl: Duration::from_secs(300),
             max_kubelet_cache: None,
-            lock_timeout: Duration::from_secs(10),
+            lock_timeout: None,
         }
     }
 }

@@ -278,7 +278,7 @@ impl RawCache {
             s.max_kubelet_cache = Some(duration(m, "max_kubelet_cache")?);
         }
         if let Some(l) = &self.lock_timeout {
-            s.lock_timeout = duration(l, "lock_timeout")?;
+            s.lock_timeout = Some(duration(l, "lock_timeout")?);
         }
         Ok(s)
     }

@@ -146,6 +146,30 @@ fn a_hanging_helper_is_killed_after_its_timeout() {
 }
 
 #[test]
+fn a_helper_that_leaves_a_child_holding_stdout_is_answered_and_the_child_killed() {
+    let fx = Fixture::new("docker-config");
+    // Without a bound on the pipes this waits for the child (30 s), past the deadline.
+    let (key, user, password) = auth(&fx, "straggler.example.com/app");
+    assert_eq!(key, "straggler.example.com");
+    assert_eq!(
+        (user.as_str(), password.as_str()),
+        ("straggler", "s3cret-straggler-pw")
+    );
+    let pid = fs::read_to_string(fx.path("straggler.pid")).unwrap();
+    let status = format!("/proc/{}/status", pid.trim());
+    let start = Instant::now();
+    // Killed with the helper's process group: gone, or a zombie not yet reaped.
+    while fs::read_to_string(&status).is_ok_and(|s| !s.contains("State:\tZ")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the helper's child {} still runs",
+            pid.trim()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn an_insecure_docker_config_is_refused() {
     let fx = Fixture::new("docker-config");
     fx.chmod("docker/config.json", 0o646);

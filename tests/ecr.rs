@@ -664,3 +664,54 @@ fn a_rule_that_names_a_profile_uses_it_over_environment_keys() {
     .response();
     assert_eq!(signed_by(&tap.requests()[0]).0, "AKIAPROCESS000000001");
 }
+
+#[test]
+fn a_request_waiting_on_a_slow_mint_serves_the_valid_entry_instead_of_minting_too() {
+    let tap = aws::moto_tap();
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "deadline = \"6s\"\n[cache]\nlock_timeout = \"1s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\"]\nsource = \"ecr\"\n",
+    )
+    .unwrap();
+    let image = format!("{HOST}/app:1");
+    let exec = |left: Duration| {
+        let mut cmd = pullcred(home.path());
+        with_aws(&mut cmd, &tap.url(), left)
+            .arg("--config")
+            .arg(&config);
+        plugin(&mut cmd, &image)
+    };
+    exec(Duration::from_secs(6 * 3600)).response();
+    assert_eq!(tap.requests().len(), 1);
+
+    // ECR turns slow; an hour before expiry the entry is due for refresh.
+    tap.set(|_| Reply::Hang);
+    let hour = Duration::from_secs(3600);
+    let first = std::thread::scope(|s| {
+        let first = s.spawn(|| exec(hour));
+        // The first request now holds the key's lock while its call hangs.
+        let start = Instant::now();
+        while tap.requests().len() < 2 {
+            assert!(start.elapsed() < Duration::from_secs(5), "no refresh call");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let second = exec(hour);
+        let (_, _, password) = single_auth(&second.response());
+        assert_eq!(password, format!("{MOTO_ACCOUNT}-auth-token"));
+        assert!(
+            second
+                .stderr
+                .contains("answering with the cached credential"),
+            "{second:#?}"
+        );
+        first.join().unwrap()
+    });
+    first.response();
+    assert_eq!(
+        tap.requests().len(),
+        2,
+        "the waiter must not add its own call to a slow upstream"
+    );
+}

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -94,6 +95,10 @@ impl Source for DockerConfigSource {
             Ok(path) => format!("docker-config {}", path.display()),
             Err(_) => "docker-config (no path)".into(),
         }
+    }
+
+    fn max_mint_time(&self) -> Duration {
+        self.helper_timeout
     }
 
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
@@ -216,8 +221,18 @@ fn run_helper(
     } else {
         registry
     };
+    let limit = timeout.min(deadline.saturating_duration_since(Instant::now()));
+    let until = Instant::now() + limit;
+    let timed_out = || {
+        fail(format!(
+            "timed out after {}",
+            humantime::format_duration(limit)
+        ))
+    };
+    // Its own process group, so that whatever it leaves behind can be killed with it.
     let mut child = Command::new(&program)
         .arg("get")
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -228,20 +243,19 @@ fn run_helper(
             }
             kind => fail(format!("cannot start: {kind}")),
         })?;
-    // A helper that exits without reading stdin makes this write fail; its exit status tells
-    // the real story, so the write error is ignored.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    // Read both pipes on threads so a chatty helper cannot fill a pipe and stall.
+    let group = rustix::process::Pid::from_child(&child);
+    // Read both pipes on threads so a chatty helper cannot fill a pipe and stall; hand the
+    // output over by channel, so waiting for it is bounded too.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(p) = pipe {
                 let _ = p.take(MAX_HELPER_OUTPUT).read_to_end(&mut buf);
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let out = drain(
         child
@@ -255,24 +269,30 @@ fn run_helper(
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
+    // A helper that exits without reading stdin makes this write fail; its exit status tells
+    // the real story, so the write error is ignored. The pipe holds far more than a URL, so
+    // this cannot block.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
 
-    let limit = timeout.min(deadline.saturating_duration_since(Instant::now()));
-    let status = match child
+    let status = child
         .wait_timeout(limit)
-        .map_err(|e| fail(format!("wait: {}", e.kind())))?
-    {
+        .map_err(|e| fail(format!("wait: {}", e.kind())));
+    // The helper is done or out of time: anything left in its group is a straggler that
+    // could hold the pipes open (and so this request) until it ends.
+    let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    let status = match status? {
         Some(status) => status,
         None => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!(
-                "timed out after {}",
-                humantime::format_duration(limit)
-            )));
+            return Err(timed_out());
         }
     };
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
+    let left = || until.saturating_duration_since(Instant::now());
+    let stdout = out.recv_timeout(left()).map_err(|_| timed_out())?;
+    let stderr = err.recv_timeout(left()).unwrap_or_default();
     if !status.success() {
         let why = first_line(&stdout)
             .or_else(|| first_line(&stderr))

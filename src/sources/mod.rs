@@ -5,7 +5,7 @@ pub mod docker_config;
 pub mod ecr;
 pub mod static_file;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::credential::Credential;
 use crate::env::Env;
@@ -33,6 +33,12 @@ pub trait Source {
     /// lock file, no entry for a host that is not ours).
     fn check(&self, _registry: &str) -> Result<(), SourceError> {
         Ok(())
+    }
+
+    /// The longest one mint may take: how long a request waits for another process minting
+    /// the same key before it stops waiting.
+    fn max_mint_time(&self) -> Duration {
+        Duration::from_secs(1)
     }
 
     /// Mints (or reads) a credential for `req.registry`.

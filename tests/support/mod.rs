@@ -38,6 +38,7 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-imds-secret-key",
     "s3cret-imds-session",
     "s3cret-panic-payload",
+    "s3cret-straggler-pw",
     // moto's ECR passwords are `<account>-auth-token`.
     "-auth-token",
 ];

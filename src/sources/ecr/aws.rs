@@ -31,7 +31,7 @@ use crate::sources::SourceError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_ATTEMPTS: u32 = 3;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);

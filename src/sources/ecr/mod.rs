@@ -5,7 +5,7 @@
 mod aws;
 pub mod host;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{MintRequest, Source, SourceError};
 use crate::credential::Credential;
@@ -126,6 +126,10 @@ impl Source for EcrSource {
 
     fn check(&self, registry: &str) -> Result<(), SourceError> {
         self.target(registry).map(drop)
+    }
+
+    fn max_mint_time(&self) -> Duration {
+        aws::OPERATION_TIMEOUT
     }
 
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
