@@ -6,10 +6,13 @@
 //! lock on the entry itself would lock an inode that a writer is about to unlink, and two
 //! processes could each believe they hold it (measured: over half the updates were lost).
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as fs_at, AtFlags, Mode, OFlags};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,9 @@ use crate::credential::{Credential, Secret};
 /// Bumped whenever the entry layout changes; entries of other versions are misses.
 pub const FORMAT_VERSION: u32 = 1;
 const MAX_ENTRY_BYTES: u64 = 64 * 1024;
+/// How far the clock may have stepped back since an entry was minted before its times are
+/// no longer trusted.
+const CLOCK_STEP_TOLERANCE: Duration = Duration::from_secs(5);
 /// The refresh window starts up to this share of the lifetime early, per node and key, so a
 /// fleet booted together does not refresh together.
 const MAX_JITTER: f64 = 0.10;
@@ -159,12 +165,19 @@ impl Entry {
 
     /// Outside the refresh window: serve without minting.
     pub fn is_fresh(&self, now: SystemTime) -> bool {
-        now < self.refresh_at
+        self.minted_by(now) && now < self.refresh_at
     }
 
     /// Not yet expired: still usable when minting fails.
     pub fn is_valid(&self, now: SystemTime) -> bool {
-        now < self.expires_at
+        self.minted_by(now) && now < self.expires_at
+    }
+
+    /// An entry minted after `now` was written before the clock stepped back: its times are
+    /// not to be trusted, so it is neither fresh nor valid. Steps of a few seconds (NTP
+    /// corrections) change nothing that matters and are let through.
+    fn minted_by(&self, now: SystemTime) -> bool {
+        self.minted_at <= now + CLOCK_STEP_TOLERANCE
     }
 }
 
@@ -211,28 +224,39 @@ pub struct Lock {
     _file: File,
 }
 
-/// A cache directory that passed its checks.
+/// A cache directory that passed its checks, held open: every operation is relative to this
+/// descriptor (`openat`, `renameat`, `unlinkat`), so swapping a parent directory or the dir
+/// itself after the checks cannot redirect a read or a write.
 #[derive(Debug)]
 pub struct Cache {
     dir: PathBuf,
+    fd: OwnedFd,
 }
 
-/// `O_NOFOLLOW`: the directory is ours, but a link inside it is still never followed.
-fn nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+/// Flags for every open inside the dir: a link inside it is never followed.
+fn inside() -> OFlags {
+    OFlags::NOFOLLOW | OFlags::CLOEXEC
 }
 
 impl Cache {
     /// Opens (creating it 0700 if missing) a cache dir owned by `uid`. A dir that is a
     /// symlink, owned by someone else, or writable by others is refused: whoever controls it
-    /// could plant credentials.
+    /// could plant credentials. The checks are made on the opened descriptor itself.
     pub fn open(dir: &Path, uid: u32) -> Result<Self, CacheError> {
         let err = |reason: String| CacheError {
             dir: dir.into(),
             reason,
         };
-        let meta = match fs::symlink_metadata(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let open = || {
+            fs_at::openat(
+                fs_at::CWD,
+                dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | inside(),
+                Mode::empty(),
+            )
+        };
+        let fd = match open() {
+            Err(rustix::io::Errno::NOENT) => {
                 if let Some(parent) = dir.parent() {
                     fs::create_dir_all(parent).map_err(|e| err(format!("cannot create: {e}")))?;
                 }
@@ -242,46 +266,58 @@ impl Cache {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(err(format!("cannot create: {e}"))),
                 }
-                fs::symlink_metadata(dir).map_err(|e| err(e.to_string()))?
+                open()
             }
-            Err(e) => return Err(err(e.to_string())),
-            Ok(meta) => meta,
+            other => other,
         };
-        if meta.file_type().is_symlink() {
-            return Err(err("is a symlink".into()));
+        let fd = fd.map_err(|e| match e {
+            // A link is refused by O_NOFOLLOW as "not a directory" (or ELOOP); say which.
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+                match fs::symlink_metadata(dir) {
+                    Ok(m) if m.file_type().is_symlink() => err("is a symlink".into()),
+                    Ok(_) => err("not a directory".into()),
+                    Err(e) => err(e.to_string()),
+                }
+            }
+            e => err(std::io::Error::from(e).to_string()),
+        })?;
+        let stat = fs_at::fstat(&fd).map_err(|e| err(std::io::Error::from(e).to_string()))?;
+        if stat.st_uid != uid {
+            return Err(err(format!("owned by uid {} (want {uid})", stat.st_uid)));
         }
-        if !meta.is_dir() {
-            return Err(err("not a directory".into()));
-        }
-        if meta.uid() != uid {
-            return Err(err(format!("owned by uid {} (want {uid})", meta.uid())));
-        }
-        let mode = meta.mode() & 0o777;
+        let mode = stat.st_mode & 0o777;
         if mode & 0o022 != 0 {
             return Err(err(format!(
                 "writable by group or others (mode {mode:04o})"
             )));
         }
-        Ok(Cache { dir: dir.into() })
+        Ok(Cache {
+            dir: dir.into(),
+            fd,
+        })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    fn entry_path(&self, key: &Key) -> PathBuf {
-        self.dir.join(format!("{}.json", key.0))
+    fn open_at(&self, name: &str, flags: OFlags, mode: u32) -> std::io::Result<File> {
+        let fd = fs_at::openat(&self.fd, name, flags | inside(), Mode::from_raw_mode(mode))?;
+        Ok(File::from(fd))
     }
 
     /// The entry for `key`, or `None` for a miss. Missing, unreadable, corrupt and
     /// other-version entries are all misses: the next mint replaces them.
     pub fn read(&self, key: &Key) -> Option<Entry> {
-        let path = self.entry_path(key);
-        match read_entry(&path) {
+        let name = entry_name(key);
+        match self.read_entry(&name) {
             Ok(entry) => Some(entry),
             Err(ReadError::Missing) => None,
             Err(ReadError::Other(why)) => {
-                tracing::warn!("{}: {why}; treating it as a miss", path.display());
+                tracing::warn!(
+                    "{}: {why}; treating it as a miss",
+                    self.dir.join(name).display()
+                );
                 None
             }
         }
@@ -289,14 +325,12 @@ impl Cache {
 
     /// Takes the key's lock, waiting at most `timeout`.
     pub fn lock(&self, key: &Key, timeout: Duration) -> Result<Lock, LockError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nofollow())
-            .open(self.dir.join(format!("{}.lock", key.0)))
+        let file = self
+            .open_at(
+                &format!("{}.lock", key.0),
+                OFlags::RDWR | OFlags::CREATE,
+                0o600,
+            )
             .map_err(LockError::Io)?;
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
@@ -332,24 +366,19 @@ impl Cache {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let tmp = self
-            .dir
-            .join(format!("{}.tmp.{}.{nanos}", key.0, std::process::id()));
+        let tmp = format!("{}.tmp.{}.{nanos}", key.0, std::process::id());
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(nofollow())
-                .open(&tmp)?;
+            let mut file =
+                self.open_at(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
             file.write_all(&body)?;
             file.sync_all()?;
-            fs::rename(&tmp, self.entry_path(key))?;
+            fs_at::renameat(&self.fd, tmp.as_str(), &self.fd, entry_name(key))?;
             // Make the rename itself durable where the dir is on a disk.
-            File::open(&self.dir)?.sync_all()
+            fs_at::fsync(&self.fd)?;
+            Ok(())
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = fs_at::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
         }
         result
     }
@@ -360,20 +389,29 @@ impl Cache {
         self.remove_temp_files(Some(key));
     }
 
+    /// The names in the dir (only UTF-8 ones: every name pullcred writes is).
+    fn names(&self) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for item in fs_at::Dir::read_from(&self.fd)? {
+            if let Ok(name) = item?.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
     /// Removes temp files of `key`, or of every key.
     fn remove_temp_files(&self, key: Option<&Key>) {
-        let Ok(dir) = fs::read_dir(&self.dir) else {
+        let Ok(names) = self.names() else {
             return;
         };
-        for item in dir.flatten() {
-            let name = item.file_name();
-            let Some(name) = name.to_str() else { continue };
+        for name in names {
             let ours = match key {
                 Some(k) => name.starts_with(&format!("{}.tmp.", k.0)),
                 None => name.contains(".tmp."),
             };
             if ours {
-                let _ = fs::remove_file(item.path());
+                let _ = fs_at::unlinkat(&self.fd, name.as_str(), AtFlags::empty());
             }
         }
     }
@@ -381,13 +419,11 @@ impl Cache {
     /// Every entry file: its key, and the entry or why it cannot be read.
     pub fn entries(&self) -> std::io::Result<Vec<(String, Result<Entry, String>)>> {
         let mut out = Vec::new();
-        for item in fs::read_dir(&self.dir)? {
-            let item = item?;
-            let name = item.file_name().to_string_lossy().into_owned();
+        for name in self.names()? {
             let Some(key) = name.strip_suffix(".json") else {
                 continue;
             };
-            let entry = read_entry(&item.path()).map_err(|e| match e {
+            let entry = self.read_entry(&name).map_err(|e| match e {
                 ReadError::Missing => "vanished".to_string(),
                 ReadError::Other(why) => why,
             });
@@ -409,7 +445,7 @@ impl Cache {
                 (Some(_), Err(_)) => false,
             };
             if matches {
-                fs::remove_file(self.dir.join(format!("{key}.json")))?;
+                fs_at::unlinkat(&self.fd, format!("{key}.json").as_str(), AtFlags::empty())?;
                 removed += 1;
             }
         }
@@ -418,6 +454,20 @@ impl Cache {
         }
         Ok(removed)
     }
+
+    fn read_entry(&self, name: &str) -> Result<Entry, ReadError> {
+        // Non-blocking: opening a FIFO planted in an entry's place must not hang the request.
+        let file = match self.open_at(name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
+            Err(e) => return Err(ReadError::Other(e.to_string())),
+        };
+        decode_entry(file)
+    }
+}
+
+fn entry_name(key: &Key) -> String {
+    format!("{}.json", key.0)
 }
 
 enum ReadError {
@@ -425,16 +475,13 @@ enum ReadError {
     Other(String),
 }
 
-fn read_entry(path: &Path) -> Result<Entry, ReadError> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nofollow())
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
+fn decode_entry(file: File) -> Result<Entry, ReadError> {
+    // Only a regular file is an entry: a FIFO or device in its place must not block a read.
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(ReadError::Other("not a regular file".into())),
         Err(e) => return Err(ReadError::Other(e.to_string())),
-    };
+    }
     let mut body = Vec::new();
     file.take(MAX_ENTRY_BYTES + 1)
         .read_to_end(&mut body)
@@ -524,6 +571,11 @@ mod tests {
             (e.refresh_at, e.expires_at),
             (now + s.static_ttl, now + s.static_ttl)
         );
+        // Minted "later" than now (the clock stepped back): not to be served.
+        let e = twelve_hours(now, &s, 0.0);
+        let earlier = now - Duration::from_secs(60);
+        assert!(e.is_fresh(now - CLOCK_STEP_TOLERANCE));
+        assert!(!e.is_fresh(earlier) && !e.is_valid(earlier));
         // Already expired at mint: refresh at once.
         let e = Entry::new(credential(Some(0), now), "r", "ecr", now, &s, 0.5);
         assert!(!e.is_fresh(now));

@@ -446,16 +446,99 @@ fn a_cache_hit_reads_only_the_config_and_its_entry() {
         .collect();
     opened.sort();
     let (entry_path, _) = entry(&fx);
+    // The entry is opened relative to the cache dir's descriptor (openat), by name.
     let mut want = vec![
         fx.path("config.toml").display().to_string(),
-        entry_path.display().to_string(),
+        fx.path("cache").display().to_string(),
+        entry_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned(),
     ];
     want.sort();
     assert_eq!(
         opened, want,
-        "a hit opens the config and one entry, nothing else\n{trace}"
+        "a hit opens the config, the cache dir and one entry in it, nothing else\n{trace}"
     );
     let execs = trace.lines().filter(|l| l.contains("execve(")).count();
     assert_eq!(execs, 1, "no helper ran\n{trace}");
     assert!(!trace.contains("socket("), "no network on a hit\n{trace}");
+}
+
+#[test]
+fn a_parent_swapped_during_a_mint_cannot_redirect_the_write() {
+    let fx = Fixture::new("docker-config");
+    fs::create_dir(fx.path("parent")).unwrap();
+    let cache = fx.path("parent/cache");
+    let json_files = |dir: PathBuf| -> usize {
+        fs::read_dir(dir).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            })
+            .count()
+        })
+    };
+    std::thread::scope(|s| {
+        let exec = s.spawn(|| {
+            run(
+                fx.cmd()
+                    .env("PULLCRED_CACHE_DIR", &cache)
+                    .env("FIXTURE_DELAY", "0.5"),
+                &request(V1, IMAGE),
+            )
+        });
+        // While the helper mints, someone swaps the cache dir's parent for a link to a
+        // directory of their own.
+        let start = Instant::now();
+        while helper_calls(&fx) == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "helper never ran"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fs::rename(fx.path("parent"), fx.path("moved")).unwrap();
+        fs::create_dir_all(fx.path("elsewhere/cache")).unwrap();
+        fs::set_permissions(
+            fx.path("elsewhere/cache"),
+            fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        symlink(fx.path("elsewhere"), fx.path("parent")).unwrap();
+        let out = exec.join().unwrap();
+        assert_eq!(single_auth(&out.response()).2, "s3cret-helper-pw");
+    });
+    assert_eq!(
+        json_files(fx.path("elsewhere/cache")),
+        0,
+        "write redirected"
+    );
+    assert_eq!(
+        json_files(fx.path("moved/cache")),
+        1,
+        "written where it was opened"
+    );
+}
+
+#[test]
+fn an_entry_minted_in_the_future_is_a_miss_after_the_clock_steps_back() {
+    let fx = Fixture::new("docker-config");
+    let exec = |offset: &str| {
+        run(
+            fx.cmd().env("PULLCRED_TEST_CLOCK_OFFSET", offset),
+            &request(V1, IMAGE),
+        )
+        .response()
+    };
+    // Minted while the clock ran a day ahead: kept 5 minutes "from tomorrow".
+    exec("86400");
+    assert_eq!(helper_calls(&fx), 1);
+    // The clock is stepped back to the truth: that entry's times mean nothing now.
+    exec("0");
+    assert_eq!(helper_calls(&fx), 2, "the entry from the future was served");
+    // The new entry is a normal hit.
+    exec("0");
+    assert_eq!(helper_calls(&fx), 2);
 }
