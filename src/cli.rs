@@ -12,8 +12,9 @@ use crate::env::Env;
 use crate::error::Error;
 use crate::protocol::{self, ApiVersion, Request};
 
-/// A kubelet image credential provider: ECR, GCR/Artifact Registry, ACR and static
-/// credentials from one binary, cached on the node.
+/// A kubelet image credential provider: ECR and ECR Public tokens, static credentials from
+/// root-only files, and docker config credentials and helpers, from one binary, cached on
+/// the node.
 ///
 /// Without a subcommand it is the plugin the kubelet execs: a CredentialProviderRequest on
 /// stdin, a CredentialProviderResponse on stdout.
@@ -74,6 +75,11 @@ enum ConfigCommand {
         /// Config file [default: --config, else /etc/pullcred/config.toml]
         file: Option<PathBuf>,
     },
+    /// Print the kubelet `matchImages` the config's rules serve, one per line
+    MatchImages {
+        /// Config file [default: --config, else /etc/pullcred/config.toml, else the built-in rules]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -119,6 +125,22 @@ impl Cli {
             Some(Command::Config(ConfigCommand::Check { file })) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
                 print(&describe(&config))
+            }
+            Some(Command::Config(ConfigCommand::MatchImages { file })) => {
+                let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
+                let mut patterns: Vec<String> = Vec::new();
+                for p in config.rules.iter().flat_map(|r| &r.patterns) {
+                    let p = p.to_string();
+                    if !patterns.contains(&p) {
+                        patterns.push(p);
+                    }
+                }
+                print(
+                    &patterns
+                        .iter()
+                        .map(|p| format!("{p}\n"))
+                        .collect::<String>(),
+                )
             }
             Some(Command::Cache(command)) => {
                 let config = Config::load(self.config.as_deref())?;

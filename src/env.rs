@@ -14,6 +14,7 @@ pub const TEST_CLOCK_OFFSET: &str = "PULLCRED_TEST_CLOCK_OFFSET";
 
 /// Where a node's stable identity lives (systemd, then D-Bus).
 const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
+const MAX_MACHINE_ID_BYTES: u64 = 256;
 
 #[derive(Clone, Debug)]
 pub struct Env {
@@ -88,7 +89,14 @@ impl Env {
         MACHINE_ID_FILES
             .iter()
             .find_map(|p| {
-                let id = std::fs::read_to_string(p).ok()?;
+                use std::io::Read;
+                // A machine id is 33 bytes; read no more than a little over that.
+                let mut id = String::new();
+                std::fs::File::open(p)
+                    .ok()?
+                    .take(MAX_MACHINE_ID_BYTES)
+                    .read_to_string(&mut id)
+                    .ok()?;
                 let id = id.trim();
                 (!id.is_empty()).then(|| id.to_string())
             })

@@ -8,6 +8,7 @@ pub mod config;
 pub mod credential;
 pub mod env;
 pub mod error;
+pub mod http;
 pub mod image;
 pub mod logging;
 pub mod protocol;

@@ -45,9 +45,10 @@ pub trait Source {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
 }
 
-/// Why a source produced no credential. The variant decides what the caller can do: a
-/// `Transient` failure may be retried or answered from a still-valid cached credential; the
-/// others need an operator.
+/// Why a source produced no credential. Whatever the variant, a still-valid cached
+/// credential is answered instead (stale-while-error: it keeps working until it expires).
+/// The variant says who must act: `Transient` may heal by itself (and was already retried
+/// within the request); the others need an operator.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Configuration or files on the node are wrong (missing, insecure, malformed).

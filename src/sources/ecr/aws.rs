@@ -22,6 +22,7 @@ use base64::Engine;
 use super::{AssumeRole, EcrSource, Target};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
+use crate::http::LimitedClient;
 use crate::proxy::ProxySettings;
 use crate::resolver::Resolver;
 use crate::sources::SourceError;
@@ -178,16 +179,19 @@ fn proxy_config(p: &ProxySettings) -> Result<ProxyConfig, SourceError> {
 }
 
 fn http_client(proxy: ProxyConfig, resolver: Resolver) -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
-        let mut connector = aws_smithy_http_client::Connector::builder()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
-        }
-        connector.set_proxy_config(Some(proxy.clone()));
-        connector.build_with_resolver(resolver.clone())
-    })
+    let client = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        move |settings, components| {
+            let mut connector = aws_smithy_http_client::Connector::builder()
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+            connector.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                connector.set_sleep_impl(components.sleep_impl());
+            }
+            connector.set_proxy_config(Some(proxy.clone()));
+            connector.build_with_resolver(resolver.clone())
+        },
+    );
+    LimitedClient::shared(client)
 }
 
 /// The node's own credentials, from the default chain's sources in its order: environment,

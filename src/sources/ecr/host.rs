@@ -104,7 +104,14 @@ impl EcrHost {
             .iter()
             .find(|(s, _)| *s == suffix)
             .ok_or_else(|| not("the domain is not one of AWS's"))?;
-        if !prefixes.iter().any(|p| region.starts_with(p)) {
+        // A region belongs to the partition with its longest matching prefix: `us-iso-east-1`
+        // starts with `us-` too, but is an ISO region, never served under amazonaws.com.
+        let owner = PARTITIONS
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|p| region.starts_with(**p))
+            .max_by_key(|p| p.len());
+        if !owner.is_some_and(|p| prefixes.contains(p)) {
             return Err(not("the region does not belong to the domain's partition"));
         }
         Ok(EcrHost::Private(PrivateRegistry {
@@ -236,6 +243,10 @@ mod tests {
             "123456789012.dkr.ecr.us-east-1.on.aws",
             "123456789012.dkr-ecr.us-east-1.amazonaws.com",
             "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
+            "123456789012.dkr.ecr.us-iso-east-1.amazonaws.com",
+            "123456789012.dkr.ecr.us-isob-east-1.amazonaws.com",
+            "123456789012.dkr.ecr.eu-isoe-west-1.amazonaws.com",
+            "123456789012.dkr-ecr.us-isof-south-1.on.aws",
             "123456789012.dkr.ecr.us-east-1.amazonaws.com.cn",
             "123456789012.dkr.ecr-fipsx.us-east-1.amazonaws.com",
             "123456789012.evil.dkr.ecr.us-east-1.amazonaws.com",
