@@ -57,7 +57,15 @@ impl HttpConnector for LimitedConnector {
                 return Err(ConnectorError::other(Box::new(TooLarge), None));
             }
             Ok(response.map(|body| {
-                SdkBody::from_body_1_x(http_body_util::Limited::new(body, MAX_BODY_BYTES))
+                use http_body_util::BodyExt;
+                let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES).map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        Box::new(TooLarge) as Box<dyn std::error::Error + Send + Sync>
+                    } else {
+                        e
+                    }
+                });
+                SdkBody::from_body_1_x(limited)
             }))
         })
     }

@@ -14,7 +14,7 @@
 //! through those needs them in `/etc/hosts`.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
@@ -37,6 +37,9 @@ const MAX_ATTEMPTS: usize = 5;
 #[derive(Clone, Debug)]
 pub struct Resolver {
     inner: Arc<TokioResolver>,
+    /// Names whose lookup began and did not finish: what a request that ran out of time was
+    /// waiting on.
+    pending: Arc<Mutex<Vec<String>>>,
 }
 
 impl Resolver {
@@ -62,7 +65,9 @@ impl Resolver {
         opts.attempts = opts.attempts.clamp(1, MAX_ATTEMPTS);
         // Both families at once: a node may be IPv6-only, and the connector tries each address.
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-        opts.use_hosts_file = ResolveHosts::Always;
+        // `/etc/hosts` is read here, not by hickory, which would still ask DNS for the family
+        // the file lacks (AAAA for an IPv4-only entry); glibc stops at a file match.
+        opts.use_hosts_file = ResolveHosts::Never;
         // One lookup per process: a cache would only hold memory.
         opts.cache_size = 0;
         let mut builder =
@@ -83,7 +88,17 @@ impl Resolver {
         };
         Resolver {
             inner: Arc::new(inner),
+            pending: Arc::default(),
         }
+    }
+
+    /// A name whose lookup has not finished, if any.
+    pub fn pending(&self) -> Option<String> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .cloned()
     }
 
     /// The addresses of `name`, from `/etc/hosts` or DNS.
@@ -93,17 +108,60 @@ impl Resolver {
         if let Ok(ip) = name.parse::<IpAddr>() {
             return Ok(vec![ip]);
         }
-        let found = self
-            .inner
-            .lookup_ip(name)
-            .await
-            .map_err(|e| format!("cannot resolve {name}: {e}"))?;
+        let listed = hosts_entries(name);
+        if !listed.is_empty() {
+            return Ok(listed);
+        }
+        // Marked until the lookup finishes either way; one cut off by the request's deadline
+        // stays marked, which is what the deadline's message reports.
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.to_string());
+        let found = self.inner.lookup_ip(name).await;
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = pending.iter().position(|n| n == name) {
+                pending.remove(i);
+            }
+        }
+        let found = found.map_err(|e| format!("cannot resolve {name}: {e}"))?;
         let addrs: Vec<IpAddr> = found.iter().collect();
         if addrs.is_empty() {
             return Err(format!("cannot resolve {name}: no addresses"));
         }
         Ok(addrs)
     }
+}
+
+const HOSTS: &str = "/etc/hosts";
+const MAX_HOSTS_BYTES: u64 = 1 << 20;
+
+/// The addresses `/etc/hosts` gives `name` (case-insensitive, a trailing dot ignored), in
+/// file order.
+fn hosts_entries(name: &str) -> Vec<IpAddr> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read =
+        std::fs::File::open(HOSTS).and_then(|f| f.take(MAX_HOSTS_BYTES).read_to_string(&mut text));
+    if read.is_err() {
+        return Vec::new();
+    }
+    parse_hosts(&text, name)
+}
+
+fn parse_hosts(text: &str, name: &str) -> Vec<IpAddr> {
+    let name = name.trim_end_matches('.');
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or("");
+            let mut fields = line.split_whitespace();
+            let ip = fields.next()?.parse::<IpAddr>().ok()?;
+            fields
+                .any(|n| n.trim_end_matches('.').eq_ignore_ascii_case(name))
+                .then_some(ip)
+        })
+        .collect()
 }
 
 fn read_resolv_conf() -> Result<(ResolverConfig, ResolverOpts), String> {
@@ -158,5 +216,20 @@ mod tests {
                 ["::1".parse::<IpAddr>().unwrap()]
             );
         });
+    }
+
+    #[test]
+    fn hosts_file_lines() {
+        let text = "# comment\n127.0.0.1 localhost\n10.0.0.5  Registry.Internal reg # x\nbogus line\nfd00::5 registry.internal.\n";
+        let ips = |n| parse_hosts(text, n);
+        assert_eq!(
+            ips("registry.internal"),
+            [
+                "10.0.0.5".parse::<IpAddr>().unwrap(),
+                "fd00::5".parse().unwrap()
+            ]
+        );
+        assert_eq!(ips("REG."), ["10.0.0.5".parse::<IpAddr>().unwrap()]);
+        assert!(ips("x").is_empty() && ips("comment").is_empty());
     }
 }

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod docker_config;
 mod ecr;
+mod faults;
 mod install;
 mod matching;
 mod protocol;

@@ -293,6 +293,11 @@ fn run_helper(
     let left = || until.saturating_duration_since(Instant::now());
     let stdout = out.recv_timeout(left()).map_err(|_| timed_out())?;
     let stderr = err.recv_timeout(left()).unwrap_or_default();
+    if stdout.len() as u64 >= MAX_HELPER_OUTPUT {
+        return Err(fail(format!(
+            "answered more than {MAX_HELPER_OUTPUT} bytes"
+        )));
+    }
     if !status.success() {
         let why = first_line(&stdout)
             .or_else(|| first_line(&stderr))

@@ -72,8 +72,16 @@ pub fn moto_tap() -> FakeHttp {
 /// with `AWS:<password>` in base64 and an `expiresAt` in epoch seconds, as the API
 /// reference documents. No real test peer implements ECR Public.
 pub fn fake_ecr_public(password: &'static str, valid_for: Duration) -> FakeHttp {
+    FakeHttp::start(ecr_public_answer(password, valid_for))
+}
+
+/// The handler of [`fake_ecr_public`], to install on a server of a test's own.
+pub fn ecr_public_answer(
+    password: &'static str,
+    valid_for: Duration,
+) -> impl Fn(&super::http::Request) -> Reply + Send + Sync + 'static {
     use base64::Engine;
-    FakeHttp::start(move |req| {
+    move |req| {
         if req.header("x-amz-target") != Some("SpencerFrontendService.GetAuthorizationToken") {
             return super::http::aws_json_error(400, "UnknownOperationException", "no");
         }
@@ -89,7 +97,7 @@ pub fn fake_ecr_public(password: &'static str, valid_for: Duration) -> FakeHttp 
                 r#"{{"authorizationData":{{"authorizationToken":"{token}","expiresAt":{expires}}}}}"#
             ),
         }
-    })
+    }
 }
 
 /// Seconds to shift pullcred's clock so that it is `before` ahead of moto's token expiry.

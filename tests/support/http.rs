@@ -50,6 +50,13 @@ pub enum Reply {
     },
     /// Accept, read, never answer.
     Hang,
+    /// Headers promising `declared` bytes, then `body` (shorter), then the connection closes.
+    Truncated { declared: usize, body: String },
+    /// 200 with a body of `bytes` bytes of filler, streamed until the client stops reading;
+    /// with `declared`, announced by Content-Length, else read until close.
+    Huge { bytes: u64, declared: bool },
+    /// This reply, after a pause (bounded by the server's stop).
+    Delayed(Duration, Box<Reply>),
 }
 
 type Handler = Box<dyn Fn(&Request) -> Reply + Send + Sync>;
@@ -121,7 +128,17 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Request>>, handler: &Mutex<Handler>, s
     };
     log.lock().unwrap().push(req.clone());
     let reply = (handler.lock().unwrap())(&req);
-    let mut out = &conn;
+    answer(reply, &req, &conn, stop);
+}
+
+fn answer(reply: Reply, req: &Request, conn: &TcpStream, stop: &AtomicBool) {
+    let mut out = conn;
+    let pause = |d: Duration| {
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     match reply {
         Reply::Respond {
             status,
@@ -137,13 +154,39 @@ fn serve(conn: TcpStream, log: &Mutex<Vec<Request>>, handler: &Mutex<Handler>, s
             }
             let _ = out.write_all(format!("{head}\r\n{body}").as_bytes());
         }
-        Reply::Hang => {
-            for _ in 0..600 {
-                if stop.load(Ordering::SeqCst) {
+        Reply::Hang => pause(Duration::from_secs(60)),
+        Reply::Truncated { declared, body } => {
+            let _ = out.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {declared}\r\nconnection: close\r\n\r\n{body}"
+                )
+                .as_bytes(),
+            );
+        }
+        Reply::Huge { bytes, declared } => {
+            let length = if declared {
+                format!("content-length: {bytes}\r\n")
+            } else {
+                String::new()
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n{length}connection: close\r\n\r\n{{\"authorizationData\":[{{\"authorizationToken\":\""
+            );
+            if out.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            let chunk = vec![b'A'; 64 * 1024];
+            let mut sent = 0;
+            while sent < bytes && !stop.load(Ordering::SeqCst) {
+                if out.write_all(&chunk).is_err() {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                sent += chunk.len() as u64;
             }
+        }
+        Reply::Delayed(d, then) => {
+            pause(d);
+            answer(*then, req, conn, stop);
         }
         Reply::Forward(peer) => {
             let Ok(mut upstream) = TcpStream::connect(peer) else {

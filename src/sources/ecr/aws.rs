@@ -61,12 +61,24 @@ pub(super) fn mint(
         .map_err(|e| SourceError::Local(format!("cannot start the async runtime: {e}")))?;
     // Leave a second of the request's deadline for writing the cache and the answer.
     let limit = budget.saturating_sub(Duration::from_secs(1));
+    let resolver = {
+        let _inside = runtime.enter();
+        Resolver::from_system()
+    };
+    let stage = Stage::default();
     let result = runtime.block_on(async {
-        match tokio::time::timeout(limit, mint_async(source, target, env, limit)).await {
+        let minting = mint_async(source, target, env, limit, &resolver, &stage);
+        match tokio::time::timeout(limit, minting).await {
             Ok(result) => result,
+            // Say what was still awaited: a name no server answered for, or a call.
             Err(_) => Err(SourceError::Transient(format!(
-                "no token within {}",
-                humantime::format_duration(limit)
+                "{}: {} within {:.1}s",
+                stage.get(),
+                match resolver.pending() {
+                    Some(name) => format!("cannot resolve {name}: no name server answered"),
+                    None => "no answer".to_string(),
+                },
+                limit.as_secs_f64()
             ))),
         }
     });
@@ -76,11 +88,27 @@ pub(super) fn mint(
     result
 }
 
+/// The step a mint is on, for the message when the deadline cuts it short.
+#[derive(Default)]
+struct Stage(std::sync::Mutex<String>);
+
+impl Stage {
+    fn set(&self, what: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what.into();
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 async fn mint_async(
     source: &EcrSource,
     target: &Target,
     env: &Env,
     limit: Duration,
+    resolver: &Resolver,
+    stage: &Stage,
 ) -> Result<Credential, SourceError> {
     let (region, fips, dual_stack) = match target {
         Target::Private {
@@ -92,7 +120,7 @@ async fn mint_async(
         Target::Public => (PUBLIC_REGION, false, false),
     };
     let region = Region::new(region.to_string());
-    let clients = Clients::new(env, &Resolver::from_system())?;
+    let clients = Clients::new(env, resolver)?;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
@@ -104,6 +132,7 @@ async fn mint_async(
         .with_initial_backoff(INITIAL_BACKOFF)
         .with_max_backoff(MAX_BACKOFF);
 
+    stage.set("AWS credentials");
     let node_credentials = node_credentials(source, &clients, &region, &timeouts, &retries).await?;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(RegionProviderChain::first_try(region.clone()))
@@ -116,6 +145,7 @@ async fn mint_async(
     }
     let mut conf = loader.load().await;
     if let Some(role) = &source.assume_role {
+        stage.set(format!("STS AssumeRole {}", role.role_arn));
         let assumed = assume_role(&conf, role).await?;
         conf = conf
             .into_builder()
@@ -131,9 +161,13 @@ async fn mint_async(
                 || conf.endpoint_url().is_some()
                 || env.var("AWS_ENDPOINT_URL_ECR").is_some();
             let (fips, dual_stack) = (fips && !overridden, dual_stack && !overridden);
+            stage.set("ECR GetAuthorizationToken");
             private_token(source, &conf, account.as_deref(), fips, dual_stack).await?
         }
-        Target::Public => public_token(&conf).await?,
+        Target::Public => {
+            stage.set("ECR Public GetAuthorizationToken");
+            public_token(&conf).await?
+        }
     };
     decode_token(&token, expires_at)
 }
@@ -452,8 +486,12 @@ where
             };
             SourceError::Transient(format!("{what}: {kind}: {}", causes(&err)))
         }
-        SdkError::ResponseError(_) => {
-            SourceError::Transient(format!("{what}: unreadable answer: {}", causes(&err)))
+        SdkError::ResponseError(r) => {
+            let status = r.raw().status().as_u16();
+            SourceError::Transient(format!(
+                "{what}: unreadable answer (HTTP {status}): {}",
+                causes(&err)
+            ))
         }
         SdkError::ConstructionFailure(_) => {
             SourceError::Local(format!("{what}: {}", chain_text(&err)))

@@ -1,0 +1,411 @@
+//! The fault matrix: every source that calls out (ECR, ECR Public, STS, credential helpers)
+//! against every way an upstream fails. Each exec must end within its deadline and either
+//! fail with one stderr line naming the source and the kind of failure (no entry cached), or
+//! answer with the still-valid cached credential (an entry due for refresh).
+//!
+//! Every AWS case runs in a private mount namespace (support::node) with the endpoint named
+//! `fault.pullcred.test`, resolved from the namespace's `/etc/hosts`, so that "DNS never
+//! answers" is one more fault of the same endpoint.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::aws::{self, MOTO_ACCOUNT};
+use crate::support::http::{FakeHttp, Reply, Request, aws_json_error};
+use crate::support::node::{EtcFiles, SilentDns, in_node};
+use crate::support::{Fixture, Run, V1, pullcred, request, run, single_auth};
+
+/// The config's deadline for every case, and the most an exec may take past it (start-up,
+/// a loaded machine).
+const DEADLINE: Duration = Duration::from_secs(5);
+const SLACK: Duration = Duration::from_millis(900);
+const FAULT_HOST: &str = "fault.pullcred.test";
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Http500,
+    Http503,
+    Http429,
+    Http429RetryAfter,
+    Hang,
+    CloseMidBody,
+    Garbage,
+    HugeDeclared,
+    HugeStreamed,
+    AnswersAfter30s,
+    Refused,
+    DnsNeverAnswers,
+}
+
+const FAULTS: [Fault; 12] = [
+    Fault::Http500,
+    Fault::Http503,
+    Fault::Http429,
+    Fault::Http429RetryAfter,
+    Fault::Hang,
+    Fault::CloseMidBody,
+    Fault::Garbage,
+    Fault::HugeDeclared,
+    Fault::HugeStreamed,
+    Fault::AnswersAfter30s,
+    Fault::Refused,
+    Fault::DnsNeverAnswers,
+];
+
+impl Fault {
+    /// What the faulty upstream answers (`Refused` and `DnsNeverAnswers` never get asked).
+    fn reply(self) -> Reply {
+        let text = |status| Reply::Respond {
+            status,
+            headers: vec![("content-type", "text/html".into())],
+            body: "<html>upstream trouble</html>".into(),
+        };
+        match self {
+            Fault::Http500 => text(500),
+            Fault::Http503 => text(503),
+            Fault::Http429 => aws_json_error(429, "ThrottlingException", "Rate exceeded"),
+            Fault::Http429RetryAfter => {
+                let Reply::Respond {
+                    body, mut headers, ..
+                } = aws_json_error(429, "ThrottlingException", "Rate exceeded")
+                else {
+                    unreachable!()
+                };
+                headers.push(("retry-after", "120".into()));
+                Reply::Respond {
+                    status: 429,
+                    headers,
+                    body,
+                }
+            }
+            Fault::Hang | Fault::Refused | Fault::DnsNeverAnswers => Reply::Hang,
+            Fault::CloseMidBody => Reply::Truncated {
+                declared: 4096,
+                body: "{\"authorizationData\":[{\"authoriz".into(),
+            },
+            Fault::Garbage => Reply::Respond {
+                status: 200,
+                headers: vec![("content-type", "application/x-amz-json-1.1".into())],
+                body: "\u{1}\u{2}not json at all".into(),
+            },
+            Fault::HugeDeclared => Reply::Huge {
+                bytes: 100 << 20,
+                declared: true,
+            },
+            Fault::HugeStreamed => Reply::Huge {
+                bytes: 100 << 20,
+                declared: false,
+            },
+            Fault::AnswersAfter30s => Reply::Delayed(
+                Duration::from_secs(30),
+                Box::new(aws_json_error(500, "InternalFailure", "late")),
+            ),
+        }
+    }
+
+    /// A fragment of the one error line each fault must produce.
+    fn names(self) -> &'static str {
+        match self {
+            // An HTML error page: no AWS error in it to name.
+            Fault::Http500 => "unreadable answer (HTTP 500",
+            Fault::Http503 => "unreadable answer (HTTP 503",
+            // ECR's JSON error is read ("HTTP 429 ThrottlingException: Rate exceeded (gave up
+            // after 3 attempts)"); STS speaks XML, so there it is unreadable, with its status.
+            Fault::Http429 | Fault::Http429RetryAfter => "HTTP 429",
+            // The step is named: "ECR GetAuthorizationToken: no answer within 4.0s", or
+            // "STS AssumeRole arn:…: no answer in time (… operation timeout …)" when the
+            // SDK's own timeout fires first.
+            Fault::Hang | Fault::AnswersAfter30s => ": no answer",
+            Fault::CloseMidBody => "unreadable answer",
+            Fault::Garbage => "unreadable answer",
+            Fault::HugeDeclared | Fault::HugeStreamed => "larger than 1048576 bytes",
+            Fault::Refused => "cannot connect",
+            Fault::DnsNeverAnswers => {
+                "cannot resolve fault.pullcred.test: no name server answered within"
+            }
+        }
+    }
+}
+
+/// Which upstream call the fault hits.
+#[derive(Clone, Copy, Debug)]
+enum Upstream {
+    Ecr,
+    EcrPublic,
+    /// STS AssumeRole before ECR (a rule with `role_arn`).
+    Sts,
+}
+
+impl Upstream {
+    fn image(self) -> String {
+        match self {
+            Upstream::Ecr => "123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1".into(),
+            Upstream::EcrPublic => "public.ecr.aws/team/app:1".into(),
+            Upstream::Sts => "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1".into(),
+        }
+    }
+
+    fn password(self) -> String {
+        match self {
+            Upstream::Ecr => format!("{MOTO_ACCOUNT}-auth-token"),
+            Upstream::EcrPublic => "s3cret-ecr-public-pw".into(),
+            Upstream::Sts => "210987654321-auth-token".into(),
+        }
+    }
+
+    /// The healthy answer for a request.
+    fn healthy(self) -> Box<dyn Fn(&Request) -> Reply + Send + Sync> {
+        match self {
+            Upstream::EcrPublic => Box::new(aws::ecr_public_answer(
+                "s3cret-ecr-public-pw",
+                Duration::from_secs(6 * 3600),
+            )),
+            Upstream::Ecr | Upstream::Sts => {
+                let moto = aws::moto();
+                Box::new(move |_| Reply::Forward(moto))
+            }
+        }
+    }
+
+    /// The answer once the fault is on: every call for ECR and ECR Public, only AssumeRole
+    /// for STS (ECR stays healthy behind it).
+    fn faulty(self, fault: Fault) -> Box<dyn Fn(&Request) -> Reply + Send + Sync> {
+        match self {
+            Upstream::Sts => {
+                let moto = aws::moto();
+                Box::new(move |req| {
+                    if req.aws_operation() == "AssumeRole" {
+                        fault.reply()
+                    } else {
+                        Reply::Forward(moto)
+                    }
+                })
+            }
+            _ => Box::new(move |_| fault.reply()),
+        }
+    }
+
+    /// The clock for a mint with six hours left, and for one an hour before expiry (inside
+    /// the refresh window, still valid).
+    fn clock(self, due: bool) -> String {
+        let left = Duration::from_secs(if due { 3600 } else { 6 * 3600 });
+        match self {
+            // The fake's tokens live six hours from the real now.
+            Upstream::EcrPublic => if due { "18000" } else { "0" }.into(),
+            _ => aws::clock_before_moto_expiry(left),
+        }
+    }
+}
+
+/// One case: a home with the config, the endpoint server, and how to run an exec.
+struct Case {
+    upstream: Upstream,
+    fault: Fault,
+    home: tempfile::TempDir,
+    server: Option<FakeHttp>,
+    port: u16,
+    dns: Option<SilentDns>,
+}
+
+impl Case {
+    fn new(upstream: Upstream, fault: Fault, dns_ip: u8) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let server = FakeHttp::start(upstream.healthy());
+        let port = server.addr.port();
+        std::fs::write(
+            home.path().join("config.toml"),
+            format!(
+                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n",
+                DEADLINE.as_secs()
+            ),
+        )
+        .unwrap();
+        let dns = matches!(fault, Fault::DnsNeverAnswers).then(|| SilentDns::start(dns_ip));
+        Case {
+            upstream,
+            fault,
+            home,
+            server: Some(server),
+            port,
+            dns,
+        }
+    }
+
+    fn exec(&self, due: bool, resolvable: bool) -> (Run, Duration) {
+        let endpoint = format!("http://{FAULT_HOST}:{}", self.port);
+        let mut cmd: Command = pullcred(self.home.path());
+        cmd.arg("--config")
+            .arg(self.home.path().join("config.toml"))
+            .env("AWS_ACCESS_KEY_ID", "AKIANODE000000000001")
+            .env("AWS_SECRET_ACCESS_KEY", "s3cret-node-secret-key")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("PULLCRED_TEST_CLOCK_OFFSET", self.upstream.clock(due));
+        let files = EtcFiles {
+            hosts: Some(if resolvable {
+                format!("127.0.0.1 localhost\n127.0.0.1 {FAULT_HOST}\n")
+            } else {
+                "127.0.0.1 localhost\n".into()
+            }),
+            resolv: self
+                .dns
+                .as_ref()
+                .map(|d| format!("nameserver {}\noptions timeout:30 attempts:5\n", d.ip)),
+            ..EtcFiles::default()
+        };
+        let start = Instant::now();
+        let out = run(
+            &mut in_node(&cmd, self.home.path(), &files, None),
+            &request(V1, &self.upstream.image()),
+        );
+        (out, start.elapsed())
+    }
+
+    /// Turns the fault on.
+    fn break_upstream(&mut self) {
+        match self.fault {
+            // Nothing listens on the port any more.
+            Fault::Refused => drop(self.server.take()),
+            _ => self
+                .server
+                .as_ref()
+                .unwrap()
+                .set(self.upstream.faulty(self.fault)),
+        }
+    }
+
+    fn check_bounded(&self, took: Duration) {
+        assert!(
+            took < DEADLINE + SLACK,
+            "{:?} / {:?}: took {took:?}, past the {DEADLINE:?} deadline",
+            self.upstream,
+            self.fault
+        );
+    }
+
+    /// No entry cached: one error line naming the source and the fault.
+    fn cold(mut self) {
+        self.break_upstream();
+        let resolvable = !matches!(self.fault, Fault::DnsNeverAnswers);
+        let (out, took) = self.exec(false, resolvable);
+        out.assert_error(&format!("(ecr) for {}", host_of(&self.upstream.image())));
+        out.assert_error(self.fault.names());
+        self.check_bounded(took);
+        assert_no_entry(self.home.path());
+    }
+
+    /// An entry due for refresh: the fault is answered with it.
+    fn warm(mut self) {
+        let (first, _) = self.exec(false, true);
+        assert_eq!(single_auth(&first.response()).2, self.upstream.password());
+        self.break_upstream();
+        let resolvable = !matches!(self.fault, Fault::DnsNeverAnswers);
+        let (out, took) = self.exec(true, resolvable);
+        let resp = out.response();
+        assert_eq!(
+            single_auth(&resp).2,
+            self.upstream.password(),
+            "{:?} / {:?}",
+            self.upstream,
+            self.fault
+        );
+        assert!(
+            out.stderr.contains("answering with the cached credential"),
+            "{:?} / {:?}: {out:#?}",
+            self.upstream,
+            self.fault
+        );
+        assert!(
+            crate::support::go_seconds(&resp["cacheDuration"]) <= 60,
+            "a stale answer is cached briefly: {resp}"
+        );
+        self.check_bounded(took);
+    }
+}
+
+fn host_of(image: &str) -> &str {
+    image.split('/').next().unwrap()
+}
+
+fn assert_no_entry(home: &Path) {
+    let entries = std::fs::read_dir(home.join("cache")).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
+        .count()
+    });
+    assert_eq!(entries, 0, "a failed mint cached nothing");
+}
+
+/// Runs every fault against `upstream`, cold and warm, all at once (each case has its own
+/// servers and cache).
+fn matrix(upstream: Upstream, dns_ip: (u8, u8)) {
+    std::thread::scope(|s| {
+        for fault in FAULTS {
+            s.spawn(move || Case::new(upstream, fault, dns_ip.0).cold());
+            s.spawn(move || Case::new(upstream, fault, dns_ip.1).warm());
+        }
+    });
+}
+
+#[test]
+fn ecr_faults() {
+    matrix(Upstream::Ecr, (81, 82));
+}
+
+#[test]
+fn ecr_public_faults() {
+    matrix(Upstream::EcrPublic, (83, 84));
+}
+
+#[test]
+fn sts_assume_role_faults() {
+    matrix(Upstream::Sts, (85, 86));
+}
+
+/// Credential helpers fail in their own ways: they exit non-zero, hang, print garbage or
+/// too much, die by a signal, or leave children behind. No entry is kept for a helper's
+/// answer beyond `static_ttl`, so each fails cleanly and in time.
+#[test]
+fn credential_helper_faults() {
+    let fx = Fixture::new("docker-config");
+    fx.prepend_config(&format!("deadline = \"{}s\"", DEADLINE.as_secs()));
+    for (image, names) in [
+        (
+            "fail.example.com/app",
+            "credential helper docker-credential-fail: get failed (exit status: 1)",
+        ),
+        (
+            "hang.example.com/app",
+            "credential helper docker-credential-hang: timed out after 1s",
+        ),
+        (
+            "junk.example.com/app",
+            "docker-credential-junk: answered something that is not a credential reply",
+        ),
+        (
+            "huge.example.com/app",
+            "docker-credential-huge: answered more than 1048576 bytes",
+        ),
+        (
+            "killed.example.com/app",
+            "docker-credential-killed: get failed (signal: 9 (SIGKILL))",
+        ),
+        (
+            "missing.example.com/app",
+            "docker-credential-nonexistent: not found on PATH",
+        ),
+    ] {
+        let start = Instant::now();
+        let out = fx.plugin(image);
+        out.assert_error(&format!("(docker-config) for {}", host_of(image)));
+        out.assert_error(names);
+        assert!(
+            start.elapsed() < DEADLINE + SLACK,
+            "{image}: {:?}",
+            start.elapsed()
+        );
+    }
+}
