@@ -163,6 +163,11 @@ pub fn split_port(hostport: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// A TCP port: 1 to 65535, in decimal digits.
+pub fn is_port(port: &str) -> bool {
+    port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
 fn is_host(component: &str) -> bool {
     component.contains(['.', ':'])
         || component == "localhost"
@@ -178,7 +183,7 @@ fn check_host(hostport: &str) -> Result<(), ImageError> {
         return Err(ImageError::LabelTooLong);
     }
     if let Some(port) = port
-        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+        && !is_port(port)
     {
         return Err(ImageError::InvalidHost);
     }

@@ -59,6 +59,8 @@ pub enum RequestError {
     NotAnObject,
     #[error("missing {0}")]
     Missing(&'static str),
+    #[error("key {0} appears more than once")]
+    DuplicateKey(Quoted),
     #[error("field {0} must be {1}")]
     WrongType(&'static str, &'static str),
     #[error("unsupported apiVersion {0}")]
@@ -126,6 +128,16 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, RequestError> {
     let Value::Object(mut obj) = value else {
         return Err(RequestError::NotAnObject);
     };
+    // `Value` keeps the last of a repeated key silently; a request that says two things is
+    // refused instead.
+    let TopLevelKeys(keys) =
+        serde_json::from_slice(bytes).map_err(|_| RequestError::NotAnObject)?;
+    if keys.len() != obj.len() {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(k) = keys.iter().find(|k| !seen.insert(k.as_str())) {
+            return Err(RequestError::DuplicateKey(Quoted::new(k)));
+        }
+    }
     let mut string_field = |name: &'static str| match obj.remove(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -171,6 +183,33 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, RequestError> {
         service_account_token: token.filter(|t| !t.is_empty()).map(Secret::new),
         service_account_annotations: annotations,
     })
+}
+
+/// The keys of a JSON object, in order, repeats included (values are skipped unread).
+struct TopLevelKeys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = TopLevelKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    keys.push(k);
+                }
+                Ok(TopLevelKeys(keys))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
 }
 
 /// How the kubelet keys its in-memory cache of our answer.

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::image::{ImageRef, split_port};
+use crate::image::{ImageRef, is_port, split_port};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
@@ -58,7 +58,7 @@ impl Pattern {
         }
         let (host, port) = split_port(hostport);
         if let Some(port) = port
-            && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+            && !is_port(port)
         {
             return Err(PatternError::Port(text.into()));
         }
@@ -298,6 +298,8 @@ mod tests {
             ".a",
             "a:",
             "a:x",
+            "a:0",
+            "a:65536",
             "a[b.com",
             "a.com/",
             "a.com//b",

@@ -1,8 +1,7 @@
 //! Reading files that hold secrets, refusing ones that someone else could have written.
 
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Files larger than this are not credential files.
@@ -33,7 +32,13 @@ pub fn read(path: &Path, uid: u32) -> Result<String, SecretFileError> {
     };
     // Check the opened file itself, not the path, so a swap between check and read is moot.
     // Symlinks are followed on purpose: Kubernetes-mounted secrets are symlinks.
-    let file = File::open(path).map_err(io)?;
+    // Non-blocking, so a FIFO planted in a secret's place is refused below instead of
+    // blocking the open until someone writes to it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(SecretFileError::NotAFile { path: path.into() });

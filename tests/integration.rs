@@ -5,6 +5,7 @@ mod support;
 
 mod cache;
 mod cli;
+mod corpus;
 mod docker_config;
 mod ecr;
 mod faults;

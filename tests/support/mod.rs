@@ -39,6 +39,7 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-imds-session",
     "s3cret-panic-payload",
     "s3cret-straggler-pw",
+    "s3cret-corpus-pw",
     // moto's ECR passwords are `<account>-auth-token`.
     "-auth-token",
 ];
