@@ -489,23 +489,23 @@ fn decode_entry(file: File) -> Result<Entry, ReadError> {
     if body.len() as u64 > MAX_ENTRY_BYTES {
         return Err(ReadError::Other("entry too large".into()));
     }
+    decode(&body).map_err(ReadError::Other)
+}
+
+/// An entry file's contents, or why they are not an entry of this format version. Public for
+/// the fuzz targets.
+pub fn decode(body: &[u8]) -> Result<Entry, String> {
     // Check the version before the layout, so an entry of another version is reported as such.
     #[derive(Deserialize)]
     struct Version {
         version: u32,
     }
-    match serde_json::from_slice::<Version>(&body) {
+    match serde_json::from_slice::<Version>(body) {
         Ok(v) if v.version == FORMAT_VERSION => {}
-        Ok(v) => {
-            return Err(ReadError::Other(format!(
-                "entry of format version {}",
-                v.version
-            )));
-        }
-        Err(_) => return Err(ReadError::Other("corrupt entry".into())),
+        Ok(v) => return Err(format!("entry of format version {}", v.version)),
+        Err(_) => return Err("corrupt entry".into()),
     }
-    let wire: WireEntry =
-        serde_json::from_slice(&body).map_err(|_| ReadError::Other("corrupt entry".into()))?;
+    let wire: WireEntry = serde_json::from_slice(body).map_err(|_| "corrupt entry".to_string())?;
     Ok(Entry {
         registry: wire.registry,
         source: wire.source,
@@ -603,5 +603,66 @@ mod tests {
         );
         assert!(RefreshWindow::parse("100%").is_err());
         assert!(RefreshWindow::parse("soon").is_err());
+    }
+}
+
+/// Property tests: the entry decoder never panics on any bytes, and what is written reads
+/// back the same.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_bytes_decode_or_are_a_miss(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn json_shaped_entries_never_panic(
+            version in prop_oneof![Just(FORMAT_VERSION), any::<u32>()],
+            times in prop::array::uniform3(any::<u64>()),
+            text in "\\PC{0,20}",
+        ) {
+            let body = serde_json::json!({
+                "version": version, "registry": text, "source": "s",
+                "minted_at_ms": times[0], "refresh_at_ms": times[1], "expires_at_ms": times[2],
+                "username": text, "password": text,
+            });
+            let _ = decode(body.to_string().as_bytes());
+        }
+
+        #[test]
+        fn written_entries_read_back(
+            registry in "[a-z0-9.:-]{1,40}",
+            username in "\\PC{0,30}",
+            password in "\\PC{1,60}",
+            offsets in prop::array::uniform3(0u64..10_000_000),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let cache = Cache::open(&dir.path().join("c"), rustix::process::geteuid().as_raw()).unwrap();
+            let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms);
+            let entry = Entry {
+                registry: registry.clone(),
+                source: "ecr".into(),
+                minted_at: at(offsets[0]),
+                refresh_at: at(offsets[1]),
+                expires_at: at(offsets[2]),
+                username: username.clone(),
+                password: Secret::new(password.clone()),
+            };
+            let key = Key::new(&registry);
+            cache.write(&key, &entry).unwrap();
+            let back = cache.read(&key).unwrap();
+            prop_assert_eq!(back.registry, registry);
+            prop_assert_eq!(back.username, username);
+            prop_assert_eq!(back.password.expose(), password.as_str());
+            prop_assert_eq!(back.minted_at, entry.minted_at);
+            prop_assert_eq!(back.refresh_at, entry.refresh_at);
+            prop_assert_eq!(back.expires_at, entry.expires_at);
+        }
     }
 }

@@ -502,3 +502,68 @@ mod tests {
         );
     }
 }
+
+/// Property tests (proptest, on stable, in CI): the splitter never panics, and agrees with
+/// `oci-spec` on every generated reference the oracle accepts.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// References shaped like real ones, with the edge cases mixed in: hosts with ports and
+    /// case, path components with separators, tags and digests.
+    fn reference() -> impl Strategy<Value = String> {
+        let label = "[a-zA-Z0-9]([a-zA-Z0-9_-]{0,6}[a-zA-Z0-9])?";
+        let host = prop::collection::vec(label, 1..4).prop_map(|l| l.join("."));
+        let port = prop::option::of(1u16..=65535);
+        let component = "[a-z0-9]{1,4}(([._]|__|-+)[a-z0-9]{1,4}){0,2}";
+        let path = prop::collection::vec(component, 1..4).prop_map(|c| c.join("/"));
+        let tag = prop::option::of("[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,10}");
+        let digest = prop::option::of("[0-9a-f]{64}");
+        (prop::option::of((host, port)), path, tag, digest).prop_map(|(h, p, t, d)| {
+            let mut r = String::new();
+            if let Some((host, port)) = h {
+                r.push_str(&host);
+                if let Some(port) = port {
+                    r.push_str(&format!(":{port}"));
+                }
+                r.push('/');
+            }
+            r.push_str(&p);
+            if let Some(t) = t {
+                r.push_str(&format!(":{t}"));
+            }
+            if let Some(d) = d {
+                r.push_str(&format!("@sha256:{d}"));
+            }
+            r
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics(s in "\\PC{0,80}|[a-zA-Z0-9._:/@\\[\\]-]{0,60}") {
+            let _ = ImageRef::parse(&s);
+        }
+
+        #[test]
+        fn agrees_with_oci_spec(r in reference()) {
+            use oci_spec::distribution::Reference;
+            if let Ok(oracle) = r.parse::<Reference>() {
+                // The documented exemption: oci-spec takes an upper-case first component as
+                // a repository, distribution (and the kubelet) as a host.
+                prop_assume!(!oracle.repository().bytes().any(|b| b.is_ascii_uppercase()));
+                let ours = ImageRef::parse(&r)
+                    .map_err(|e| TestCaseError::fail(format!("{r:?}: oracle accepts, we say {e}")))?;
+                let oracle_registry = match oracle.registry() {
+                    "registry-1.docker.io" => DOCKER_HUB,
+                    other => other,
+                };
+                prop_assert_eq!(&ours.registry, oracle_registry, "{:?}", r);
+                prop_assert_eq!(&ours.repository, oracle.repository(), "{:?}", r);
+            }
+        }
+    }
+}

@@ -411,3 +411,45 @@ mod tests {
         assert!(!err.to_string().contains("s3cr3t"));
     }
 }
+
+/// Property tests: the decoder never panics on any bytes, its errors are one short line, and
+/// a well-formed request carries its image through unchanged.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_bytes_decode_or_fail_in_one_line(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            if let Err(e) = decode_request(&bytes) {
+                let text = e.to_string();
+                prop_assert!(!text.contains('\n') && text.len() < 200, "{text:?}");
+            }
+        }
+
+        #[test]
+        fn json_shaped_input_never_panics(
+            s in r#"\{("(apiVersion|kind|image|serviceAccountToken|serviceAccountAnnotations)":("[^"]{0,12}"|[0-9]|null|\{\}|\[\]),?){0,6}\}"#
+        ) {
+            let _ = decode_request(s.as_bytes());
+        }
+
+        #[test]
+        fn the_image_comes_through(image in "\\PC{1,60}", api in 0usize..3) {
+            prop_assume!(!image.trim().is_empty());
+            let api = ApiVersion::ALL[api];
+            let body = serde_json::json!({
+                "apiVersion": api.as_str(),
+                "kind": "CredentialProviderRequest",
+                "image": image,
+            })
+            .to_string();
+            let req = decode_request(body.as_bytes()).unwrap();
+            prop_assert_eq!(req.image, image);
+            prop_assert_eq!(req.api_version, api);
+        }
+    }
+}

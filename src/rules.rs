@@ -310,3 +310,68 @@ mod tests {
         assert_eq!(Pattern::parse("a.com/team/").unwrap().path(), Some("team"));
     }
 }
+
+/// Property tests: the one-pass glob matcher against a plain backtracking one, which is
+/// obviously Go's `filepath.Match` on a label and exponential, so only fed short inputs.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn reference(pat: &[u8], s: &[u8]) -> bool {
+        match pat.first() {
+            None => s.is_empty(),
+            Some(b'*') => (0..=s.len()).any(|i| reference(&pat[1..], &s[i..])),
+            Some(b'?') => !s.is_empty() && reference(&pat[1..], &s[1..]),
+            Some(b'[') => match (
+                s.split_first(),
+                match_class(&pat[1..], s.first().copied().unwrap_or(0)),
+            ) {
+                (Some((_, tail)), Some((true, after))) => reference(after, tail),
+                _ => false,
+            },
+            Some(b'\\') if pat.len() > 1 => {
+                !s.is_empty() && s[0] == pat[1] && reference(&pat[2..], &s[1..])
+            }
+            Some(&p) => !s.is_empty() && s[0] == p && reference(&pat[1..], &s[1..]),
+        }
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                Just("-".to_string()),
+                Just("*".to_string()),
+                Just("?".to_string()),
+                Just("[a-b]".to_string()),
+                Just("[^a]".to_string()),
+                Just("\\-".to_string()),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        #[test]
+        fn one_pass_matches_like_backtracking(pat in pattern(), label in "[ab-]{0,10}") {
+            prop_assert_eq!(
+                glob_match(pat.as_bytes(), label.as_bytes()),
+                reference(pat.as_bytes(), label.as_bytes()),
+                "{:?} ~ {:?}", pat, label
+            );
+        }
+
+        #[test]
+        fn patterns_parse_or_refuse_without_panicking(p in "\\PC{0,40}|[a-z*?\\[\\]^.:/0-9-]{0,30}") {
+            if let Ok(pat) = Pattern::parse(&p) {
+                let image = ImageRef::parse("a.example.com:5000/x/y").unwrap();
+                let _ = pat.matches(&image);
+            }
+        }
+    }
+}

@@ -42,6 +42,11 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-corpus-pw",
     // moto's ECR passwords are `<account>-auth-token`.
     "-auth-token",
+    // Session tokens: moto's STS (every one starts so), the fake IMDSv2's, and the web
+    // identity token the IRSA test hands to STS.
+    "FQoGZXIvYXdzEBYaD",
+    "imds-session-token",
+    "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl",
 ];
 
 pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";
@@ -157,7 +162,43 @@ pub fn run(cmd: &mut Command, stdin: &[u8]) -> Run {
             "secret {secret:?} leaked to stderr: {run:#?}"
         );
     }
+    let cache_dir = cmd
+        .get_envs()
+        .find(|(k, _)| *k == "PULLCRED_CACHE_DIR")
+        .and_then(|(_, v)| v.map(PathBuf::from));
+    if let Some(dir) = cache_dir {
+        scan_cache_dir(&dir);
+    }
     run
+}
+
+/// No fixture secret in the cache dir but the credential an entry holds: lock and temp files
+/// hold none, and an entry holds none outside its `password` (no AWS key, no session token).
+pub fn scan_cache_dir(dir: &Path) {
+    let Ok(items) = fs::read_dir(dir) else {
+        return;
+    };
+    for item in items.flatten() {
+        let path = item.path();
+        if !item.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(bytes) = fs::read(&path) else { continue };
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        if path.extension().is_some_and(|e| e == "json")
+            && let Ok(Value::Object(mut entry)) = serde_json::from_str::<Value>(&text)
+        {
+            entry.remove("password");
+            text = Value::Object(entry).to_string();
+        }
+        for secret in FIXTURE_SECRETS {
+            assert!(
+                !text.contains(secret),
+                "secret {secret:?} in {}: {text}",
+                path.display()
+            );
+        }
+    }
 }
 
 pub fn request(api_version: &str, image: &str) -> Vec<u8> {
