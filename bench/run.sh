@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # pullcred's benchmarks. Needs hyperfine and GNU time (apt-get install hyperfine time).
 #   bench/run.sh            run everything, print a summary
+#   BASELINE=/path/to/older/pullcred bench/run.sh
+#                           also time that binary's cache hit in the same runs, so a change
+#                           is compared with what came before as a ratio of one run
 # Figures on shared machines are noisy: compare ratios within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,27 +33,41 @@ CONFIG
 printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.example.com/team/app:1"}' > "$work/request.json"
 export PATH="$work/bin:$PATH" PULLCRED_CONFIG="$work/config.toml" PULLCRED_CACHE_DIR="$work/cache"
 
-# Prints the two medians of a hyperfine JSON export and their ratio.
+# Prints the medians of a hyperfine JSON export, each as a ratio to the first.
 medians() {
   python3 - "$@" <<'PY'
 import json, sys, statistics
-path, a, b = sys.argv[1:4]
+path, names = sys.argv[1], sys.argv[2:]
 r = json.load(open(path))["results"]
 m = [statistics.median(x["times"]) * 1000 for x in r]
-print(f"median: {a} {m[0]:.3f} ms, {b} {m[1]:.3f} ms, ratio {m[1]/m[0]:.2f}x")
+parts = [f"{n} {v:.3f} ms ({v/m[0]:.2f}x)" for n, v in zip(names, m)]
+print("median: " + ", ".join(parts))
+if len(m) == 3:
+    print(f"this build vs baseline: {m[1]/m[2]:.2f}x")
 PY
 }
+
+# A baseline binary (an older build) reads the same cache: the entry format is versioned,
+# and the check after the hit runs below fails if either one had to mint.
+base_hit=() base_plugin=() base_names=()
+if [ -n "${BASELINE:-}" ]; then
+  base_hit=("$BASELINE get registry.example.com/team/app:1")
+  base_plugin=("sh -c '$BASELINE < $work/request.json'")
+  base_names=("baseline hit")
+fi
 
 echo "## cache-hit exec latency (hyperfine; pullcred get, exec'd directly)"
 "$bin" get registry.example.com/team/app:1 >/dev/null   # warm the cache
 hyperfine -N --warmup 100 --runs 2000 --export-json "$work/hit.json" \
-  '/bin/true' "$bin get registry.example.com/team/app:1" | grep -E 'Time|±|Benchmark'
-medians "$work/hit.json" /bin/true "pullcred hit"
+  '/bin/true' "$bin get registry.example.com/team/app:1" "${base_hit[@]}" | grep -E 'Time|±|Benchmark'
+medians "$work/hit.json" /bin/true "pullcred hit" "${base_names[@]}"
 
 echo "## cache-hit exec latency in plugin mode (request on stdin; both through sh -c)"
 hyperfine --warmup 50 --runs 1000 -N --export-json "$work/plugin.json" \
-  "sh -c '/bin/true < $work/request.json'" "sh -c '$bin < $work/request.json'" | grep -E 'Time|Benchmark'
-medians "$work/plugin.json" "sh+/bin/true" "sh+pullcred hit"
+  "sh -c '/bin/true < $work/request.json'" "sh -c '$bin < $work/request.json'" "${base_plugin[@]}" | grep -E 'Time|Benchmark'
+medians "$work/plugin.json" "sh+/bin/true" "sh+pullcred hit" "${base_names[@]}"
+# Every one of those runs was a hit: one mint, the warm-up's.
+[ "$(wc -l < "$work/mints.log")" = 1 ] || { echo "bench/run.sh: the hit runs minted" >&2; exit 1; }
 
 echo "## peak RSS (/usr/bin/time -v)"
 hit_rss=$(/usr/bin/time -v "$bin" get registry.example.com/team/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
