@@ -1,7 +1,6 @@
 //! One request, from decoded image to response: pick the rule, answer from the cache or mint
 //! (one process per key at a time), shape the answer.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cache::{Cache, Entry, Key, Settings};
@@ -191,26 +190,5 @@ fn obtain(
             }
             None => Err(err),
         },
-    }
-}
-
-/// Runs `work` on a worker thread and gives up on it at `limit`: the kubelet kills plugins
-/// after a minute and then logs nothing useful, so we fail first, on our own terms. The
-/// worker never writes to stdout, so giving up can leave no partial answer behind.
-pub fn within_deadline<T: Send + 'static>(
-    limit: Duration,
-    work: impl FnOnce(Instant) -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let deadline = Instant::now() + limit;
-    let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::spawn(move || {
-        let _ = tx.send(work(deadline));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Deadline(
-            humantime::format_duration(limit).to_string(),
-        )),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Err(Error::WorkerLost),
     }
 }

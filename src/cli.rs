@@ -2,15 +2,16 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::app;
 use crate::cache::Cache;
 use crate::config::{Config, DEFAULT_CONFIG_PATH, Origin};
 use crate::env::Env;
 use crate::error::Error;
 use crate::protocol::{self, ApiVersion, Request};
+use crate::{app, deadline};
 
 /// A kubelet image credential provider: ECR and ECR Public tokens, static credentials from
 /// root-only files, and docker config credentials and helpers, from one binary, cached on
@@ -162,18 +163,18 @@ impl Cli {
 }
 
 /// Reads a request and answers it within the config's deadline; only a complete answer
-/// reaches stdout.
+/// reaches stdout, after the deadline is disarmed.
 fn serve(
     config: Config,
     env: Env,
     cache: Option<Cache>,
-    request: impl FnOnce(&Env) -> Result<Request, Error> + Send + 'static,
+    request: impl FnOnce(&Env) -> Result<Request, Error>,
 ) -> Result<(), Error> {
-    let limit = config.deadline;
-    let out = app::within_deadline(limit, move |deadline| {
-        let req = request(&env)?;
-        Ok(app::answer(&req, &config, &env, cache.as_ref(), deadline)?.encode())
-    })?;
+    let armed = deadline::arm(config.deadline);
+    let deadline = Instant::now() + config.deadline;
+    let req = request(&env)?;
+    let out = app::answer(&req, &config, &env, cache.as_ref(), deadline)?.encode();
+    drop(armed);
     print(&out)
 }
 

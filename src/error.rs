@@ -31,12 +31,8 @@ pub enum Error {
     Cache(#[source] CacheError),
     #[error("cache: {0}")]
     CacheIo(String),
-    #[error("no answer within the deadline of {0}")]
-    Deadline(String),
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),
-    #[error("internal error: the request worker stopped without an answer")]
-    WorkerLost,
 }
 
 impl From<RequestError> for Error {

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod credential;
+pub mod deadline;
 pub mod env;
 pub mod error;
 pub mod http;
