@@ -130,27 +130,25 @@ fn obtain(
         }
         lock
     });
-    let (lock, lock_error) = match attempt {
-        Some(Ok(lock)) => (Some(lock), None),
-        Some(Err(e)) => (None, Some(e)),
-        None => (None, None),
+    let lock = match attempt {
+        Some(Ok(lock)) => Some(lock),
+        Some(Err(e)) => {
+            // Someone else is still minting this key: answer with what they will replace
+            // rather than add a mint of our own to an upstream that is already slow.
+            if let Some(entry) = cache.and_then(read).filter(|e| e.is_valid(env.now())) {
+                tracing::warn!(
+                    "cache lock for {}: {e}; answering with the cached credential, valid until {}",
+                    req.registry,
+                    humantime::format_rfc3339_seconds(entry.expires_at)
+                );
+                let stale = !entry.is_fresh(env.now());
+                return Ok((entry, stale));
+            }
+            tracing::warn!("cache lock for {}: {e}; minting without it", req.registry);
+            None
+        }
+        None => None,
     };
-    if let Some(e) = &lock_error
-        && let Some(entry) = cache.and_then(read).filter(|e| e.is_valid(env.now()))
-    {
-        // Someone else is still minting this key: answer with what they will replace rather
-        // than add a mint of our own to an upstream that is already slow.
-        let stale = !entry.is_fresh(env.now());
-        tracing::warn!(
-            "cache lock for {}: {e}; answering with the cached credential, valid until {}",
-            req.registry,
-            humantime::format_rfc3339_seconds(entry.expires_at)
-        );
-        return Ok((entry, stale));
-    }
-    if let Some(e) = lock_error {
-        tracing::warn!("cache lock for {}: {e}; minting without it", req.registry);
-    }
     if lock.is_some() {
         cached = cache.and_then(read);
         if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
