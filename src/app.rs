@@ -34,25 +34,25 @@ pub fn answer(
     let Some(selected) = config.select(&image) else {
         tracing::warn!(
             "no rule matches {}; answering with no credentials",
-            image.registry
+            image.host
         );
         return Ok(Response::empty(req.api_version));
     };
     let rule = selected.rule;
-    let registry = rule.registry.as_deref().unwrap_or(&image.registry);
-    let source = rule.source.source();
+    let mint_host = rule.mint_host.as_deref().unwrap_or(&image.host);
+    let source = rule.source.as_ref();
     let mint = MintRequest {
-        registry,
+        mint_host,
         env,
         deadline,
     };
     let source_error = |err| Error::Source {
         rule: rule.number,
         source_name: source.name(),
-        registry: registry.to_string(),
+        mint_host: mint_host.to_string(),
         err,
     };
-    source.check(registry).map_err(source_error)?;
+    source.check(mint_host).map_err(source_error)?;
     let (entry, stale) = obtain(source, &mint, cache, &config.cache).map_err(source_error)?;
 
     // Credentials are keyed by the image's host as the kubelet parsed it (it matches them
@@ -107,8 +107,12 @@ fn obtain(
     settings: &Settings,
 ) -> Result<(Entry, bool), SourceError> {
     let env = req.env;
-    let key = Key::new(&format!("{}\n{}", source.cache_identity(env), req.registry));
-    let read = |c: &Cache| c.read(&key).filter(|e| e.registry == req.registry);
+    let key = Key::new(&format!(
+        "{}\n{}",
+        source.cache_identity(env),
+        req.mint_host
+    ));
+    let read = |c: &Cache| c.read(&key).filter(|e| e.mint_host == req.mint_host);
 
     let mut cached = cache.and_then(read);
     if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
@@ -138,13 +142,13 @@ fn obtain(
             if let Some(entry) = cache.and_then(read).filter(|e| e.is_valid(env.now())) {
                 tracing::warn!(
                     "cache lock for {}: {e}; answering with the cached credential, valid until {}",
-                    req.registry,
+                    req.mint_host,
                     humantime::format_rfc3339_seconds(entry.expires_at)
                 );
                 let stale = !entry.is_fresh(env.now());
                 return Ok((entry, stale));
             }
-            tracing::warn!("cache lock for {}: {e}; minting without it", req.registry);
+            tracing::warn!("cache lock for {}: {e}; minting without it", req.mint_host);
             None
         }
         None => None,
@@ -164,7 +168,7 @@ fn obtain(
             let jitter = key.jitter(&env.machine_id());
             let entry = Entry::new(
                 credential,
-                req.registry,
+                req.mint_host,
                 source.name(),
                 now,
                 settings,
@@ -181,7 +185,7 @@ fn obtain(
             Some(entry) => {
                 tracing::warn!(
                     "minting for {} failed ({err}); answering with the cached credential, valid until {}",
-                    req.registry,
+                    req.mint_host,
                     humantime::format_rfc3339_seconds(entry.expires_at)
                 );
                 Ok((entry, true))

@@ -73,7 +73,7 @@ impl RefreshWindow {
                 _ => Err(format!("{s:?} is not a percentage from 0% to under 100%")),
             };
         }
-        crate::config::parse_duration(s).map(RefreshWindow::Fixed)
+        crate::units::parse_duration(s).map(RefreshWindow::Fixed)
     }
 
     fn of(self, lifetime: Duration) -> Duration {
@@ -115,7 +115,8 @@ fn hex(bytes: &[u8]) -> String {
 /// A cached credential and its timing.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    pub registry: String,
+    /// The host the credential was minted for.
+    pub mint_host: String,
     pub source: String,
     pub minted_at: SystemTime,
     /// From here on the entry is not served; a request mints anew.
@@ -133,7 +134,7 @@ impl Entry {
     /// lifetime of per-node jitter (`jitter` in [0, 1)).
     pub fn new(
         credential: Credential,
-        registry: &str,
+        mint_host: &str,
         source: &str,
         now: SystemTime,
         settings: &Settings,
@@ -153,7 +154,7 @@ impl Entry {
             }
         };
         Entry {
-            registry: registry.to_string(),
+            mint_host: mint_host.to_string(),
             source: source.to_string(),
             minted_at: now,
             refresh_at,
@@ -186,6 +187,7 @@ impl Entry {
 #[serde(deny_unknown_fields)]
 struct WireEntry {
     version: u32,
+    /// The mint host (named `registry` since format version 1).
     registry: String,
     source: String,
     minted_at_ms: u64,
@@ -354,7 +356,7 @@ impl Cache {
     pub fn write(&self, key: &Key, entry: &Entry) -> std::io::Result<()> {
         let wire = WireEntry {
             version: FORMAT_VERSION,
-            registry: entry.registry.clone(),
+            registry: entry.mint_host.clone(),
             source: entry.source.clone(),
             minted_at_ms: to_ms(entry.minted_at),
             refresh_at_ms: to_ms(entry.refresh_at),
@@ -441,7 +443,7 @@ impl Cache {
         for (key, entry) in self.entries()? {
             let matches = match (registry, &entry) {
                 (None, _) => true,
-                (Some(r), Ok(e)) => e.registry == r,
+                (Some(r), Ok(e)) => e.mint_host == r,
                 (Some(_), Err(_)) => false,
             };
             if matches {
@@ -507,7 +509,7 @@ pub fn decode(body: &[u8]) -> Result<Entry, String> {
     }
     let wire: WireEntry = serde_json::from_slice(body).map_err(|_| "corrupt entry".to_string())?;
     Ok(Entry {
-        registry: wire.registry,
+        mint_host: wire.registry,
         source: wire.source,
         minted_at: from_ms(wire.minted_at_ms),
         refresh_at: from_ms(wire.refresh_at_ms),
@@ -646,7 +648,7 @@ mod props {
             let cache = Cache::open(&dir.path().join("c"), rustix::process::geteuid().as_raw()).unwrap();
             let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + ms);
             let entry = Entry {
-                registry: registry.clone(),
+                mint_host: registry.clone(),
                 source: "ecr".into(),
                 minted_at: at(offsets[0]),
                 refresh_at: at(offsets[1]),
@@ -657,7 +659,7 @@ mod props {
             let key = Key::new(&registry);
             cache.write(&key, &entry).unwrap();
             let back = cache.read(&key).unwrap();
-            prop_assert_eq!(back.registry, registry);
+            prop_assert_eq!(back.mint_host, registry);
             prop_assert_eq!(back.username, username);
             prop_assert_eq!(back.password.expose(), password.as_str());
             prop_assert_eq!(back.minted_at, entry.minted_at);

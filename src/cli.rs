@@ -198,7 +198,7 @@ fn list(cache: &Cache) -> std::io::Result<String> {
         match entry {
             Ok(e) => out.push_str(&format!(
                 "{key}  {}  {}  refresh {}  expires {}\n",
-                e.registry,
+                e.mint_host,
                 e.source,
                 humantime::format_rfc3339_seconds(e.refresh_at),
                 humantime::format_rfc3339_seconds(e.expires_at)

@@ -19,11 +19,11 @@ pub enum Error {
     },
     #[error("config")]
     Config(#[source] ConfigError),
-    #[error("rule {rule} ({source_name}) for {registry}")]
+    #[error("rule {rule} ({source_name}) for {mint_host}")]
     Source {
         rule: usize,
         source_name: &'static str,
-        registry: String,
+        mint_host: String,
         #[source]
         err: SourceError,
     },

@@ -40,7 +40,7 @@ const MAX_TAG_LEN: usize = 128;
 pub struct ImageRef {
     /// Host with its port, if any (`localhost:5000`, `[::1]:5000`), Docker Hub's aliases
     /// folded into `docker.io`: what rules match.
-    pub registry: String,
+    pub host: String,
     /// The host as the kubelet sees it: as the request spelled it, but for the one alias the
     /// kubelet itself normalises. The answer is keyed by it, or the kubelet finds no match.
     pub requested_host: String,
@@ -98,8 +98,8 @@ impl ImageRef {
         check_host(host)?;
         check_path(path)?;
 
-        let is_hub = host == DOCKER_HUB || DOCKER_HUB_ALIASES.contains(&host);
-        let (registry, repository) = if is_hub {
+        let is_hub = is_docker_hub(host);
+        let (normal_host, repository) = if is_hub {
             let repository = if path.contains('/') {
                 path.to_string()
             } else {
@@ -119,7 +119,7 @@ impl ImageRef {
         };
         Ok(ImageRef {
             requested_host: requested_host.to_string(),
-            registry,
+            host: normal_host,
             repository,
             tag: tag.map(str::to_string),
             digest: digest.map(str::to_string),
@@ -128,17 +128,17 @@ impl ImageRef {
 
     /// The registry host without its port.
     pub fn hostname(&self) -> &str {
-        split_port(&self.registry).0
+        split_port(&self.host).0
     }
 
     pub fn port(&self) -> Option<&str> {
-        split_port(&self.registry).1
+        split_port(&self.host).1
     }
 }
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
+        write!(f, "{}/{}", self.host, self.repository)?;
         if let Some(tag) = &self.tag {
             write!(f, ":{tag}")?;
         }
@@ -161,6 +161,11 @@ pub fn split_port(hostport: &str) -> (&str, Option<&str>) {
         Some((host, port)) => (host, Some(port)),
         None => (hostport, None),
     }
+}
+
+/// Docker Hub under any of its names (lower case, no port).
+pub fn is_docker_hub(host: &str) -> bool {
+    host == DOCKER_HUB || DOCKER_HUB_ALIASES.contains(&host)
 }
 
 /// A TCP port: 1 to 65535, in decimal digits.
@@ -314,7 +319,7 @@ mod tests {
 
     fn split(r: &str) -> (String, String) {
         let i = ImageRef::parse(r).unwrap_or_else(|e| panic!("{r}: {e}"));
-        (i.registry, i.repository)
+        (i.host, i.repository)
     }
 
     #[test]
@@ -485,7 +490,7 @@ mod tests {
                 "registry-1.docker.io" => DOCKER_HUB,
                 other => other,
             };
-            assert_eq!(ours.registry, oracle_registry, "{r:?}");
+            assert_eq!(ours.host, oracle_registry, "{r:?}");
             assert_eq!(ours.repository, oracle.repository(), "{r:?}");
             // oci-spec fills in `latest` where there is neither tag nor digest; we keep None.
             let oracle_tag = match (oracle.tag(), &ours.tag, &ours.digest) {
@@ -561,7 +566,7 @@ mod props {
                     "registry-1.docker.io" => DOCKER_HUB,
                     other => other,
                 };
-                prop_assert_eq!(&ours.registry, oracle_registry, "{:?}", r);
+                prop_assert_eq!(&ours.host, oracle_registry, "{:?}", r);
                 prop_assert_eq!(&ours.repository, oracle.repository(), "{:?}", r);
             }
         }

@@ -18,5 +18,6 @@ pub mod resolver;
 pub mod rules;
 pub mod secret_file;
 pub mod sources;
+pub mod units;
 
 pub use error::Error;

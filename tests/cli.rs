@@ -203,3 +203,28 @@ fn the_cache_dir_can_come_from_the_config() {
     run(&mut cmd, &request(V1, "registry.example.com/app")).response();
     assert_eq!(std::fs::read_dir(fx.path("from-flag")).unwrap().count(), 2);
 }
+
+#[test]
+fn config_check_refuses_an_unknown_source_and_another_sources_key_with_their_lines() {
+    let home = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = home.path().join("check.toml");
+        std::fs::write(&path, text).unwrap();
+        run(
+            pullcred(home.path()).args(["config", "check"]).arg(&path),
+            b"",
+        )
+    };
+    let rule = "[[registry]]\nmatch = [\"registry.example.com\"]\n";
+    check(&format!("{rule}source = \"vault\"\n")).assert_error(
+        "check.toml: line 3: unknown source \"vault\" (known: static, docker-config, ecr)",
+    );
+    // `role_arn` is the ecr source's; a static rule refuses it on its own line.
+    check(&format!(
+        "{rule}source = \"static\"\nusername = \"u\"\npassword_file = \"pw\"\n\nrole_arn = \"arn:aws:iam::1:role/r\"\n"
+    ))
+    .assert_error("check.toml: line 7: key `role_arn` does not apply to source \"static\"");
+    // A key no source takes is named as unknown.
+    check(&format!("{rule}source = \"ecr\"\ncolour = \"blue\"\n"))
+        .assert_error("check.toml: line 4: unknown field `colour`");
+}

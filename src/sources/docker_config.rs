@@ -20,17 +20,32 @@ use base64::Engine;
 use serde::Deserialize;
 use wait_timeout::ChildExt;
 
-use super::{MintRequest, Source, SourceError};
+use super::{Kind, MintRequest, OptionError, Options, Source, SourceError};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
-use crate::image::DOCKER_HUB;
+use crate::image::{DOCKER_HUB, is_docker_hub};
 use crate::secret_file;
 
 /// The key docker writes for Docker Hub, and the server URL its helpers expect for it.
 const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
-const HUB_NAMES: [&str; 3] = [DOCKER_HUB, "index.docker.io", "registry-1.docker.io"];
 /// A helper's reply is a few hundred bytes; more is not a helper.
 const MAX_HELPER_OUTPUT: u64 = 1 << 20;
+
+pub const KIND: Kind = Kind {
+    name: "docker-config",
+    build: |options| Ok(Box::new(DockerConfigSource::from_options(options)?)),
+    builtin: &[],
+};
+
+const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The rule keys of `docker-config`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DockerConfigOptions {
+    path: Option<String>,
+    helper_timeout: Option<String>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DockerConfigSource {
@@ -70,6 +85,19 @@ struct HelperReply {
 }
 
 impl DockerConfigSource {
+    fn from_options(options: &Options<'_>) -> Result<Self, OptionError> {
+        let o: DockerConfigOptions = options.parse()?;
+        let helper_timeout = match &o.helper_timeout {
+            None => DEFAULT_HELPER_TIMEOUT,
+            Some(t) => crate::units::parse_duration(t)
+                .map_err(|m| OptionError::at("helper_timeout", format!("helper_timeout: {m}")))?,
+        };
+        Ok(DockerConfigSource {
+            path: o.path.as_deref().map(|p| options.path(p)),
+            helper_timeout,
+        })
+    }
+
     fn resolve_path(&self, env: &Env) -> Result<PathBuf, SourceError> {
         if let Some(p) = &self.path {
             return Ok(p.clone());
@@ -87,7 +115,18 @@ impl DockerConfigSource {
 
 impl Source for DockerConfigSource {
     fn name(&self) -> &'static str {
-        "docker-config"
+        KIND.name
+    }
+
+    fn describe(&self) -> String {
+        let path = match &self.path {
+            Some(p) => format!("path={}", p.display()),
+            None => "path=$DOCKER_CONFIG/config.json or ~/.docker/config.json".into(),
+        };
+        format!(
+            "{path} helper_timeout={}",
+            humantime::format_duration(self.helper_timeout)
+        )
     }
 
     fn cache_identity(&self, env: &Env) -> String {
@@ -113,10 +152,10 @@ impl Source for DockerConfigSource {
                 e.column()
             ))
         })?;
-        let host = normalise(req.registry);
+        let host = normalise(req.mint_host);
 
         if let Some(helper) = find(&config.cred_helpers, &host) {
-            return run_helper(helper, req.registry, self.helper_timeout, req.deadline);
+            return run_helper(helper, req.mint_host, self.helper_timeout, req.deadline);
         }
         if let Some(entry) = find(&config.auths, &host)
             && let Some(cred) = entry_credential(entry).map_err(|reason| {
@@ -129,7 +168,7 @@ impl Source for DockerConfigSource {
             return Ok(cred);
         }
         if let Some(store) = &config.creds_store {
-            return run_helper(store, req.registry, self.helper_timeout, req.deadline);
+            return run_helper(store, req.mint_host, self.helper_timeout, req.deadline);
         }
         Err(SourceError::NotFound(format!(
             "{}: no credentials for {host}",
@@ -146,7 +185,7 @@ fn normalise(key: &str) -> String {
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
     let host = key.split('/').next().unwrap_or("").to_ascii_lowercase();
-    if HUB_NAMES.contains(&host.as_str()) {
+    if is_docker_hub(&host) {
         DOCKER_HUB.to_string()
     } else {
         host

@@ -1,37 +1,163 @@
-//! The `Source` trait: how a rule's credentials are minted. One module per source; no source
-//! depends on another.
+//! The `Source` trait, and the registry of source kinds: each kind's name, how it turns a
+//! rule's own keys into a source, and the hosts it serves with no config file. One module
+//! per source; no source depends on another; `config` knows sources only through [`KINDS`].
 
 pub mod docker_config;
 pub mod ecr;
 pub mod static_file;
 
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
 
 use crate::credential::Credential;
 use crate::env::Env;
+
+/// Every source kind. The order is the order of the built-in rules. Adding a source is one
+/// module and one line here.
+pub const KINDS: &[Kind] = &[static_file::KIND, docker_config::KIND, ecr::KIND];
+
+/// A source kind, as a config names it in `source = "…"`.
+pub struct Kind {
+    pub name: &'static str,
+    /// Validates a rule's keys (all but `match`, `source`, `registry`) into a source.
+    pub build: fn(&Options<'_>) -> Result<Box<dyn Source>, OptionError>,
+    /// Host patterns this kind serves, with default options, when there is no config file.
+    pub builtin: &'static [&'static str],
+}
+
+impl Kind {
+    /// The kind named `name` among `kinds`.
+    pub fn find<'k>(kinds: &'k [Kind], name: &str) -> Option<&'k Kind> {
+        kinds.iter().find(|k| k.name == name)
+    }
+}
+
+/// A rule's source keys as its kind receives them, with where each stands in the config.
+pub struct Options<'a> {
+    pub kind: &'static str,
+    pub table: toml::Table,
+    /// Byte ranges of each key's value in the config text, for `OptionError::at`.
+    pub spans: BTreeMap<String, Range<usize>>,
+    /// The config file's directory: relative paths are relative to it.
+    pub base: &'a Path,
+}
+
+impl Options<'_> {
+    /// No keys at all: the options of a built-in rule.
+    pub fn none(kind: &'static str) -> Options<'static> {
+        Options {
+            kind,
+            table: toml::Table::new(),
+            spans: BTreeMap::new(),
+            base: Path::new(""),
+        }
+    }
+
+    /// The keys as the kind's own options struct (which denies keys it does not know).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
+        T::deserialize(toml::Value::Table(self.table.clone())).map_err(|e| {
+            let text = e.message().trim().to_string();
+            // "unknown field `path`, expected …": a key of another source, or a typo.
+            if let Some(rest) = text.strip_prefix("unknown field `")
+                && let Some((key, _)) = rest.split_once('`')
+            {
+                return OptionError {
+                    unknown_key: true,
+                    ..OptionError::at(
+                        key,
+                        format!("key `{key}` does not apply to source {:?}", self.kind),
+                    )
+                };
+            }
+            // "invalid type: …\nin `key`" names the key when nested; at the top level, the
+            // key is the one that fails on its own. Its line is reported; the first line of
+            // the message is kept.
+            let key = text
+                .rsplit_once("in `")
+                .and_then(|(_, k)| k.split_once('`'))
+                .map(|(k, _)| k.to_string())
+                .or_else(|| {
+                    self.table.iter().find_map(|(k, v)| {
+                        let alone = toml::Table::from_iter([(k.clone(), v.clone())]);
+                        match T::deserialize(toml::Value::Table(alone)) {
+                            Err(e) if !e.message().starts_with("missing field") => Some(k.clone()),
+                            _ => None,
+                        }
+                    })
+                });
+            let first = text.lines().next().unwrap_or_default().to_string();
+            OptionError {
+                key,
+                message: first,
+                unknown_key: false,
+            }
+        })
+    }
+
+    /// A path from the config, relative to the config's directory.
+    pub fn path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+}
+
+/// Why a rule's keys do not make a source: the key at fault (its line is reported), or none
+/// (the rule's line).
+#[derive(Debug, PartialEq, Eq)]
+pub struct OptionError {
+    pub key: Option<String>,
+    pub message: String,
+    /// The kind has no such key (it may be another kind's, or a typo).
+    pub unknown_key: bool,
+}
+
+impl OptionError {
+    pub fn at(key: &str, message: impl Into<String>) -> Self {
+        OptionError {
+            key: Some(key.to_string()),
+            message: message.into(),
+            unknown_key: false,
+        }
+    }
+
+    pub fn rule(message: impl Into<String>) -> Self {
+        OptionError {
+            key: None,
+            message: message.into(),
+            unknown_key: false,
+        }
+    }
+}
 
 /// What a source is asked to mint for.
 pub struct MintRequest<'a> {
     /// The registry host (with port) the credential must be valid for: the image's host, or
     /// the rule's `registry` for mirrors.
-    pub registry: &'a str,
+    pub mint_host: &'a str,
     pub env: &'a Env,
     /// The request's hard deadline; sources bound their own waits by it.
     pub deadline: Instant,
 }
 
-pub trait Source {
+pub trait Source: fmt::Debug + Send + Sync {
     /// The source's name as written in the config (`static`, `docker-config`, …).
     fn name(&self) -> &'static str;
+
+    /// The options in effect, for `config check` (never a secret).
+    fn describe(&self) -> String;
 
     /// Everything about this source that changes the credential it mints, as resolved on
     /// this node (e.g. the docker config path actually read), for the cache key. Never a
     /// secret.
     fn cache_identity(&self, env: &Env) -> String;
 
-    /// Refuses a registry this source can never mint for, before the cache is touched (no
-    /// lock file, no entry for a host that is not ours).
-    fn check(&self, _registry: &str) -> Result<(), SourceError> {
+    /// Refuses a host this source can never mint for, before the cache is touched (no lock
+    /// file, no entry for a host that is not ours).
+    fn check(&self, _mint_host: &str) -> Result<(), SourceError> {
         Ok(())
     }
 
@@ -41,7 +167,7 @@ pub trait Source {
         Duration::from_secs(1)
     }
 
-    /// Mints (or reads) a credential for `req.registry`.
+    /// Mints (or reads) a credential for `req.mint_host`.
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
 }
 
@@ -54,9 +180,12 @@ pub enum SourceError {
     /// Configuration or files on the node are wrong (missing, insecure, malformed).
     #[error("{0}")]
     Local(String),
-    /// The source has no credential for this registry.
+    /// The source has no credential for this host (a docker config without an entry).
     #[error("{0}")]
     NotFound(String),
+    /// The rule itself excludes this host (an account outside its `registry_ids`).
+    #[error("{0}")]
+    OutOfScope(String),
     /// The upstream refused (no permission, unknown principal, bad request); asking again
     /// will not help until someone changes IAM or the config.
     #[error("{0}")]
@@ -69,5 +198,89 @@ pub enum SourceError {
 impl From<crate::secret_file::SecretFileError> for SourceError {
     fn from(e: crate::secret_file::SecretFileError) -> Self {
         SourceError::Local(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source added as the module docs/architecture.md describes: this module and one
+    /// entry in a list of kinds, nothing else.
+    mod fixed {
+        use super::super::*;
+
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FixedOptions {
+            #[serde(default)]
+            username: Option<String>,
+        }
+
+        #[derive(Debug)]
+        struct Fixed(String);
+
+        pub const KIND: Kind = Kind {
+            name: "fixed",
+            build: |options| {
+                let o: FixedOptions = options.parse()?;
+                Ok(Box::new(Fixed(
+                    o.username.unwrap_or_else(|| "fixed".into()),
+                )))
+            },
+            builtin: &["fixed.example.com"],
+        };
+
+        impl Source for Fixed {
+            fn name(&self) -> &'static str {
+                "fixed"
+            }
+            fn describe(&self) -> String {
+                format!("username={}", self.0)
+            }
+            fn cache_identity(&self, _env: &Env) -> String {
+                format!("fixed {}", self.0)
+            }
+            fn mint(&self, _req: &MintRequest<'_>) -> Result<Credential, SourceError> {
+                Ok(Credential {
+                    username: self.0.clone(),
+                    password: crate::credential::Secret::new("fixed-pw"),
+                    expires_at: None,
+                })
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_kind_plugs_in_with_one_line() {
+        use crate::config::Config;
+        use crate::image::ImageRef;
+        let kinds = [
+            static_file::KIND,
+            docker_config::KIND,
+            ecr::KIND,
+            fixed::KIND,
+        ];
+        let text =
+            "[[registry]]\nmatch = [\"r.example.com\"]\nsource = \"fixed\"\nusername = \"u\"\n";
+        let config = Config::parse_with(text, Path::new("t.toml"), &kinds).unwrap();
+        let image = ImageRef::parse("r.example.com/app").unwrap();
+        let rule = config.select(&image).unwrap().rule;
+        assert_eq!(rule.source.name(), "fixed");
+        assert_eq!(rule.source.describe(), "username=u");
+        let e = Config::parse_with(
+            "[[registry]]\nmatch = [\"r.example.com\"]\nsource = \"fixed\"\nusername = \"u\"\npath = \"x\"\n",
+            Path::new("t.toml"),
+            &kinds,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml: line 5: key `path` does not apply to source \"fixed\""
+        );
+        // Its built-in pattern joins the built-in rules.
+        let builtin = Config::builtin_with(&kinds);
+        let image = ImageRef::parse("fixed.example.com/app").unwrap();
+        assert_eq!(builtin.select(&image).unwrap().rule.source.name(), "fixed");
     }
 }

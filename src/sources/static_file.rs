@@ -2,9 +2,26 @@
 
 use std::path::PathBuf;
 
-use super::{MintRequest, Source, SourceError};
+use serde::Deserialize;
+
+use super::{Kind, MintRequest, OptionError, Options, Source, SourceError};
 use crate::credential::{Credential, Secret};
 use crate::secret_file;
+
+pub const KIND: Kind = Kind {
+    name: "static",
+    build: |options| Ok(Box::new(StaticSource::from_options(options)?)),
+    builtin: &[],
+};
+
+/// The rule keys of `static`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticOptions {
+    username: Option<String>,
+    username_file: Option<String>,
+    password_file: Option<String>,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Username {
@@ -18,9 +35,39 @@ pub struct StaticSource {
     pub password_file: PathBuf,
 }
 
+impl StaticSource {
+    fn from_options(options: &Options<'_>) -> Result<Self, OptionError> {
+        let o: StaticOptions = options.parse()?;
+        let username = match (o.username, o.username_file) {
+            (Some(u), None) => Username::Inline(u),
+            (None, Some(f)) => Username::File(options.path(&f)),
+            _ => {
+                return Err(OptionError::rule(
+                    "source \"static\" needs exactly one of `username`, `username_file`",
+                ));
+            }
+        };
+        let password_file = o
+            .password_file
+            .ok_or_else(|| OptionError::rule("source \"static\" needs `password_file`"))?;
+        Ok(StaticSource {
+            username,
+            password_file: options.path(&password_file),
+        })
+    }
+}
+
 impl Source for StaticSource {
     fn name(&self) -> &'static str {
-        "static"
+        KIND.name
+    }
+
+    fn describe(&self) -> String {
+        let user = match &self.username {
+            Username::Inline(u) => format!("username={u}"),
+            Username::File(p) => format!("username_file={}", p.display()),
+        };
+        format!("{user} password_file={}", self.password_file.display())
     }
 
     fn cache_identity(&self, _env: &crate::env::Env) -> String {

@@ -128,9 +128,10 @@ pub fn is_account_id(id: &str) -> bool {
     id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`, `eusc-de-east-1`: lower-case words
-/// joined by dashes, ending in a number.
-fn valid_region(region: &str) -> bool {
+/// An AWS region name (`us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`, `eusc-de-east-1`):
+/// lower-case words joined by dashes, ending in a number. The one region check, for hosts
+/// and for a rule's `region`.
+pub fn valid_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts[..parts.len() - 1]

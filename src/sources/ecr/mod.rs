@@ -4,13 +4,41 @@
 
 mod aws;
 pub mod host;
+mod options;
 
 use std::time::{Duration, Instant};
 
-use super::{MintRequest, Source, SourceError};
+use super::{Kind, MintRequest, Source, SourceError};
 use crate::credential::Credential;
 use crate::env::Env;
 use host::{EcrHost, PrivateRegistry};
+
+pub const KIND: Kind = Kind {
+    name: "ecr",
+    build: |o| Ok(Box::new(options::from_options(o)?)),
+    builtin: BUILTIN_HOSTS,
+};
+
+/// Private ECR in every partition (plain, FIPS, dual-stack) and ECR Public: what the kind
+/// serves with no config file. `check` then tests each host strictly (12-digit account, a
+/// region of the suffix's partition).
+const BUILTIN_HOSTS: &[&str] = &[
+    "*.dkr.ecr.*.amazonaws.com",
+    "*.dkr.ecr-fips.*.amazonaws.com",
+    "*.dkr.ecr.*.amazonaws.com.cn",
+    "*.dkr.ecr.*.amazonaws.eu",
+    "*.dkr.ecr.*.c2s.ic.gov",
+    "*.dkr.ecr-fips.*.c2s.ic.gov",
+    "*.dkr.ecr.*.sc2s.sgov.gov",
+    "*.dkr.ecr-fips.*.sc2s.sgov.gov",
+    "*.dkr.ecr.*.cloud.adc-e.uk",
+    "*.dkr.ecr.*.csp.hci.ic.gov",
+    "*.dkr-ecr.*.on.aws",
+    "*.dkr-ecr-fips.*.on.aws",
+    "*.dkr-ecr.*.on.amazonwebservices.com.cn",
+    "public.ecr.aws",
+    "ecr-public.aws.com",
+];
 
 /// A rule's `ecr` options. All optional: the default mints for the host's own account and
 /// region with whatever credentials the node has.
@@ -68,8 +96,8 @@ enum Target {
 }
 
 impl EcrSource {
-    fn target(&self, registry: &str) -> Result<Target, SourceError> {
-        let target = match EcrHost::parse(registry) {
+    fn target(&self, mint_host: &str) -> Result<Target, SourceError> {
+        let target = match EcrHost::parse(mint_host) {
             Ok(EcrHost::Public) => Target::Public,
             Ok(EcrHost::Private(PrivateRegistry {
                 account,
@@ -103,7 +131,7 @@ impl EcrSource {
             && !self.registry_ids.is_empty()
             && !self.registry_ids.contains(account)
         {
-            return Err(SourceError::NotFound(format!(
+            return Err(SourceError::OutOfScope(format!(
                 "account {account} is not in the rule's registry_ids"
             )));
         }
@@ -113,7 +141,11 @@ impl EcrSource {
 
 impl Source for EcrSource {
     fn name(&self) -> &'static str {
-        "ecr"
+        KIND.name
+    }
+
+    fn describe(&self) -> String {
+        self.describe_options()
     }
 
     fn cache_identity(&self, env: &Env) -> String {
@@ -124,8 +156,8 @@ impl Source for EcrSource {
         format!("ecr {self:?} {}", vars.join(" "))
     }
 
-    fn check(&self, registry: &str) -> Result<(), SourceError> {
-        self.target(registry).map(drop)
+    fn check(&self, mint_host: &str) -> Result<(), SourceError> {
+        self.target(mint_host).map(drop)
     }
 
     fn max_mint_time(&self) -> Duration {
@@ -133,7 +165,7 @@ impl Source for EcrSource {
     }
 
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
-        let target = self.target(req.registry)?;
+        let target = self.target(req.mint_host)?;
         check_shared_files(req.env)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
         aws::mint(self, &target, req.env, budget)
@@ -224,7 +256,7 @@ mod tests {
         );
         assert!(matches!(
             s.target("222222222222.dkr.ecr.us-east-1.amazonaws.com"),
-            Err(SourceError::NotFound(_))
+            Err(SourceError::OutOfScope(_))
         ));
     }
 

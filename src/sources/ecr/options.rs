@@ -1,0 +1,170 @@
+//! The rule keys of `ecr`, validated into an [`EcrSource`].
+
+use serde::Deserialize;
+
+use super::host::{is_account_id, valid_region};
+use super::{AssumeRole, DEFAULT_SESSION_NAME, EcrSource};
+use crate::sources::{OptionError, Options};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EcrOptions {
+    region: Option<String>,
+    profile: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    session_name: Option<String>,
+    registry_ids: Option<Vec<String>>,
+    endpoint: Option<String>,
+}
+
+pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionError> {
+    let o: EcrOptions = options.parse()?;
+    if let Some(r) = &o.region
+        && !valid_region(r)
+    {
+        return Err(OptionError::at(
+            "region",
+            format!("region {r:?} is not an AWS region name"),
+        ));
+    }
+    let assume_role = match &o.role_arn {
+        Some(arn) => {
+            if !arn.starts_with("arn:") || !arn.contains(":role/") {
+                return Err(OptionError::at(
+                    "role_arn",
+                    format!(
+                        "role_arn {arn:?} is not a role ARN (arn:<partition>:iam::<account>:role/<name>)"
+                    ),
+                ));
+            }
+            Some(AssumeRole {
+                role_arn: arn.clone(),
+                external_id: o.external_id.clone(),
+                session_name: o
+                    .session_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
+            })
+        }
+        None => {
+            for (key, v) in [
+                ("external_id", &o.external_id),
+                ("session_name", &o.session_name),
+            ] {
+                if v.is_some() {
+                    return Err(OptionError::at(key, format!("`{key}` needs `role_arn`")));
+                }
+            }
+            None
+        }
+    };
+    if let Some(n) = &o.session_name {
+        let ok = (2..=64).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
+        if !ok {
+            return Err(OptionError::at(
+                "session_name",
+                "session_name must be 2-64 characters of letters, digits and +=,.@-_",
+            ));
+        }
+    }
+    let registry_ids = o.registry_ids.unwrap_or_default();
+    if let Some(bad) = registry_ids.iter().find(|id| !is_account_id(id)) {
+        return Err(OptionError::at(
+            "registry_ids",
+            format!("registry id {bad:?} is not a 12-digit account id"),
+        ));
+    }
+    if let Some(v) = &o.endpoint
+        && (!(v.starts_with("https://") || v.starts_with("http://"))
+            || v.contains(char::is_whitespace))
+    {
+        return Err(OptionError::at(
+            "endpoint",
+            format!("endpoint {v:?} is not an http(s) URL"),
+        ));
+    }
+    Ok(EcrSource {
+        region: o.region,
+        profile: o.profile,
+        assume_role,
+        registry_ids,
+        endpoint: o.endpoint,
+    })
+}
+
+impl EcrSource {
+    /// The options in effect, for `config check`; an external id is a shared secret with the
+    /// role's owner, so only its presence is shown.
+    pub(super) fn describe_options(&self) -> String {
+        let mut parts = Vec::new();
+        let mut opt = |key: &str, v: Option<&str>| {
+            if let Some(v) = v {
+                parts.push(format!("{key}={v}"));
+            }
+        };
+        opt("region", self.region.as_deref());
+        opt("profile", self.profile.as_deref());
+        if let Some(r) = &self.assume_role {
+            opt("role_arn", Some(&r.role_arn));
+            opt("external_id", r.external_id.as_ref().map(|_| "(set)"));
+            opt("session_name", Some(&r.session_name));
+        }
+        let ids = self.registry_ids.join(",");
+        opt("registry_ids", (!ids.is_empty()).then_some(ids.as_str()));
+        opt("endpoint", self.endpoint.as_deref());
+        if parts.is_empty() {
+            "(region from the host, default AWS credentials)".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(keys: &str) -> Result<EcrSource, OptionError> {
+        let table: toml::Table = toml::from_str(keys).unwrap();
+        from_options(&Options {
+            kind: "ecr",
+            table,
+            spans: Default::default(),
+            base: std::path::Path::new(""),
+        })
+    }
+
+    #[test]
+    fn every_key_lands_in_the_source() {
+        let e = build(
+            "region = \"eu-west-1\"\nprofile = \"ci\"\nrole_arn = \"arn:aws:iam::111111111111:role/pull\"\nexternal_id = \"x\"\nregistry_ids = [\"111111111111\"]\nendpoint = \"https://vpce.example\"\n",
+        )
+        .unwrap();
+        assert_eq!(e.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(e.profile.as_deref(), Some("ci"));
+        let role = e.assume_role.as_ref().unwrap();
+        assert_eq!(role.session_name, DEFAULT_SESSION_NAME);
+        assert_eq!(role.external_id.as_deref(), Some("x"));
+        assert_eq!(e.registry_ids, ["111111111111"]);
+        assert_eq!(e.endpoint.as_deref(), Some("https://vpce.example"));
+        assert_eq!(build("").unwrap(), EcrSource::default());
+    }
+
+    #[test]
+    fn errors_name_their_key() {
+        for (keys, key) in [
+            ("region = \"eu-west\"\n", "region"),
+            ("external_id = \"x\"\n", "external_id"),
+            ("registry_ids = [\"1\"]\n", "registry_ids"),
+            ("registry_ids = \"111111111111\"\n", "registry_ids"),
+            ("endpoint = \"ftp://x\"\n", "endpoint"),
+            ("path = \"/x\"\n", "path"),
+        ] {
+            let e = build(keys).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{keys}: {e:?}");
+        }
+    }
+}
