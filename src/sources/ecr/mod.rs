@@ -2,9 +2,13 @@
 //! ECR Public, minted with the AWS default credential chain, optionally through an assumed
 //! role.
 
-mod aws;
+mod credentials;
+mod errors;
 pub mod host;
+mod mint;
 mod options;
+mod sts;
+mod token;
 
 use std::time::{Duration, Instant};
 
@@ -161,14 +165,14 @@ impl Source for EcrSource {
     }
 
     fn max_mint_time(&self) -> Duration {
-        aws::OPERATION_TIMEOUT
+        mint::OPERATION_TIMEOUT
     }
 
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let target = self.target(req.mint_host)?;
         check_shared_files(req.env)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
-        aws::mint(self, &target, req.env, budget)
+        mint::mint(self, &target, req.env, budget)
     }
 }
 

@@ -1,0 +1,87 @@
+//! AWS SDK failures as one-line `SourceError`s whose kind says what to do next.
+
+use std::error::Error as StdError;
+
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use super::mint::MAX_ATTEMPTS;
+use crate::sources::SourceError;
+
+/// One line for an SDK failure: what was called, what kind of failure, and the causes. The
+/// SDK's own `Display` says only "dispatch failure" or "service error".
+pub(super) fn sdk_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> SourceError
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    match &err {
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            // No error code: the body was not an AWS error at all (a proxy's or portal's
+            // page, or a garbled answer).
+            let Some(code) = s.err().code() else {
+                return SourceError::Transient(format!(
+                    "{what}: unreadable answer (HTTP {status}, not an AWS response)"
+                ));
+            };
+            let message = s.err().message().unwrap_or("");
+            let text = format!("{what}: HTTP {status} {code}: {message}");
+            let throttled = code.contains("Throttl") || code == "TooManyRequestsException";
+            if status >= 500 || throttled {
+                SourceError::Transient(format!("{text} (gave up after {MAX_ATTEMPTS} attempts)"))
+            } else {
+                SourceError::Denied(text)
+            }
+        }
+        SdkError::TimeoutError(_) => {
+            SourceError::Transient(format!("{what}: no answer in time ({})", chain_text(&err)))
+        }
+        SdkError::DispatchFailure(d) => {
+            let kind = if d.is_timeout() {
+                "timed out"
+            } else if d.is_io() {
+                "cannot connect"
+            } else {
+                "request failed"
+            };
+            SourceError::Transient(format!("{what}: {kind}: {}", causes(&err)))
+        }
+        SdkError::ResponseError(r) => {
+            let status = r.raw().status().as_u16();
+            SourceError::Transient(format!(
+                "{what}: unreadable answer (HTTP {status}): {}",
+                causes(&err)
+            ))
+        }
+        SdkError::ConstructionFailure(_) => {
+            SourceError::Local(format!("{what}: {}", chain_text(&err)))
+        }
+        _ => SourceError::Transient(format!("{what}: {}", chain_text(&err))),
+    }
+}
+
+/// An error and all its causes, on one line, without repeats.
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// The causes of an error, without its own (generic) message.
+pub(super) fn causes(err: &(dyn StdError + 'static)) -> String {
+    match err.source() {
+        Some(cause) => chain_text(cause),
+        None => chain_text(err),
+    }
+}

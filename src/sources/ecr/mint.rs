@@ -1,0 +1,163 @@
+//! One ECR mint, start to end: a current-thread runtime built only now (a cache hit never
+//! pays for any of this), the node's credentials, an optional role, the token call; every
+//! call bounded by explicit timeouts within the request's deadline.
+
+use std::time::Duration;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ecr::config::SharedCredentialsProvider;
+
+use super::{EcrSource, Target, credentials, sts, token};
+use crate::credential::Credential;
+use crate::env::Env;
+use crate::http::SdkClients;
+use crate::resolver::Resolver;
+use crate::sources::SourceError;
+
+/// Upstream (ECR, STS) limits. The SDK's defaults let an endpoint that accepts a
+/// connection but never answers hold a call for over 90 s.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+pub(super) const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const MAX_ATTEMPTS: u32 = 3;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const PUBLIC_REGION: &str = "us-east-1";
+
+pub(super) fn mint(
+    source: &EcrSource,
+    target: &Target,
+    env: &Env,
+    budget: Duration,
+) -> Result<Credential, SourceError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SourceError::Local(format!("cannot start the async runtime: {e}")))?;
+    // Leave a second of the request's deadline for writing the cache and the answer.
+    let limit = budget.saturating_sub(Duration::from_secs(1));
+    let resolver = {
+        let _inside = runtime.enter();
+        Resolver::from_system()
+    };
+    let stage = Stage::default();
+    let result = runtime.block_on(async {
+        let minting = mint_async(source, target, env, limit, &resolver, &stage);
+        match tokio::time::timeout(limit, minting).await {
+            Ok(result) => result,
+            // Say what was still awaited: a name no server answered for, or a call.
+            Err(_) => Err(SourceError::Transient(format!(
+                "{}: {} within {:.1}s",
+                stage.get(),
+                match resolver.pending() {
+                    Some(name) => format!("cannot resolve {name}: no name server answered"),
+                    None => "no answer".to_string(),
+                },
+                limit.as_secs_f64()
+            ))),
+        }
+    });
+    // Dropping the runtime would wait for any blocking task still running; the answer (or
+    // the cached credential) must not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+/// The step a mint is on, for the message when the deadline cuts it short.
+#[derive(Default)]
+struct Stage(std::sync::Mutex<String>);
+
+impl Stage {
+    fn set(&self, what: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what.into();
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+async fn mint_async(
+    source: &EcrSource,
+    target: &Target,
+    env: &Env,
+    limit: Duration,
+    resolver: &Resolver,
+    stage: &Stage,
+) -> Result<Credential, SourceError> {
+    let (region, fips, dual_stack) = match target {
+        Target::Private {
+            region,
+            fips,
+            dual_stack,
+            ..
+        } => (region.as_str(), *fips, *dual_stack),
+        Target::Public => (PUBLIC_REGION, false, false),
+    };
+    let region = Region::new(region.to_string());
+    // An overridden IMDS endpoint is still a metadata endpoint: never through a proxy.
+    let imds_host = env
+        .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .and_then(|u| u.split("://").nth(1))
+        .map(|rest| match rest.strip_prefix('[') {
+            // An IPv6 literal: `[fd00:ec2::254]:80`.
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => rest.split(['/', ':']).next().unwrap_or(""),
+        });
+    let clients =
+        SdkClients::new(env, resolver, imds_host.as_slice()).map_err(SourceError::Local)?;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT.min(limit))
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF);
+
+    stage.set("AWS credentials");
+    let node_credentials =
+        credentials::node_credentials(source, &clients, &region, &timeouts, &retries).await?;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(RegionProviderChain::first_try(region.clone()))
+        .http_client(clients.upstream.clone())
+        .timeout_config(timeouts)
+        .retry_config(retries)
+        .credentials_provider(SharedCredentialsProvider::new(node_credentials));
+    if let Some(profile) = &source.profile {
+        loader = loader.profile_name(profile);
+    }
+    let mut conf = loader.load().await;
+    if let Some(role) = &source.assume_role {
+        stage.set(format!("STS AssumeRole {}", role.role_arn));
+        let assumed = sts::assume_role(&conf, role).await?;
+        conf = conf
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(assumed))
+            .build();
+    }
+
+    let (token, expires_at) = match target {
+        Target::Private { account, .. } => {
+            // An explicit endpoint replaces the endpoint choice, FIPS and dual-stack included;
+            // the SDK refuses both at once.
+            let overridden = source.endpoint.is_some()
+                || conf.endpoint_url().is_some()
+                || env.var("AWS_ENDPOINT_URL_ECR").is_some();
+            let (fips, dual_stack) = (fips && !overridden, dual_stack && !overridden);
+            stage.set("ECR GetAuthorizationToken");
+            token::private_token(source, &conf, account.as_deref(), fips, dual_stack).await?
+        }
+        Target::Public => {
+            stage.set("ECR Public GetAuthorizationToken");
+            token::public_token(&conf).await?
+        }
+    };
+    token::decode_token(&token, expires_at)
+}
