@@ -3,13 +3,13 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cache::{Cache, Entry, Key, Settings};
+use crate::cache::{Cache, obtain};
 use crate::config::Config;
 use crate::env::Env;
 use crate::error::Error;
 use crate::image::ImageRef;
 use crate::protocol::{Auth, CacheKeyType, Quoted, Request, Response};
-use crate::sources::{MintRequest, Source, SourceError};
+use crate::sources::MintRequest;
 
 /// When minting fails and a still-valid cached credential is served instead, the kubelet is
 /// told to ask again soon, so a recovered upstream is used within this time.
@@ -95,102 +95,4 @@ fn remaining(until: SystemTime, now: SystemTime) -> Duration {
     // Whole seconds, rounded: the kubelet needs no finer grain, and "4m59.998s" is noise.
     let left = until.duration_since(now).unwrap_or_default();
     Duration::from_secs((left + Duration::from_millis(500)).as_secs())
-}
-
-/// The credential for one source and registry: a fresh cache entry if there is one;
-/// otherwise minted under the key's lock (so a burst of processes mints once); otherwise,
-/// if minting fails, a cached credential that has not expired (`true`: served stale).
-fn obtain(
-    source: &dyn Source,
-    req: &MintRequest<'_>,
-    cache: Option<&Cache>,
-    settings: &Settings,
-) -> Result<(Entry, bool), SourceError> {
-    let env = req.env;
-    let key = Key::new(&format!(
-        "{}\n{}",
-        source.cache_identity(env),
-        req.mint_host
-    ));
-    let read = |c: &Cache| c.read(&key).filter(|e| e.mint_host == req.mint_host);
-
-    let mut cached = cache.and_then(read);
-    if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
-        tracing::debug!(key = key.as_str(), "cache hit");
-        return Ok((entry, false));
-    }
-    // Miss: wait for whoever may be minting this key, then look again before minting.
-    // Held until the new entry is written (end of this function).
-    let attempt = cache.map(|c| {
-        // Leave a second of the deadline for answering from whatever the wait leaves us.
-        let budget = req
-            .deadline
-            .saturating_duration_since(Instant::now())
-            .saturating_sub(Duration::from_secs(1));
-        let wait = settings.lock_timeout.unwrap_or(source.max_mint_time());
-        let lock = c.lock(&key, wait.min(budget));
-        if lock.is_ok() {
-            c.sweep_temp_files(&key);
-        }
-        lock
-    });
-    let lock = match attempt {
-        Some(Ok(lock)) => Some(lock),
-        Some(Err(e)) => {
-            // Someone else is still minting this key: answer with what they will replace
-            // rather than add a mint of our own to an upstream that is already slow.
-            if let Some(entry) = cache.and_then(read).filter(|e| e.is_valid(env.now())) {
-                tracing::warn!(
-                    "cache lock for {}: {e}; answering with the cached credential, valid until {}",
-                    req.mint_host,
-                    humantime::format_rfc3339_seconds(entry.expires_at)
-                );
-                let stale = !entry.is_fresh(env.now());
-                return Ok((entry, stale));
-            }
-            tracing::warn!("cache lock for {}: {e}; minting without it", req.mint_host);
-            None
-        }
-        None => None,
-    };
-    if lock.is_some() {
-        cached = cache.and_then(read);
-        if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
-            tracing::debug!(key = key.as_str(), "cache hit after waiting for the lock");
-            return Ok((entry, false));
-        }
-    }
-
-    tracing::debug!(key = key.as_str(), source = source.name(), "minting");
-    match source.mint(req) {
-        Ok(credential) => {
-            let now = env.now();
-            let jitter = key.jitter(&env.machine_id());
-            let entry = Entry::new(
-                credential,
-                req.mint_host,
-                source.name(),
-                now,
-                settings,
-                jitter,
-            );
-            if let Some(c) = cache
-                && let Err(e) = c.write(&key, &entry)
-            {
-                tracing::warn!("cache dir {}: cannot write entry: {e}", c.dir().display());
-            }
-            Ok((entry, false))
-        }
-        Err(err) => match cached.filter(|e| e.is_valid(env.now())) {
-            Some(entry) => {
-                tracing::warn!(
-                    "minting for {} failed ({err}); answering with the cached credential, valid until {}",
-                    req.mint_host,
-                    humantime::format_rfc3339_seconds(entry.expires_at)
-                );
-                Ok((entry, true))
-            }
-            None => Err(err),
-        },
-    }
 }

@@ -111,11 +111,47 @@ impl Env {
     }
 
     /// The default cache dir: `/run/pullcred` for root (a tmpfs on systemd hosts, so tokens
-    /// never reach a disk and a reboot starts clean), else the user's cache dir.
+    /// never reach a disk and a reboot starts clean), else the user's cache dir as the XDG
+    /// base directory spec has it: `$XDG_CACHE_HOME` if absolute, else `~/.cache`. Read from
+    /// this `Env`, not the process's.
     pub fn default_cache_dir(&self) -> Option<PathBuf> {
         if self.uid == 0 {
             return Some(PathBuf::from("/run/pullcred"));
         }
-        directories::BaseDirs::new().map(|d| d.cache_dir().join("pullcred"))
+        let base = self
+            .var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| self.home().map(|h| h.join(".cache")))?;
+        Some(base.join("pullcred"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_cache_dir_follows_the_xdg_spec_from_this_env() {
+        let dir =
+            |vars: &[(&str, &str)], uid| Env::from_vars(vars.to_vec(), uid).default_cache_dir();
+        assert_eq!(dir(&[("HOME", "/home/u")], 0), Some("/run/pullcred".into()));
+        assert_eq!(
+            dir(&[("HOME", "/home/u")], 1000),
+            Some("/home/u/.cache/pullcred".into())
+        );
+        assert_eq!(
+            dir(
+                &[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/var/cache/u")],
+                1000
+            ),
+            Some("/var/cache/u/pullcred".into())
+        );
+        // A relative XDG_CACHE_HOME is ignored, as the spec says.
+        assert_eq!(
+            dir(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "rel")], 1000),
+            Some("/home/u/.cache/pullcred".into())
+        );
+        assert_eq!(dir(&[], 1000), None);
     }
 }

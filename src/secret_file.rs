@@ -43,19 +43,13 @@ pub fn read(path: &Path, uid: u32) -> Result<String, SecretFileError> {
     if !meta.is_file() {
         return Err(SecretFileError::NotAFile { path: path.into() });
     }
-    if meta.uid() != uid {
-        return Err(SecretFileError::Insecure {
+    only_owner_writes(meta.uid(), meta.mode(), uid).map_err(|reason| {
+        SecretFileError::Insecure {
             path: path.into(),
-            reason: format!("owned by uid {} (want {uid})", meta.uid()),
-        });
-    }
+            reason,
+        }
+    })?;
     let mode = meta.mode() & 0o777;
-    if mode & 0o022 != 0 {
-        return Err(SecretFileError::Insecure {
-            path: path.into(),
-            reason: format!("writable by group or others (mode {mode:04o})"),
-        });
-    }
     if mode & 0o004 != 0 {
         tracing::warn!(
             "{}: secret file is readable by others (mode {mode:04o}); chmod o-r it",
@@ -70,6 +64,20 @@ pub fn read(path: &Path, uid: u32) -> Result<String, SecretFileError> {
         return Err(SecretFileError::TooLarge { path: path.into() });
     }
     String::from_utf8(buf).map_err(|_| SecretFileError::NotUtf8 { path: path.into() })
+}
+
+/// The one check of who may have written a file or directory whose contents are trusted
+/// (secret files, the cache dir): owned by `uid`, the caller, and writable by nobody else.
+/// `Err` says why not.
+pub fn only_owner_writes(owner: u32, mode: u32, uid: u32) -> Result<(), String> {
+    if owner != uid {
+        return Err(format!("owned by uid {owner} (want {uid})"));
+    }
+    let mode = mode & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!("writable by group or others (mode {mode:04o})"));
+    }
+    Ok(())
 }
 
 /// Drops the line ending editors and `echo` leave at the end of a one-line secret.

@@ -1,0 +1,8 @@
+//! The on-disk credential cache: the store (files, locks, atomic writes) and the policy
+//! (when to serve, refresh or wait) kept apart.
+
+pub mod policy;
+pub mod store;
+
+pub use policy::{RefreshWindow, Settings, obtain};
+pub use store::{Cache, CacheError, Entry, FORMAT_VERSION, Key, Lock, LockError, decode};

@@ -1,0 +1,327 @@
+//! The cache's policy: when an entry is served, when it is minted anew (the refresh window,
+//! spread per node), how long a request waits for another that is minting, and what is
+//! answered when minting fails (stale-while-error). The files are `store`'s.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::store::{Cache, Entry, Key};
+use crate::credential::Credential;
+use crate::sources::{MintRequest, Source, SourceError};
+
+/// How far the clock may have stepped back since an entry was minted before its times are
+/// no longer trusted.
+const CLOCK_STEP_TOLERANCE: Duration = Duration::from_secs(5);
+/// The refresh window starts up to this share of the lifetime early, per node and key, so a
+/// fleet booted together does not refresh together.
+const MAX_JITTER: f64 = 0.10;
+
+/// Cache tuning from the config's `[cache]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub dir: Option<PathBuf>,
+    pub refresh_before: RefreshWindow,
+    /// How long credentials without their own expiry (files) are kept.
+    pub static_ttl: Duration,
+    /// Upper bound on the `cacheDuration` told to the kubelet.
+    pub max_kubelet_cache: Option<Duration>,
+    /// How long to wait for another process minting the same key; `None`: as long as the
+    /// source's longest mint may take, so waiters never stampede a slow upstream.
+    pub lock_timeout: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            dir: None,
+            refresh_before: RefreshWindow::Fraction(0.25),
+            static_ttl: Duration::from_secs(300),
+            max_kubelet_cache: None,
+            lock_timeout: None,
+        }
+    }
+}
+
+/// The tail of a credential's life in which it is minted anew rather than served.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RefreshWindow {
+    /// A share of the lifetime (`"25%"`).
+    Fraction(f64),
+    /// A fixed time before expiry (`"3h"`), at most the whole lifetime.
+    Fixed(Duration),
+}
+
+impl RefreshWindow {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(pct) = s.strip_suffix('%') {
+            return match pct.trim().parse::<f64>() {
+                Ok(p) if (0.0..100.0).contains(&p) => Ok(RefreshWindow::Fraction(p / 100.0)),
+                _ => Err(format!("{s:?} is not a percentage from 0% to under 100%")),
+            };
+        }
+        crate::units::parse_duration(s).map(RefreshWindow::Fixed)
+    }
+
+    fn of(self, lifetime: Duration) -> Duration {
+        match self {
+            RefreshWindow::Fraction(f) => lifetime.mul_f64(f),
+            RefreshWindow::Fixed(d) => d.min(lifetime),
+        }
+    }
+}
+
+impl Key {
+    /// A number in [0, 1) fixed for this key on this node: where in the jitter range its
+    /// refresh starts.
+    pub fn jitter(&self, machine_id: &str) -> f64 {
+        let digest = Sha256::digest(format!("{machine_id}\n{}", self.as_str()).as_bytes());
+        let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        (n >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl Entry {
+    /// Times a freshly minted credential. Credentials without an expiry are kept for
+    /// `static_ttl` and have no refresh window: re-reading a file is cheap and throttles
+    /// nobody. Others refresh `refresh_before` ahead of expiry, plus up to 10% of their
+    /// lifetime of per-node jitter (`jitter` in [0, 1)).
+    pub fn new(
+        credential: Credential,
+        mint_host: &str,
+        source: &str,
+        now: SystemTime,
+        settings: &Settings,
+        jitter: f64,
+    ) -> Self {
+        let (refresh_at, expires_at) = match credential.expires_at {
+            None => {
+                let at = now + settings.static_ttl;
+                (at, at)
+            }
+            Some(expires_at) => {
+                let lifetime = expires_at.duration_since(now).unwrap_or_default();
+                let early =
+                    settings.refresh_before.of(lifetime) + lifetime.mul_f64(MAX_JITTER * jitter);
+                let refresh_at = expires_at.checked_sub(early.min(lifetime)).unwrap_or(now);
+                (refresh_at.max(now), expires_at)
+            }
+        };
+        Entry {
+            mint_host: mint_host.to_string(),
+            source: source.to_string(),
+            minted_at: now,
+            refresh_at,
+            expires_at,
+            username: credential.username,
+            password: credential.password,
+        }
+    }
+
+    /// Outside the refresh window: serve without minting.
+    pub fn is_fresh(&self, now: SystemTime) -> bool {
+        self.minted_by(now) && now < self.refresh_at
+    }
+
+    /// Not yet expired: still usable when minting fails.
+    pub fn is_valid(&self, now: SystemTime) -> bool {
+        self.minted_by(now) && now < self.expires_at
+    }
+
+    /// An entry minted after `now` was written before the clock stepped back: its times are
+    /// not to be trusted, so it is neither fresh nor valid. Steps of a few seconds (NTP
+    /// corrections) change nothing that matters and are let through.
+    fn minted_by(&self, now: SystemTime) -> bool {
+        self.minted_at <= now + CLOCK_STEP_TOLERANCE
+    }
+}
+
+/// The credential for one source and registry: a fresh cache entry if there is one;
+/// otherwise minted under the key's lock (so a burst of processes mints once); otherwise,
+/// if minting fails, a cached credential that has not expired (`true`: served stale).
+pub fn obtain(
+    source: &dyn Source,
+    req: &MintRequest<'_>,
+    cache: Option<&Cache>,
+    settings: &Settings,
+) -> Result<(Entry, bool), SourceError> {
+    let env = req.env;
+    let key = Key::new(&format!(
+        "{}\n{}",
+        source.cache_identity(env),
+        req.mint_host
+    ));
+    let read = |c: &Cache| c.read(&key).filter(|e| e.mint_host == req.mint_host);
+
+    let mut cached = cache.and_then(read);
+    if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
+        tracing::debug!(key = key.as_str(), "cache hit");
+        return Ok((entry, false));
+    }
+    // Miss: wait for whoever may be minting this key, then look again before minting.
+    // Held until the new entry is written (end of this function).
+    let attempt = cache.map(|c| {
+        // Leave a second of the deadline for answering from whatever the wait leaves us.
+        let budget = req
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(Duration::from_secs(1));
+        let wait = settings.lock_timeout.unwrap_or(source.max_mint_time());
+        let lock = c.lock(&key, wait.min(budget));
+        if lock.is_ok() {
+            c.sweep_temp_files(&key);
+        }
+        lock
+    });
+    let lock = match attempt {
+        Some(Ok(lock)) => Some(lock),
+        Some(Err(e)) => {
+            // Someone else is still minting this key: answer with what they will replace
+            // rather than add a mint of our own to an upstream that is already slow.
+            if let Some(entry) = cache.and_then(read).filter(|e| e.is_valid(env.now())) {
+                tracing::warn!(
+                    "cache lock for {}: {e}; answering with the cached credential, valid until {}",
+                    req.mint_host,
+                    humantime::format_rfc3339_seconds(entry.expires_at)
+                );
+                let stale = !entry.is_fresh(env.now());
+                return Ok((entry, stale));
+            }
+            tracing::warn!("cache lock for {}: {e}; minting without it", req.mint_host);
+            None
+        }
+        None => None,
+    };
+    if lock.is_some() {
+        cached = cache.and_then(read);
+        if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
+            tracing::debug!(key = key.as_str(), "cache hit after waiting for the lock");
+            return Ok((entry, false));
+        }
+    }
+
+    tracing::debug!(key = key.as_str(), source = source.name(), "minting");
+    match source.mint(req) {
+        Ok(credential) => {
+            let now = env.now();
+            let jitter = key.jitter(&env.machine_id());
+            let entry = Entry::new(
+                credential,
+                req.mint_host,
+                source.name(),
+                now,
+                settings,
+                jitter,
+            );
+            if let Some(c) = cache
+                && let Err(e) = c.write(&key, &entry)
+            {
+                tracing::warn!("cache dir {}: cannot write entry: {e}", c.dir().display());
+            }
+            Ok((entry, false))
+        }
+        Err(err) => match cached.filter(|e| e.is_valid(env.now())) {
+            Some(entry) => {
+                tracing::warn!(
+                    "minting for {} failed ({err}); answering with the cached credential, valid until {}",
+                    req.mint_host,
+                    humantime::format_rfc3339_seconds(entry.expires_at)
+                );
+                Ok((entry, true))
+            }
+            None => Err(err),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::Secret;
+    use std::time::UNIX_EPOCH;
+
+    fn credential(expires_in: Option<u64>, now: SystemTime) -> Credential {
+        Credential {
+            username: "u".into(),
+            password: Secret::new("p"),
+            expires_at: expires_in.map(|s| now + Duration::from_secs(s)),
+        }
+    }
+
+    const TWELVE_H: u64 = 12 * 3600;
+
+    /// A 12-hour credential minted at `now`, timed with `settings` and `jitter`.
+    fn twelve_hours(now: SystemTime, settings: &Settings, jitter: f64) -> Entry {
+        Entry::new(
+            credential(Some(TWELVE_H), now),
+            "r",
+            "ecr",
+            now,
+            settings,
+            jitter,
+        )
+    }
+
+    #[test]
+    fn refresh_window_and_jitter() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let s = Settings::default();
+        // No jitter: refresh at 3/4 of the life.
+        let e = twelve_hours(now, &s, 0.0);
+        assert_eq!(e.refresh_at, now + Duration::from_secs(9 * 3600));
+        assert_eq!(e.expires_at, now + Duration::from_secs(TWELVE_H));
+        // Full jitter: up to 10% of the life earlier.
+        let e = twelve_hours(now, &s, 0.999_999);
+        let early = e.refresh_at.duration_since(now).unwrap().as_secs_f64();
+        assert!(
+            (early - 9.0 * 3600.0 + 0.1 * TWELVE_H as f64).abs() < 1.0,
+            "{early}"
+        );
+        // A fixed window.
+        let fixed = Settings {
+            refresh_before: RefreshWindow::Fixed(Duration::from_secs(3600)),
+            ..Settings::default()
+        };
+        let e = twelve_hours(now, &fixed, 0.0);
+        assert_eq!(e.refresh_at, now + Duration::from_secs(11 * 3600));
+        // No expiry: kept for static_ttl, no window.
+        let e = Entry::new(credential(None, now), "r", "static", now, &s, 0.9);
+        assert_eq!(
+            (e.refresh_at, e.expires_at),
+            (now + s.static_ttl, now + s.static_ttl)
+        );
+        // Minted "later" than now (the clock stepped back): not to be served.
+        let e = twelve_hours(now, &s, 0.0);
+        let earlier = now - Duration::from_secs(60);
+        assert!(e.is_fresh(now - CLOCK_STEP_TOLERANCE));
+        assert!(!e.is_fresh(earlier) && !e.is_valid(earlier));
+        // Already expired at mint: refresh at once.
+        let e = Entry::new(credential(Some(0), now), "r", "ecr", now, &s, 0.5);
+        assert!(!e.is_fresh(now));
+    }
+
+    #[test]
+    fn jitter_is_stable_per_node_and_key_and_spread() {
+        let key = Key::new("rule\nregistry");
+        assert_eq!(key.jitter("node-a"), key.jitter("node-a"));
+        let spread: Vec<f64> = (0..200).map(|i| key.jitter(&format!("node-{i}"))).collect();
+        assert!(spread.iter().all(|j| (0.0..1.0).contains(j)));
+        let low = spread.iter().filter(|&&j| j < 0.5).count();
+        assert!((60..140).contains(&low), "{low} of 200 below 0.5");
+    }
+
+    #[test]
+    fn window_parsing() {
+        assert_eq!(
+            RefreshWindow::parse("25%"),
+            Ok(RefreshWindow::Fraction(0.25))
+        );
+        assert_eq!(
+            RefreshWindow::parse("3h"),
+            Ok(RefreshWindow::Fixed(Duration::from_secs(3 * 3600)))
+        );
+        assert!(RefreshWindow::parse("100%").is_err());
+        assert!(RefreshWindow::parse("soon").is_err());
+    }
+}
