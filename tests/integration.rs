@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod cache;
 mod cli;
 mod corpus;
