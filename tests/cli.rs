@@ -228,3 +228,28 @@ fn config_check_refuses_an_unknown_source_and_another_sources_key_with_their_lin
     check(&format!("{rule}source = \"ecr\"\ncolour = \"blue\"\n"))
         .assert_error("check.toml: line 4: unknown field `colour`");
 }
+
+#[test]
+fn plugin_mode_without_arguments_reads_the_environment_as_the_subcommands_do() {
+    let fx = Fixture::new("static");
+    let image = "registry.example.com/app:1";
+    let env_run = |value: &str, args: &[&str]| {
+        let mut cmd = pullcred(fx.dir.path());
+        cmd.env("PULLCRED_CONFIG", value).args(args);
+        run(&mut cmd, &request(V1, image)).response()
+    };
+    let config = fx.path("config.toml").display().to_string();
+    // Without arguments (the kubelet's way, read without clap) and with `get` (through
+    // clap): the same config from PULLCRED_CONFIG, the same answer.
+    let plugin = env_run(&config, &[]);
+    assert_eq!(plugin, env_run(&config, &["get", image]));
+    assert_eq!(
+        plugin["auth"]["registry.example.com"]["password"],
+        "s3cret-static-pw"
+    );
+    // An empty PULLCRED_CONFIG is unset for both: the built-in rules, which do not cover
+    // this host.
+    let empty = env_run("", &[]);
+    assert_eq!(empty["auth"], serde_json::json!({}));
+    assert_eq!(empty, env_run("", &["get", image]));
+}
