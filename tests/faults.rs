@@ -113,10 +113,9 @@ impl Fault {
             // ECR's JSON error is read ("HTTP 429 ThrottlingException: Rate exceeded (gave up
             // after 3 attempts)"); STS speaks XML, so there it is unreadable, with its status.
             Fault::Http429 | Fault::Http429RetryAfter => "HTTP 429",
-            // The step is named: "ECR GetAuthorizationToken: no answer within 4.0s", or
-            // "STS AssumeRole arn:…: no answer in time (… operation timeout …)" when the
-            // SDK's own timeout fires first.
-            Fault::Hang | Fault::AnswersAfter30s => ": no answer",
+            // The step is named: "ECR GetAuthorizationToken: no answer within 4.0s",
+            // "STS AssumeRole arn:…: no answer within 4.0s".
+            Fault::Hang | Fault::AnswersAfter30s => ": no answer within",
             Fault::CloseMidBody => "unreadable answer",
             Fault::Garbage => "unreadable answer",
             Fault::HugeDeclared | Fault::HugeStreamed => "larger than 1048576 bytes",

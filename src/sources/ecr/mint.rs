@@ -114,7 +114,9 @@ async fn mint_async(
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT.min(limit))
+        // Past the mint's own limit: when the whole mint runs out of time, the outer timeout
+        // fires first and its message names the step and any name still unresolved.
+        .operation_timeout(OPERATION_TIMEOUT.min(limit + Duration::from_secs(1)))
         .build();
     let retries = RetryConfig::standard()
         .with_max_attempts(MAX_ATTEMPTS)
