@@ -13,9 +13,9 @@ use crate::error::Error;
 use crate::protocol::{self, ApiVersion, Request};
 use crate::{app, deadline};
 
-/// A kubelet image credential provider: ECR and ECR Public tokens, static credentials from
-/// root-only files, and docker config credentials and helpers, from one binary, cached on
-/// the node.
+/// A kubelet image credential provider: ECR and ECR Public tokens, Artifact Registry and GCR
+/// tokens, static credentials from root-only files, and docker config credentials and
+/// helpers, from one binary, cached on the node.
 ///
 /// Without a subcommand it is the plugin the kubelet execs: a CredentialProviderRequest on
 /// stdin, a CredentialProviderResponse on stdout.

@@ -68,6 +68,95 @@ fn sdk_client(proxy: ProxyConfig, resolver: Resolver) -> SharedHttpClient {
     LimitedClient::shared(client)
 }
 
+/// Per-request limits of a [`web_client`]; every call is also bounded by the request's
+/// deadline by its caller.
+pub struct WebTimeouts {
+    pub connect: std::time::Duration,
+    /// Between reads of the answer.
+    pub read: std::time::Duration,
+    /// One attempt, from connecting to the last byte.
+    pub attempt: std::time::Duration,
+}
+
+/// An HTTP client for the sources that are not the AWS SDK's: reqwest on the same rustls
+/// and aws-lc-rs, the same resolver, and the proxy variables from `env`, except with
+/// `direct` (metadata endpoints), which never use a proxy.
+pub fn web_client(
+    env: &Env,
+    resolver: &Resolver,
+    direct: bool,
+    timeouts: &WebTimeouts,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(resolver.clone()))
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
+        .timeout(timeouts.attempt)
+        .redirect(reqwest::redirect::Policy::none());
+    if !direct {
+        let settings = ProxySettings::from_env(env, &[]);
+        let no_proxy = reqwest::NoProxy::from_string(&settings.no_proxy);
+        let bad = |e: reqwest::Error| format!("proxy settings: {e}");
+        if let Some(p) = &settings.https {
+            builder = builder.proxy(
+                reqwest::Proxy::https(p)
+                    .map_err(bad)?
+                    .no_proxy(no_proxy.clone()),
+            );
+        }
+        if let Some(p) = &settings.http {
+            builder = builder.proxy(reqwest::Proxy::http(p).map_err(bad)?.no_proxy(no_proxy));
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up HTTP: {e}"))
+}
+
+/// An answer's body, read no further than [`MAX_BODY_BYTES`].
+pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+    {
+        return Err(TooLarge.to_string());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| web_error_text(&e))? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(TooLarge.to_string());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reqwest failure as a short phrase of what went wrong, with its causes.
+pub fn web_error_text(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut causes = Vec::new();
+    let mut next = std::error::Error::source(e);
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !causes.contains(&text) {
+            causes.push(text);
+        }
+        next = c.source();
+    }
+    if causes.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", causes.join(": "))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the answer is larger than {MAX_BODY_BYTES} bytes")]
 struct TooLarge;

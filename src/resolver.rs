@@ -188,6 +188,19 @@ impl ResolveDns for Resolver {
     }
 }
 
+/// reqwest's connector takes its resolver through this trait (the port is set by reqwest).
+impl reqwest::dns::Resolve for Resolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.clone();
+        Box::pin(async move {
+            let addrs = resolver.lookup(name.as_str()).await?;
+            let sockets: Vec<std::net::SocketAddr> =
+                addrs.into_iter().map(|ip| (ip, 0).into()).collect();
+            Ok(Box::new(sockets.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ mod corpus;
 mod docker_config;
 mod ecr;
 mod faults;
+mod gcp;
 mod install;
 mod matching;
 mod protocol;

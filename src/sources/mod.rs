@@ -4,6 +4,7 @@
 
 pub mod docker_config;
 pub mod ecr;
+pub mod gcp;
 pub mod static_file;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use crate::env::Env;
 
 /// Every source kind. The order is the order of the built-in rules. Adding a source is one
 /// module and one line here.
-pub const KINDS: &[Kind] = &[static_file::KIND, docker_config::KIND, ecr::KIND];
+pub const KINDS: &[Kind] = &[static_file::KIND, docker_config::KIND, ecr::KIND, gcp::KIND];
 
 /// A source kind, as a config names it in `source = "…"`.
 pub struct Kind {
@@ -193,6 +194,47 @@ pub enum SourceError {
     /// Something upstream failed or timed out (a credential helper, a cloud API).
     #[error("{0}")]
     Transient(String),
+}
+
+/// Runs a source's async mint on a current-thread runtime built for it (so a cache hit never
+/// builds one), with the node's resolver, cut at `budget` less a second (left for writing
+/// the cache and the answer). `stage` says what was awaited when time ran out; a lookup
+/// still unanswered then is named. The runtime is shut down without waiting for anything
+/// still blocked: the answer (or the cached credential) must not wait for it.
+pub(crate) fn run_mint<F>(
+    budget: Duration,
+    mint: impl FnOnce(crate::resolver::Resolver, Duration) -> F,
+    stage: impl FnOnce() -> String,
+) -> Result<Credential, SourceError>
+where
+    F: std::future::Future<Output = Result<Credential, SourceError>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SourceError::Local(format!("cannot start the async runtime: {e}")))?;
+    let limit = budget.saturating_sub(Duration::from_secs(1));
+    let resolver = {
+        let _inside = runtime.enter();
+        crate::resolver::Resolver::from_system()
+    };
+    let pending = resolver.clone();
+    let result = runtime.block_on(async {
+        match tokio::time::timeout(limit, mint(resolver, limit)).await {
+            Ok(result) => result,
+            Err(_) => Err(SourceError::Transient(format!(
+                "{}: {} within {:.1}s",
+                stage(),
+                match pending.pending() {
+                    Some(name) => format!("cannot resolve {name}: no name server answered"),
+                    None => "no answer".to_string(),
+                },
+                limit.as_secs_f64()
+            ))),
+        }
+    });
+    runtime.shutdown_background();
+    result
 }
 
 impl From<crate::secret_file::SecretFileError> for SourceError {

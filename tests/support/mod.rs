@@ -2,6 +2,7 @@
 //! peers (a real registry) the tests talk to.
 
 pub mod aws;
+pub mod google;
 pub mod http;
 pub mod node;
 pub mod registry;
@@ -47,6 +48,10 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "FQoGZXIvYXdzEBYaD",
     "imds-session-token",
     "eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl",
+    // Google: access tokens, user credentials, the key, and a signed assertion's header.
+    "s3cret-gcp-",
+    "BEGIN PRIVATE KEY",
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6",
 ];
 
 pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";

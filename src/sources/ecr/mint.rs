@@ -15,7 +15,7 @@ use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::SdkClients;
 use crate::resolver::Resolver;
-use crate::sources::SourceError;
+use crate::sources::{SourceError, run_mint};
 
 /// Upstream (ECR, STS) limits. The SDK's defaults let an endpoint that accepts a
 /// connection but never answers hold a call for over 90 s.
@@ -34,37 +34,13 @@ pub(super) fn mint(
     env: &Env,
     budget: Duration,
 ) -> Result<Credential, SourceError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| SourceError::Local(format!("cannot start the async runtime: {e}")))?;
-    // Leave a second of the request's deadline for writing the cache and the answer.
-    let limit = budget.saturating_sub(Duration::from_secs(1));
-    let resolver = {
-        let _inside = runtime.enter();
-        Resolver::from_system()
-    };
     let stage = Stage::default();
-    let result = runtime.block_on(async {
-        let minting = mint_async(source, target, env, limit, &resolver, &stage);
-        match tokio::time::timeout(limit, minting).await {
-            Ok(result) => result,
-            // Say what was still awaited: a name no server answered for, or a call.
-            Err(_) => Err(SourceError::Transient(format!(
-                "{}: {} within {:.1}s",
-                stage.get(),
-                match resolver.pending() {
-                    Some(name) => format!("cannot resolve {name}: no name server answered"),
-                    None => "no answer".to_string(),
-                },
-                limit.as_secs_f64()
-            ))),
-        }
-    });
-    // Dropping the runtime would wait for any blocking task still running; the answer (or
-    // the cached credential) must not wait for it.
-    runtime.shutdown_background();
-    result
+    let stage = &stage;
+    run_mint(
+        budget,
+        |resolver, limit| async move { mint_async(source, target, env, limit, &resolver, stage).await },
+        || stage.get(),
+    )
 }
 
 /// The step a mint is on, for the message when the deadline cuts it short.

@@ -1,0 +1,147 @@
+//! Credential files as Google's client libraries read them (a key file, gcloud's
+//! application default credentials): `service_account` keys sign a JWT for the token
+//! endpoint; `authorized_user` credentials trade their refresh token. The file gets the same
+//! owner and mode checks as any secret file; nothing from it reaches a log or an error.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::jwt;
+use super::oauth::{MAX_ATTEMPTS, fetch_token};
+use crate::credential::Credential;
+use crate::env::Env;
+use crate::http::{WebTimeouts, web_client};
+use crate::resolver::Resolver;
+use crate::secret_file;
+use crate::sources::SourceError;
+
+/// The scope every token is asked for; Artifact Registry and GCR accept it.
+pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// A service account's assertion may live at most an hour (Google's limit).
+const ASSERTION_LIFE: Duration = Duration::from_secs(3600);
+const TIMEOUTS: WebTimeouts = WebTimeouts {
+    connect: Duration::from_secs(3),
+    read: Duration::from_secs(5),
+    attempt: Duration::from_secs(6),
+};
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum CredentialFile {
+    ServiceAccount {
+        client_email: String,
+        private_key: String,
+        private_key_id: Option<String>,
+        token_uri: Option<String>,
+    },
+    AuthorizedUser {
+        client_id: String,
+        client_secret: String,
+        refresh_token: String,
+        token_uri: Option<String>,
+    },
+    ExternalAccount {},
+}
+
+/// Mints with the credential file at `path`; `token_endpoint` replaces its `token_uri`.
+pub async fn token(
+    path: &Path,
+    env: &Env,
+    resolver: &Resolver,
+    token_endpoint: Option<&str>,
+    deadline: Instant,
+) -> Result<Credential, SourceError> {
+    let text = secret_file::read(path, env.uid())?;
+    let local = |why: String| SourceError::Local(format!("{}: {why}", path.display()));
+    // serde_json's messages can quote values; only the position or the field is told.
+    let file: CredentialFile = serde_json::from_str(&text).map_err(|e| {
+        if e.is_data() && e.to_string().starts_with("unknown variant") {
+            local("unsupported credential type (service_account and authorized_user are)".into())
+        } else {
+            local(format!(
+                "not a Google credential file (line {} column {})",
+                e.line(),
+                e.column()
+            ))
+        }
+    })?;
+    let client = web_client(env, resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
+    let allowed = |uri: &str| super::options::endpoint_allowed(uri).map_err(&local);
+    match file {
+        CredentialFile::ServiceAccount {
+            client_email,
+            private_key,
+            private_key_id,
+            token_uri,
+        } => {
+            let uri = token_endpoint
+                .map(str::to_string)
+                .or(token_uri)
+                .unwrap_or_else(|| DEFAULT_TOKEN_URI.into());
+            allowed(&uri)?;
+            let key = jwt::load_key(&private_key).map_err(|why| local(why.into()))?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            // `aud` is the token URI the file names, as Google checks it.
+            let claims = serde_json::json!({
+                "iss": client_email,
+                "scope": SCOPE,
+                "aud": uri,
+                "iat": now,
+                "exp": now + ASSERTION_LIFE.as_secs(),
+            });
+            let assertion = jwt::sign(&key, private_key_id.as_deref(), &claims)
+                .map_err(|why| local(why.into()))?;
+            let what = format!("token endpoint {uri} (service account {client_email})");
+            fetch_token(
+                &what,
+                MAX_ATTEMPTS,
+                deadline,
+                || {
+                    client.post(&uri).form(&[
+                        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                        ("assertion", assertion.as_str()),
+                    ])
+                },
+                |_| Ok(()),
+            )
+            .await
+        }
+        CredentialFile::AuthorizedUser {
+            client_id,
+            client_secret,
+            refresh_token,
+            token_uri,
+        } => {
+            let uri = token_endpoint
+                .map(str::to_string)
+                .or(token_uri)
+                .unwrap_or_else(|| DEFAULT_TOKEN_URI.into());
+            allowed(&uri)?;
+            let what = format!("token endpoint {uri} (user credentials)");
+            fetch_token(
+                &what,
+                MAX_ATTEMPTS,
+                deadline,
+                || {
+                    client.post(&uri).form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh_token.as_str()),
+                        ("client_id", client_id.as_str()),
+                        ("client_secret", client_secret.as_str()),
+                    ])
+                },
+                |_| Ok(()),
+            )
+            .await
+        }
+        CredentialFile::ExternalAccount {} => Err(local(
+            "external_account (workload identity federation) is not supported yet".into(),
+        )),
+    }
+}

@@ -1,0 +1,51 @@
+//! The GCE/GKE metadata server: the node's (or a named) service account's access token, as
+//! Google documents it: `GET /computeMetadata/v1/instance/service-accounts/<sa>/token` with
+//! `Metadata-Flavor: Google`, and an answer that must carry the same header (the guard
+//! against something else answering on that address). Never through a proxy.
+
+use std::time::{Duration, Instant};
+
+use super::oauth::fetch_token;
+use crate::credential::Credential;
+use crate::env::Env;
+use crate::http::{WebTimeouts, web_client};
+use crate::resolver::Resolver;
+use crate::sources::SourceError;
+
+/// The metadata server's name (fully qualified: no search domains); `GCE_METADATA_HOST`
+/// (`host[:port]`) overrides it, as in Google's client libraries.
+const METADATA_HOST: &str = "metadata.google.internal.";
+/// Link-local on GCP, so off GCP failing fast matters more than patience: two attempts of
+/// at most 400 ms to connect stay within a second.
+const ATTEMPTS: u32 = 2;
+const TIMEOUTS: WebTimeouts = WebTimeouts {
+    connect: Duration::from_millis(400),
+    read: Duration::from_secs(1),
+    attempt: Duration::from_secs(2),
+};
+
+pub async fn token(
+    env: &Env,
+    resolver: &Resolver,
+    service_account: Option<&str>,
+    deadline: Instant,
+) -> Result<Credential, SourceError> {
+    let host = env.var("GCE_METADATA_HOST").unwrap_or(METADATA_HOST);
+    let account = service_account.unwrap_or("default");
+    let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/{account}/token");
+    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::Local)?;
+    let what = format!("metadata server {host}");
+    fetch_token(
+        &what,
+        ATTEMPTS,
+        deadline,
+        || client.get(&url).header("Metadata-Flavor", "Google"),
+        |response| match response.headers().get("metadata-flavor") {
+            Some(v) if v == "Google" => Ok(()),
+            _ => Err(
+                "the answer lacks `Metadata-Flavor: Google`; not Google's metadata server".into(),
+            ),
+        },
+    )
+    .await
+}

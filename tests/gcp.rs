@@ -1,0 +1,231 @@
+//! Source `gcp` against fakes of Google's metadata server and token endpoint
+//! (support::google): the application default credentials order end to end through the
+//! binary, the metadata server's header guard, service account keys whose JWT the fake
+//! verifies, user credentials, look-alike hosts, and what an off-GCP node is told.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::google::{self, key_file, user_file};
+use crate::support::http::FakeHttp;
+use crate::support::{V1, go_seconds, pullcred, request, run, single_auth};
+
+const AR: &str = "us-docker.pkg.dev/proj/repo/app:1";
+
+/// A secret file the way pullcred accepts one: 0600, ours.
+fn secret(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// No config (the built-in rules), metadata at `metadata`, nothing else of Google's set.
+fn gcp(home: &Path, metadata: &FakeHttp) -> Command {
+    let mut cmd = pullcred(home);
+    cmd.env("GCE_METADATA_HOST", metadata.addr.to_string())
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .env_remove("CLOUDSDK_CONFIG");
+    cmd
+}
+
+#[test]
+fn the_metadata_server_serves_artifact_registry_and_gcr_with_no_config() {
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    for image in [AR, "gcr.io/proj/app:1", "europe-west4-docker.pkg.dev/p/r/a"] {
+        let resp = run(&mut gcp(home.path(), &metadata), &request(V1, image)).response();
+        let host = image.split('/').next().unwrap();
+        assert_eq!(
+            single_auth(&resp),
+            (
+                host.to_string(),
+                "oauth2accesstoken".into(),
+                "s3cret-gcp-token-for-node".into()
+            )
+        );
+        // An hour's token, refreshed in its last 25 % (up to 10 % earlier by jitter).
+        let d = go_seconds(&resp["cacheDuration"]);
+        assert!((2330..=2700).contains(&d), "{resp}");
+    }
+    let paths: Vec<String> = metadata
+        .requests()
+        .iter()
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/computeMetadata/v1/instance/service-accounts/default/token"; 3]
+    );
+    // The same host again: from the cache.
+    run(&mut gcp(home.path(), &metadata), &request(V1, AR)).response();
+    assert_eq!(metadata.requests().len(), 3);
+}
+
+#[test]
+fn an_answer_without_the_metadata_flavor_header_is_refused() {
+    let lookalike = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", false));
+    let home = tempfile::tempdir().unwrap();
+    run(&mut gcp(home.path(), &lookalike), &request(V1, AR))
+        .assert_error("metadata server: metadata server 127.0.0.1");
+    let out = run(&mut gcp(home.path(), &lookalike), &request(V1, AR));
+    out.assert_error("lacks `Metadata-Flavor: Google`; not Google's metadata server");
+}
+
+#[test]
+fn a_service_account_key_signs_an_assertion_the_token_endpoint_verifies() {
+    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
+    let token_uri = format!("{}/token", endpoint.url());
+    endpoint.set(google::token_endpoint(token_uri.clone()));
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("sa.json");
+    secret(
+        &key,
+        &key_file("puller@proj.iam.gserviceaccount.com", &token_uri),
+    );
+    let mut cmd = gcp(home.path(), &metadata);
+    cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("-vvv");
+    let resp = run(&mut cmd, &request(V1, AR)).response();
+    assert_eq!(single_auth(&resp).2, "s3cret-gcp-token-for-puller");
+    assert_eq!(metadata.requests().len(), 0, "the key file comes first");
+    // A key file others could write is refused.
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o666)).unwrap();
+    let home2 = tempfile::tempdir().unwrap();
+    let mut cmd = gcp(home2.path(), &metadata);
+    cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key);
+    run(&mut cmd, &request(V1, AR))
+        .assert_error("refusing a secret file writable by group or others (mode 0666)");
+}
+
+#[test]
+fn the_adc_order_is_rule_key_then_env_then_gcloud_then_metadata() {
+    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
+    let token_uri = format!("{}/token", endpoint.url());
+    endpoint.set(google::token_endpoint(token_uri.clone()));
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    secret(
+        &h.join("rule.json"),
+        &key_file("rule@p.iam.gserviceaccount.com", &token_uri),
+    );
+    secret(
+        &h.join("env.json"),
+        &key_file("env@p.iam.gserviceaccount.com", &token_uri),
+    );
+    secret(
+        &h.join(".config/gcloud/application_default_credentials.json"),
+        &user_file(&token_uri),
+    );
+    fs::write(
+        h.join("config.toml"),
+        "[[registry]]\nmatch = [\"keyed-docker.pkg.dev\"]\nsource = \"gcp\"\nkey_file = \"rule.json\"\n[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\n",
+    )
+    .unwrap();
+    let token = |image: &str, env: bool, cache: &str| {
+        let mut cmd = gcp(h, &metadata);
+        cmd.arg("--config")
+            .arg(h.join("config.toml"))
+            .env("PULLCRED_CACHE_DIR", h.join(cache));
+        if env {
+            cmd.env("GOOGLE_APPLICATION_CREDENTIALS", h.join("env.json"));
+        }
+        single_auth(&run(&mut cmd, &request(V1, image)).response()).2
+    };
+    assert_eq!(
+        token("keyed-docker.pkg.dev/p/r/a", true, "c1"),
+        "s3cret-gcp-token-for-rule"
+    );
+    assert_eq!(token(AR, true, "c2"), "s3cret-gcp-token-for-env");
+    assert_eq!(token(AR, false, "c3"), "s3cret-gcp-token-for-user");
+    fs::remove_file(h.join(".config/gcloud/application_default_credentials.json")).unwrap();
+    assert_eq!(token(AR, false, "c4"), "s3cret-gcp-token-for-node");
+}
+
+#[test]
+fn look_alike_hosts_get_nothing_and_touch_no_cache() {
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    // Matched by the built-in `*.gcr.io`, but not one of Google's hosts.
+    run(
+        &mut gcp(home.path(), &metadata),
+        &request(V1, "mirror.gcr.io/app"),
+    )
+    .assert_error("\"mirror.gcr.io\" is not a Google registry host");
+    // Matched by no rule at all.
+    for image in [
+        "gcr.io.evil.com/app",
+        "us-docker.pkg.dev.example.com/app",
+        "pkg.dev/app",
+    ] {
+        let resp = run(&mut gcp(home.path(), &metadata), &request(V1, image)).response();
+        assert_eq!(resp["auth"], serde_json::json!({}), "{image}");
+    }
+    assert_eq!(metadata.requests().len(), 0);
+    assert!(
+        !home.path().join("cache").exists()
+            || fs::read_dir(home.path().join("cache")).unwrap().count() == 0
+    );
+}
+
+#[test]
+fn off_gcp_the_error_names_every_link_and_comes_fast() {
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = pullcred(home.path());
+    cmd.env("GCE_METADATA_HOST", addr.to_string());
+    let start = std::time::Instant::now();
+    let out = run(&mut cmd, &request(V1, AR));
+    out.assert_error(
+        "no Google credentials (tried GOOGLE_APPLICATION_CREDENTIALS: not set; gcloud: no ",
+    );
+    out.assert_error(&format!(
+        "metadata server: metadata server {addr}: cannot connect"
+    ));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn refusals_are_not_retried_and_garbage_is_named() {
+    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
+    let token_uri = format!("{}/token", endpoint.url());
+    // The fake refuses: a key it cannot verify (another email, same key, wrong audience).
+    endpoint.set(google::token_endpoint("http://elsewhere/token".into()));
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("sa.json");
+    secret(
+        &key,
+        &key_file("puller@proj.iam.gserviceaccount.com", &token_uri),
+    );
+    let exec = || {
+        let mut cmd = gcp(home.path(), &metadata);
+        cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key);
+        run(&mut cmd, &request(V1, AR))
+    };
+    exec().assert_error("HTTP 400: invalid_grant: claims");
+    assert_eq!(endpoint.requests().len(), 1, "a 400 is not retried");
+    endpoint.set(|_| crate::support::http::Reply::Respond {
+        status: 200,
+        headers: vec![],
+        body: "<html>portal</html>".into(),
+    });
+    exec().assert_error("unreadable answer (HTTP 200, not an access token)");
+    endpoint.set(|_| crate::support::http::Reply::Respond {
+        status: 503,
+        headers: vec![],
+        body: "busy".into(),
+    });
+    let before = endpoint.requests().len();
+    exec().assert_error("HTTP 503: not an OAuth error answer (gave up after 3 attempts)");
+    assert_eq!(endpoint.requests().len() - before, 3);
+}

@@ -1,0 +1,208 @@
+//! Fakes of Google's endpoints, which have no real test peer: the GCE metadata server
+//! (following "About VM metadata" / "Access tokens for service accounts": the
+//! `Metadata-Flavor: Google` request header, and the same header on every answer), and the
+//! OAuth 2.0 token endpoint ("Using OAuth 2.0 for Server to Server Applications": a JWT
+//! bearer assertion signed RS256, `iss`, `scope`, `aud`, `iat`, `exp` at most an hour later;
+//! and the `refresh_token` grant of user credentials). The token endpoint verifies the
+//! assertion's signature with the test key's public half.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+use super::http::{Reply, Request};
+
+/// The test service account's key: PEM (PKCS#8) for key files, and its public half.
+pub struct TestKey {
+    pub pem: String,
+    pub public: Vec<u8>,
+}
+
+pub fn test_key() -> &'static TestKey {
+    static KEY: OnceLock<TestKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let der = pair.as_der().unwrap();
+        let b64 = STANDARD.encode(der.as_ref());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        TestKey {
+            pem: format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+                lines.join("\n")
+            ),
+            public: pair.public_key().as_ref().to_vec(),
+        }
+    })
+}
+
+fn json(status: u16, body: serde_json::Value, extra: Vec<(&'static str, String)>) -> Reply {
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    headers.extend(extra);
+    Reply::Respond {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// The metadata server: `token` for any service account, with or without the
+/// `Metadata-Flavor: Google` answer header (a look-alike omits it).
+pub fn metadata(token: &'static str, flavor: bool) -> impl Fn(&Request) -> Reply + Send + Sync {
+    move |req| {
+        if req.header("metadata-flavor") != Some("Google") {
+            return json(
+                403,
+                serde_json::json!({"error": "missing Metadata-Flavor"}),
+                vec![],
+            );
+        }
+        let path = req.target.as_str();
+        if !(path.starts_with("/computeMetadata/v1/instance/service-accounts/")
+            && path.ends_with("/token"))
+        {
+            return json(404, serde_json::json!({"error": "not found"}), vec![]);
+        }
+        let header = if flavor {
+            vec![("metadata-flavor", "Google".to_string())]
+        } else {
+            vec![]
+        };
+        json(
+            200,
+            serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+            header,
+        )
+    }
+}
+
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// The token endpoint at `url`: a service account's assertion is verified (signature, and
+/// claims: `iss` one of `accounts`, the cloud-platform scope, `aud` = `url`, a life of at
+/// most an hour) and answered with `token-for-<iss>`; a refresh token grant is answered
+/// when its three fields are the test user's.
+pub fn token_endpoint(url: String) -> impl Fn(&Request) -> Reply + Send + Sync {
+    move |req| {
+        let f = form(&req.body);
+        let refuse = |why: &str| {
+            json(
+                400,
+                serde_json::json!({"error": "invalid_grant", "error_description": why}),
+                vec![],
+            )
+        };
+        match f.get("grant_type").map(String::as_str) {
+            Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {
+                let Some(assertion) = f.get("assertion") else {
+                    return refuse("no assertion");
+                };
+                let parts: Vec<&str> = assertion.split('.').collect();
+                if parts.len() != 3 {
+                    return refuse("not a JWT");
+                }
+                let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap_or_default();
+                let signed = format!("{}.{}", parts[0], parts[1]);
+                let key = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &test_key().public);
+                if key.verify(signed.as_bytes(), &signature).is_err() {
+                    return refuse("bad signature");
+                }
+                let header: serde_json::Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+                let claims: serde_json::Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+                let (iat, exp) = (claims["iat"].as_u64(), claims["exp"].as_u64());
+                let ok = header["alg"] == "RS256"
+                    && claims["scope"].as_str().is_some_and(|s| {
+                        s.contains("https://www.googleapis.com/auth/cloud-platform")
+                    })
+                    && claims["aud"] == url.as_str()
+                    && matches!((iat, exp), (Some(i), Some(e)) if e > i && e - i <= 3600);
+                if !ok {
+                    return refuse("claims");
+                }
+                let iss = claims["iss"].as_str().unwrap_or("").to_string();
+                let token = format!(
+                    "s3cret-gcp-token-for-{}",
+                    iss.split('@').next().unwrap_or("")
+                );
+                json(
+                    200,
+                    serde_json::json!({"access_token": token, "expires_in": 3599}),
+                    vec![],
+                )
+            }
+            Some("refresh_token") => {
+                let ok = f.get("refresh_token").map(String::as_str) == Some("s3cret-gcp-refresh")
+                    && f.get("client_id").map(String::as_str) == Some("user-client")
+                    && f.get("client_secret").map(String::as_str)
+                        == Some("s3cret-gcp-client-secret");
+                if !ok {
+                    return refuse("bad refresh token");
+                }
+                json(
+                    200,
+                    serde_json::json!({"access_token": "s3cret-gcp-token-for-user", "expires_in": 3599}),
+                    vec![],
+                )
+            }
+            _ => refuse("unsupported grant_type"),
+        }
+    }
+}
+
+/// A service account key file for `email` whose `token_uri` is `token_uri`.
+pub fn key_file(email: &str, token_uri: &str) -> String {
+    serde_json::json!({
+        "type": "service_account",
+        "project_id": "proj",
+        "private_key_id": "test-key-1",
+        "private_key": test_key().pem,
+        "client_email": email,
+        "client_id": "1",
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
+
+/// gcloud's user credentials for the test user.
+pub fn user_file(token_uri: &str) -> String {
+    serde_json::json!({
+        "type": "authorized_user",
+        "client_id": "user-client",
+        "client_secret": "s3cret-gcp-client-secret",
+        "refresh_token": "s3cret-gcp-refresh",
+        "token_uri": token_uri,
+    })
+    .to_string()
+}
