@@ -229,3 +229,140 @@ fn refusals_are_not_retried_and_garbage_is_named() {
     exec().assert_error("HTTP 503: not an OAuth error answer (gave up after 3 attempts)");
     assert_eq!(endpoint.requests().len() - before, 3);
 }
+
+/// Google's APIs (token, STS, IAM Credentials) on one fake, and its base URL.
+fn apis() -> (FakeHttp, String) {
+    let fake = FakeHttp::start(|_| crate::support::http::Reply::Hang);
+    let base = fake.url();
+    fake.set(google::apis(base.clone(), "s3cret-gcp-subject"));
+    (fake, base)
+}
+
+#[test]
+fn workload_identity_federation_exchanges_a_file_subject_token_then_impersonates() {
+    let (fake, base) = apis();
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    secret(&h.join("subject"), "s3cret-gcp-subject\n");
+    let source = serde_json::json!({"file": h.join("subject")});
+    secret(
+        &h.join("fed.json"),
+        &google::external_account_file(
+            &format!("{base}/sts"),
+            source.clone(),
+            Some("fed@p.iam.gserviceaccount.com"),
+        ),
+    );
+    secret(
+        &h.join("plain.json"),
+        &google::external_account_file(&format!("{base}/sts"), source, None),
+    );
+    // The file's impersonation URL names Google's IAM API; the rule sends it to the fake.
+    fs::write(
+        h.join("config.toml"),
+        format!("[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\niam_credentials_endpoint = \"{base}\"\n"),
+    )
+    .unwrap();
+    let token = |file: &str, cache: &str| {
+        let mut cmd = gcp(h, &metadata);
+        cmd.arg("--config")
+            .arg(h.join("config.toml"))
+            .env("GOOGLE_APPLICATION_CREDENTIALS", h.join(file))
+            .env("PULLCRED_CACHE_DIR", h.join(cache))
+            .arg("-vvv");
+        single_auth(&run(&mut cmd, &request(V1, AR)).response()).2
+    };
+    assert_eq!(
+        token("fed.json", "c1"),
+        "s3cret-gcp-token-for-impersonated-fed"
+    );
+    assert_eq!(token("plain.json", "c2"), "s3cret-gcp-federated");
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/sts",
+            "/v1/projects/-/serviceAccounts/fed@p.iam.gserviceaccount.com:generateAccessToken",
+            "/sts"
+        ]
+    );
+    assert_eq!(metadata.requests().len(), 0);
+}
+
+#[test]
+fn a_url_subject_token_in_json_with_headers() {
+    let (_fake, base) = apis();
+    let subject = FakeHttp::start(|req| {
+        if req.header("metadata") != Some("True") {
+            return crate::support::http::Reply::Respond {
+                status: 400,
+                headers: vec![],
+                body: "no header".into(),
+            };
+        }
+        crate::support::http::Reply::Respond {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body: r#"{"access_token": "s3cret-gcp-subject", "other": 1}"#.into(),
+        }
+    });
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let source = serde_json::json!({
+        "url": format!("{}/subject", subject.url()),
+        "headers": {"Metadata": "True"},
+        "format": {"type": "json", "subject_token_field_name": "access_token"},
+    });
+    secret(
+        &home.path().join("fed.json"),
+        &google::external_account_file(&format!("{base}/sts"), source, None),
+    );
+    let mut cmd = gcp(home.path(), &metadata);
+    cmd.env(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        home.path().join("fed.json"),
+    );
+    let resp = run(&mut cmd, &request(V1, AR)).response();
+    assert_eq!(single_auth(&resp).2, "s3cret-gcp-federated");
+}
+
+#[test]
+fn a_rule_impersonates_with_the_metadata_servers_token() {
+    let (fake, base) = apis();
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    fs::write(
+        h.join("config.toml"),
+        format!("[[registry]]\nmatch = [\"gcr.io\"]\nsource = \"gcp\"\nimpersonate = \"reader@p.iam.gserviceaccount.com\"\niam_credentials_endpoint = \"{base}\"\n"),
+    )
+    .unwrap();
+    let mut cmd = gcp(h, &metadata);
+    cmd.arg("--config").arg(h.join("config.toml"));
+    let resp = run(&mut cmd, &request(V1, "gcr.io/p/app")).response();
+    assert_eq!(
+        single_auth(&resp).2,
+        "s3cret-gcp-token-for-impersonated-reader"
+    );
+    let iam = &fake.requests()[0];
+    assert_eq!(
+        iam.header("authorization"),
+        Some("Bearer s3cret-gcp-token-for-node")
+    );
+    // The impersonated token lives an hour (its expireTime): cached for most of it.
+    assert!(go_seconds(&resp["cacheDuration"]) > 2300, "{resp}");
+    // An IAM refusal is named with Google's status and message.
+    fake.set(|_| crate::support::http::Reply::Respond {
+        status: 403,
+        headers: vec![],
+        body: r#"{"error": {"code": 403, "message": "Permission iam.serviceAccounts.getAccessToken denied", "status": "PERMISSION_DENIED"}}"#.into(),
+    });
+    let mut cmd = gcp(h, &metadata);
+    cmd.arg("--config")
+        .arg(h.join("config.toml"))
+        .env("PULLCRED_CACHE_DIR", h.join("other"));
+    run(&mut cmd, &request(V1, "gcr.io/p/app")).assert_error(
+        "IAM Credentials generateAccessToken for reader@p.iam.gserviceaccount.com: HTTP 403: PERMISSION_DENIED: Permission iam.serviceAccounts.getAccessToken denied",
+    );
+}

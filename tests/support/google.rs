@@ -206,3 +206,110 @@ pub fn user_file(token_uri: &str) -> String {
     })
     .to_string()
 }
+
+/// Google's APIs under one fake at `base` (the test's URL of it), routed by path:
+/// `/token` the token endpoint (see [`token_endpoint`]); `/sts` the Security Token Service's
+/// token exchange ("Exchange a token", sts.googleapis.com/v1/token: every form field
+/// checked, the subject token must be `subject`); `/v1/projects/-/serviceAccounts/<email>
+/// :generateAccessToken` IAM Credentials (the bearer must be a token this fake or the
+/// metadata fake issued; the answer is `accessToken` and an RFC 3339 `expireTime`).
+pub fn apis(base: String, subject: &'static str) -> impl Fn(&Request) -> Reply + Send + Sync {
+    let token = token_endpoint(format!("{base}/token"));
+    move |req| {
+        let path = req.target.as_str();
+        if path == "/token" {
+            return token(req);
+        }
+        if path == "/sts" {
+            let f = form(&req.body);
+            let want = [
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                (
+                    "audience",
+                    "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/prov",
+                ),
+                ("scope", "https://www.googleapis.com/auth/cloud-platform"),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ("subject_token", subject),
+            ];
+            if let Some((field, _)) = want
+                .iter()
+                .find(|(k, v)| f.get(*k).map(String::as_str) != Some(*v))
+            {
+                return json(
+                    400,
+                    serde_json::json!({"error": "invalid_request", "error_description": format!("bad {field}")}),
+                    vec![],
+                );
+            }
+            return json(
+                200,
+                serde_json::json!({
+                    "access_token": "s3cret-gcp-federated",
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "token_type": "Bearer",
+                    "expires_in": 3599,
+                }),
+                vec![],
+            );
+        }
+        if let Some(rest) = path.strip_prefix("/v1/projects/-/serviceAccounts/")
+            && let Some(email) = rest.strip_suffix(":generateAccessToken")
+        {
+            let bearer = req.header("authorization").unwrap_or("");
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let ok = bearer.starts_with("Bearer s3cret-gcp-")
+                && body["scope"][0] == "https://www.googleapis.com/auth/cloud-platform";
+            if !ok {
+                return json(
+                    401,
+                    serde_json::json!({"error": {"code": 401, "message": "bad credentials", "status": "UNAUTHENTICATED"}}),
+                    vec![],
+                );
+            }
+            let expire = humantime::format_rfc3339_seconds(
+                std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+            );
+            let who = email.split('@').next().unwrap_or("");
+            return json(
+                200,
+                serde_json::json!({
+                    "accessToken": format!("s3cret-gcp-token-for-impersonated-{who}"),
+                    "expireTime": expire.to_string(),
+                }),
+                vec![],
+            );
+        }
+        json(404, serde_json::json!({"error": "not found"}), vec![])
+    }
+}
+
+/// An external account file: the subject token from `source` (a `credential_source`
+/// object), exchanged at `sts`, then impersonating `impersonate` if given.
+pub fn external_account_file(
+    sts: &str,
+    source: serde_json::Value,
+    impersonate: Option<&str>,
+) -> String {
+    let mut file = serde_json::json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/pool/providers/prov",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "token_url": sts,
+        "credential_source": source,
+    });
+    if let Some(email) = impersonate {
+        file["service_account_impersonation_url"] = format!(
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/{email}:generateAccessToken"
+        )
+        .into();
+    }
+    file.to_string()
+}

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
+use super::external_account::ExternalAccount;
 use super::jwt;
-use super::oauth::{MAX_ATTEMPTS, fetch_token};
+use super::oauth::{Answer, MAX_ATTEMPTS, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
-use crate::http::{WebTimeouts, web_client};
-use crate::resolver::Resolver;
 use crate::secret_file;
 use crate::sources::SourceError;
 
@@ -22,11 +21,6 @@ pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 /// A service account's assertion may live at most an hour (Google's limit).
 const ASSERTION_LIFE: Duration = Duration::from_secs(3600);
-const TIMEOUTS: WebTimeouts = WebTimeouts {
-    connect: Duration::from_secs(3),
-    read: Duration::from_secs(5),
-    attempt: Duration::from_secs(6),
-};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -43,23 +37,33 @@ enum CredentialFile {
         refresh_token: String,
         token_uri: Option<String>,
     },
-    ExternalAccount {},
+    ExternalAccount(ExternalAccount),
 }
 
-/// Mints with the credential file at `path`; `token_endpoint` replaces its `token_uri`.
+/// Where a rule sends what a credential file would send elsewhere.
+pub struct Endpoints<'a> {
+    /// Replaces a key file's `token_uri`.
+    pub token: Option<&'a str>,
+    /// Replace an external account's STS `token_url` and IAM Credentials base.
+    pub sts: Option<&'a str>,
+    pub iam: Option<&'a str>,
+}
+
+/// Mints with the credential file at `path`.
 pub async fn token(
     path: &Path,
     env: &Env,
-    resolver: &Resolver,
-    token_endpoint: Option<&str>,
+    client: &reqwest::Client,
+    endpoints: &Endpoints<'_>,
     deadline: Instant,
 ) -> Result<Credential, SourceError> {
+    let token_endpoint = endpoints.token;
     let text = secret_file::read(path, env.uid())?;
     let local = |why: String| SourceError::Local(format!("{}: {why}", path.display()));
     // serde_json's messages can quote values; only the position or the field is told.
     let file: CredentialFile = serde_json::from_str(&text).map_err(|e| {
         if e.is_data() && e.to_string().starts_with("unknown variant") {
-            local("unsupported credential type (service_account and authorized_user are)".into())
+            local("unsupported credential type (service_account, authorized_user and external_account are)".into())
         } else {
             local(format!(
                 "not a Google credential file (line {} column {})",
@@ -68,7 +72,6 @@ pub async fn token(
             ))
         }
     })?;
-    let client = web_client(env, resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
     let allowed = |uri: &str| super::options::endpoint_allowed(uri).map_err(&local);
     match file {
         CredentialFile::ServiceAccount {
@@ -100,6 +103,7 @@ pub async fn token(
             let what = format!("token endpoint {uri} (service account {client_email})");
             fetch_token(
                 &what,
+                Answer::OAuth,
                 MAX_ATTEMPTS,
                 deadline,
                 || {
@@ -126,6 +130,7 @@ pub async fn token(
             let what = format!("token endpoint {uri} (user credentials)");
             fetch_token(
                 &what,
+                Answer::OAuth,
                 MAX_ATTEMPTS,
                 deadline,
                 || {
@@ -140,8 +145,8 @@ pub async fn token(
             )
             .await
         }
-        CredentialFile::ExternalAccount {} => Err(local(
-            "external_account (workload identity federation) is not supported yet".into(),
-        )),
+        CredentialFile::ExternalAccount(account) => {
+            account.token(path, env, client, endpoints, deadline).await
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::oauth::fetch_token;
+use super::oauth::{Answer, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -37,6 +37,7 @@ pub async fn token(
     let what = format!("metadata server {host}");
     fetch_token(
         &what,
+        Answer::OAuth,
         ATTEMPTS,
         deadline,
         || client.get(&url).header("Metadata-Flavor", "Google"),

@@ -4,11 +4,14 @@
 //! metadata server. Username `oauth2accesstoken`, password the token, expiry from
 //! `expires_in`.
 //!
-//! Not yet: `external_account` files (workload identity federation), impersonation, and the
-//! STS and IAM Credentials endpoints that go with them.
+//! Any of them may be followed by impersonation of another service account (`impersonate`).
+//! Not yet: `external_account` files whose subject token is signed with AWS credentials
+//! (`environment_id = "aws1"`).
 
 mod credential_file;
+mod external_account;
 pub mod host;
+mod impersonate;
 mod jwt;
 mod metadata;
 mod oauth;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::{Kind, MintRequest, Source, SourceError, run_mint};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::http::{WebTimeouts, web_client};
 use crate::resolver::Resolver;
 
 pub const KIND: Kind = Kind {
@@ -46,10 +50,22 @@ pub struct GcpSource {
     pub key_file: Option<PathBuf>,
     /// The metadata server's service account, instead of `default`.
     pub service_account: Option<String>,
-    /// The token endpoint, instead of the credential file's `token_uri` (Private Service
-    /// Connect, tests).
+    /// A service account to impersonate with whatever credentials the chain found.
+    pub impersonate: Option<String>,
+    /// Endpoints instead of Google's (Private Service Connect, tests): the token endpoint
+    /// (a key file's `token_uri`), STS (an external account's `token_url`), and the IAM
+    /// Credentials API.
     pub token_endpoint: Option<String>,
+    pub sts_endpoint: Option<String>,
+    pub iam_credentials_endpoint: Option<String>,
 }
+
+/// Token calls other than the metadata server's.
+const TIMEOUTS: WebTimeouts = WebTimeouts {
+    connect: Duration::from_secs(3),
+    read: Duration::from_secs(5),
+    attempt: Duration::from_secs(6),
+};
 
 impl Source for GcpSource {
     fn name(&self) -> &'static str {
@@ -61,11 +77,16 @@ impl Source for GcpSource {
         if let Some(f) = &self.key_file {
             parts.push(format!("key_file={}", f.display()));
         }
-        if let Some(sa) = &self.service_account {
-            parts.push(format!("service_account={sa}"));
-        }
-        if let Some(e) = &self.token_endpoint {
-            parts.push(format!("token_endpoint={e}"));
+        for (key, value) in [
+            ("service_account", &self.service_account),
+            ("impersonate", &self.impersonate),
+            ("token_endpoint", &self.token_endpoint),
+            ("sts_endpoint", &self.sts_endpoint),
+            ("iam_credentials_endpoint", &self.iam_credentials_endpoint),
+        ] {
+            if let Some(v) = value {
+                parts.push(format!("{key}={v}"));
+            }
         }
         if parts.is_empty() {
             "(application default credentials)".into()
@@ -96,7 +117,22 @@ impl Source for GcpSource {
         let deadline = req.deadline;
         run_mint(
             budget,
-            |resolver, _limit| async move { self.adc(req.env, &resolver, deadline).await },
+            |resolver, _limit| async move {
+                let client =
+                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
+                let found = self.adc(req.env, &resolver, &client, deadline).await?;
+                match &self.impersonate {
+                    None => Ok(found),
+                    Some(email) => {
+                        let base = self
+                            .iam_credentials_endpoint
+                            .as_deref()
+                            .unwrap_or(impersonate::DEFAULT_BASE);
+                        let url = impersonate::url(base, email);
+                        impersonate::token(&client, &url, &found, deadline).await
+                    }
+                }
+            },
             || "Google credentials".to_string(),
         )
     }
@@ -110,17 +146,22 @@ impl GcpSource {
         &self,
         env: &Env,
         resolver: &Resolver,
+        client: &reqwest::Client,
         deadline: Instant,
     ) -> Result<Credential, SourceError> {
-        let endpoint = self.token_endpoint.as_deref();
+        let endpoint = &credential_file::Endpoints {
+            token: self.token_endpoint.as_deref(),
+            sts: self.sts_endpoint.as_deref(),
+            iam: self.iam_credentials_endpoint.as_deref(),
+        };
         if let Some(path) = &self.key_file {
-            return credential_file::token(path, env, resolver, endpoint, deadline).await;
+            return credential_file::token(path, env, client, endpoint, deadline).await;
         }
         let mut tried = Vec::new();
         match env.var("GOOGLE_APPLICATION_CREDENTIALS") {
             Some(p) => {
                 let path = PathBuf::from(p);
-                return credential_file::token(&path, env, resolver, endpoint, deadline).await;
+                return credential_file::token(&path, env, client, endpoint, deadline).await;
             }
             None => tried.push("GOOGLE_APPLICATION_CREDENTIALS: not set".to_string()),
         }
@@ -131,7 +172,7 @@ impl GcpSource {
             .map(|d| d.join("application_default_credentials.json"));
         match gcloud {
             Some(path) if path.exists() => {
-                return credential_file::token(&path, env, resolver, endpoint, deadline).await;
+                return credential_file::token(&path, env, client, endpoint, deadline).await;
             }
             Some(path) => tried.push(format!("gcloud: no {}", path.display())),
             None => tried.push("gcloud: HOME is not set".into()),

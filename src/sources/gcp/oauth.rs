@@ -17,24 +17,77 @@ pub const MAX_ATTEMPTS: u32 = 3;
 const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// An access token answer (token endpoint, metadata server).
+/// The shape of a token answer.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// OAuth 2.0 (token endpoint, STS, metadata server): `access_token`, `expires_in`.
+    OAuth,
+    /// IAM Credentials `generateAccessToken`: `accessToken`, `expireTime` (RFC 3339).
+    Iam,
+}
+
 #[derive(Deserialize)]
-struct TokenAnswer {
+struct OAuthAnswer {
     access_token: String,
     expires_in: Option<u64>,
 }
 
-/// An OAuth error answer (RFC 6749 section 5.2), as Google sends it.
 #[derive(Deserialize)]
-struct ErrorAnswer {
-    error: Option<String>,
-    error_description: Option<String>,
+#[serde(rename_all = "camelCase")]
+struct IamAnswer {
+    access_token: String,
+    expire_time: String,
+}
+
+impl Answer {
+    /// The token and how long it lives, from a 2xx body.
+    fn read(self, body: &[u8]) -> Option<(String, Duration)> {
+        match self {
+            Answer::OAuth => {
+                let a: OAuthAnswer = serde_json::from_slice(body).ok()?;
+                // Google's tokens live an hour; an answer without `expires_in` is taken so.
+                Some((
+                    a.access_token,
+                    Duration::from_secs(a.expires_in.unwrap_or(3600)),
+                ))
+            }
+            Answer::Iam => {
+                let a: IamAnswer = serde_json::from_slice(body).ok()?;
+                let at = humantime::parse_rfc3339(&a.expire_time).ok()?;
+                let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                Some((a.access_token, left))
+            }
+        }
+    }
+}
+
+/// Why a non-2xx answer refused: OAuth's `error` and `error_description` (RFC 6749 section
+/// 5.2), or Google APIs' `error.message` and `error.status`.
+fn refusal(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let parts: Vec<String> = match &v["error"] {
+        serde_json::Value::String(e) => [
+            Some(e.clone()),
+            v["error_description"].as_str().map(str::to_string),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        serde_json::Value::Object(o) => [o.get("status"), o.get("message")]
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    (!parts.is_empty()).then(|| parts.join(": "))
 }
 
 /// Sends what `request` builds (again for each attempt) and turns the answer into a
 /// credential. `what` names the call in errors; `check` may refuse an answer by its headers.
 pub async fn fetch_token(
     what: &str,
+    answer: Answer,
     attempts: u32,
     deadline: Instant,
     request: impl Fn() -> reqwest::RequestBuilder,
@@ -43,7 +96,7 @@ pub async fn fetch_token(
     let mut backoff = INITIAL_BACKOFF;
     let mut attempt = 1;
     loop {
-        let result = once(what, &request, &check).await;
+        let result = once(what, answer, &request, &check).await;
         let retry = matches!(&result, Err(SourceError::Transient(_)))
             && attempt < attempts
             && Instant::now() + backoff < deadline;
@@ -63,6 +116,7 @@ pub async fn fetch_token(
 
 async fn once(
     what: &str,
+    answer: Answer,
     request: &impl Fn() -> reqwest::RequestBuilder,
     check: &impl Fn(&reqwest::Response) -> Result<(), String>,
 ) -> Result<Credential, SourceError> {
@@ -76,17 +130,7 @@ async fn once(
         .await
         .map_err(|e| SourceError::Transient(format!("{what}: {e}")))?;
     if !(200..300).contains(&status) {
-        let reason = serde_json::from_slice::<ErrorAnswer>(&body)
-            .ok()
-            .and_then(|e| {
-                let text = [e.error, e.error_description]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(": ");
-                (!text.is_empty()).then_some(text)
-            })
-            .unwrap_or_else(|| "not an OAuth error answer".into());
+        let reason = refusal(&body).unwrap_or_else(|| "not an OAuth error answer".into());
         let text = format!("{what}: HTTP {status}: {reason}");
         return Err(if status >= 500 || status == 429 {
             SourceError::Transient(text)
@@ -94,21 +138,19 @@ async fn once(
             SourceError::Denied(text)
         });
     }
-    let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|_| {
+    let (token, life) = answer.read(&body).ok_or_else(|| {
         SourceError::Transient(format!(
             "{what}: unreadable answer (HTTP {status}, not an access token)"
         ))
     })?;
-    if answer.access_token.is_empty() {
+    if token.is_empty() {
         return Err(SourceError::Transient(format!(
             "{what}: the answer has an empty access token"
         )));
     }
-    // Google's tokens live an hour; an answer without `expires_in` is taken as that.
-    let life = Duration::from_secs(answer.expires_in.unwrap_or(3600));
     Ok(Credential {
         username: USERNAME.into(),
-        password: Secret::new(answer.access_token),
+        password: Secret::new(token),
         expires_at: Some(SystemTime::now() + life),
     })
 }

@@ -1,0 +1,164 @@
+//! `external_account` credential files (workload identity federation), as Google's client
+//! libraries read them: a subject token from the file's `credential_source` (a file, or a
+//! URL with headers; text or JSON), exchanged at the Security Token Service for a Google
+//! token, then, if the file names one, traded for a service account's token.
+//!
+//! Not yet: `environment_id = "aws1"` (a subject token signed with the node's AWS
+//! credentials).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::credential_file::{Endpoints, SCOPE};
+use super::impersonate;
+use super::oauth::{Answer, MAX_ATTEMPTS, fetch_token};
+use super::options::endpoint_allowed;
+use crate::credential::Credential;
+use crate::env::Env;
+use crate::http::{read_limited, web_error_text};
+use crate::secret_file;
+use crate::sources::SourceError;
+
+#[derive(Deserialize)]
+pub struct ExternalAccount {
+    audience: String,
+    subject_token_type: String,
+    token_url: String,
+    credential_source: CredentialSource,
+    service_account_impersonation_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CredentialSource {
+    file: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    format: Option<Format>,
+    environment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Format {
+    #[serde(rename = "type")]
+    kind: String,
+    subject_token_field_name: Option<String>,
+}
+
+impl ExternalAccount {
+    pub async fn token(
+        &self,
+        path: &Path,
+        env: &Env,
+        client: &reqwest::Client,
+        endpoints: &Endpoints<'_>,
+        deadline: Instant,
+    ) -> Result<Credential, SourceError> {
+        let local = |why: String| SourceError::Local(format!("{}: {why}", path.display()));
+        let subject = self.subject_token(env, client, &local).await?;
+        let sts = endpoints.sts.unwrap_or(&self.token_url);
+        endpoint_allowed(sts).map_err(&local)?;
+        let what = format!("Security Token Service {sts}");
+        let federated = fetch_token(
+            &what,
+            Answer::OAuth,
+            MAX_ATTEMPTS,
+            deadline,
+            || {
+                client.post(sts).form(&[
+                    (
+                        "grant_type",
+                        "urn:ietf:params:oauth:grant-type:token-exchange",
+                    ),
+                    ("audience", self.audience.as_str()),
+                    ("scope", SCOPE),
+                    (
+                        "requested_token_type",
+                        "urn:ietf:params:oauth:token-type:access_token",
+                    ),
+                    ("subject_token_type", self.subject_token_type.as_str()),
+                    ("subject_token", subject.as_str()),
+                ])
+            },
+            |_| Ok(()),
+        )
+        .await?;
+        let Some(url) = &self.service_account_impersonation_url else {
+            return Ok(federated);
+        };
+        // The rule's IAM endpoint replaces Google's in the file's URL.
+        let url = match endpoints.iam {
+            Some(base) => url.replacen(impersonate::DEFAULT_BASE, base.trim_end_matches('/'), 1),
+            None => url.clone(),
+        };
+        endpoint_allowed(&url).map_err(&local)?;
+        impersonate::token(client, &url, &federated, deadline).await
+    }
+
+    async fn subject_token(
+        &self,
+        env: &Env,
+        client: &reqwest::Client,
+        local: &impl Fn(String) -> SourceError,
+    ) -> Result<String, SourceError> {
+        let source = &self.credential_source;
+        if let Some(id) = &source.environment_id {
+            return Err(local(format!(
+                "credential_source environment_id {id:?} is not supported yet"
+            )));
+        }
+        let raw = match (&source.file, &source.url) {
+            (Some(file), _) => secret_file::read(Path::new(file), env.uid())?,
+            (None, Some(url)) => {
+                let mut request = client.get(url);
+                for (k, v) in &source.headers {
+                    request = request.header(k, v);
+                }
+                let what = format!("subject token from {url}");
+                let response = request.send().await.map_err(|e| {
+                    SourceError::Transient(format!("{what}: {}", web_error_text(&e)))
+                })?;
+                let status = response.status().as_u16();
+                let body = read_limited(response)
+                    .await
+                    .map_err(|e| SourceError::Transient(format!("{what}: {e}")))?;
+                if !(200..300).contains(&status) {
+                    return Err(SourceError::Transient(format!("{what}: HTTP {status}")));
+                }
+                String::from_utf8(body)
+                    .map_err(|_| SourceError::Transient(format!("{what}: not text")))?
+            }
+            (None, None) => {
+                return Err(local(
+                    "credential_source names neither a file nor a url".into(),
+                ));
+            }
+        };
+        let token = match &source.format {
+            Some(Format {
+                kind,
+                subject_token_field_name,
+            }) if kind == "json" => {
+                let field = subject_token_field_name
+                    .as_deref()
+                    .ok_or_else(|| local("format json needs subject_token_field_name".into()))?;
+                let value: serde_json::Value = serde_json::from_str(&raw)
+                    .map_err(|_| local("the subject token source is not JSON".into()))?;
+                value[field]
+                    .as_str()
+                    .ok_or_else(|| {
+                        local(format!("the subject token source has no string {field:?}"))
+                    })?
+                    .to_string()
+            }
+            _ => secret_file::trim_newline(&raw).trim().to_string(),
+        };
+        if token.is_empty() {
+            return Err(local("the subject token is empty".into()));
+        }
+        Ok(token)
+    }
+}
