@@ -123,7 +123,11 @@ pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, St
         return Err(TooLarge.to_string());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| web_error_text(&e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("unreadable answer: {}", web_error_text(&e)))?
+    {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(TooLarge.to_string());
         }

@@ -1,4 +1,5 @@
-//! The fault matrix: every source that calls out (ECR, ECR Public, STS, credential helpers)
+//! The fault matrix: every source that calls out (ECR, ECR Public, STS, Google's token
+//! endpoint, credential helpers)
 //! against every way an upstream fails. Each exec must end within its deadline and either
 //! fail with one stderr line naming the source and the kind of failure (no entry cached), or
 //! answer with the still-valid cached credential (an entry due for refresh).
@@ -12,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::aws::{self, MOTO_ACCOUNT};
+use crate::support::google;
 use crate::support::http::{FakeHttp, Reply, Request, aws_json_error};
 use crate::support::node::{EtcFiles, SilentDns, in_node};
 use crate::support::{Fixture, Run, V1, pullcred, request, run, single_auth};
@@ -104,9 +106,28 @@ impl Fault {
         }
     }
 
-    /// A fragment of the one error line each fault must produce.
-    fn names(self) -> &'static str {
+    /// A fragment of the one error line each fault must produce from `upstream`.
+    fn names(self, upstream: Upstream) -> String {
+        if let Fault::DnsNeverAnswers = self {
+            // `localhost` never reaches DNS (the resolver answers it itself, RFC 6761), so
+            // for Google's loopback token endpoint this fault is a hang like any other; the
+            // resolver under both HTTP stacks is the same one, faulted through the AWS rows.
+            if upstream == Upstream::GoogleToken {
+                return ": no answer within".into();
+            }
+            return format!(
+                "cannot resolve {}: no name server answered within",
+                upstream.host()
+            );
+        }
         match self {
+            // Google's OAuth answers: the status, and that the body was no OAuth error.
+            Fault::Http500 if upstream == Upstream::GoogleToken => {
+                "HTTP 500: not an OAuth error answer (gave up after 3 attempts)"
+            }
+            Fault::Http503 if upstream == Upstream::GoogleToken => {
+                "HTTP 503: not an OAuth error answer (gave up after 3 attempts)"
+            }
             // An HTML error page: no AWS error in it to name.
             Fault::Http500 => "unreadable answer (HTTP 500",
             Fault::Http503 => "unreadable answer (HTTP 503",
@@ -120,20 +141,21 @@ impl Fault {
             Fault::Garbage => "unreadable answer",
             Fault::HugeDeclared | Fault::HugeStreamed => "larger than 1048576 bytes",
             Fault::Refused => "cannot connect",
-            Fault::DnsNeverAnswers => {
-                "cannot resolve fault.pullcred.test: no name server answered within"
-            }
+            Fault::DnsNeverAnswers => unreachable!(),
         }
+        .to_string()
     }
 }
 
 /// Which upstream call the fault hits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Upstream {
     Ecr,
     EcrPublic,
     /// STS AssumeRole before ECR (a rule with `role_arn`).
     Sts,
+    /// Google's token endpoint, for a service account key (source `gcp`).
+    GoogleToken,
 }
 
 impl Upstream {
@@ -142,6 +164,23 @@ impl Upstream {
             Upstream::Ecr => "123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1".into(),
             Upstream::EcrPublic => "public.ecr.aws/team/app:1".into(),
             Upstream::Sts => "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1".into(),
+            Upstream::GoogleToken => "us-docker.pkg.dev/proj/repo/app:1".into(),
+        }
+    }
+
+    /// The endpoint's name: Google's token endpoint may be plain http only to loopback, so
+    /// it is `localhost` (resolved like any name, from /etc/hosts or DNS).
+    fn host(self) -> &'static str {
+        match self {
+            Upstream::GoogleToken => "localhost",
+            _ => FAULT_HOST,
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Upstream::GoogleToken => "gcp",
+            _ => "ecr",
         }
     }
 
@@ -150,12 +189,16 @@ impl Upstream {
             Upstream::Ecr => format!("{MOTO_ACCOUNT}-auth-token"),
             Upstream::EcrPublic => "s3cret-ecr-public-pw".into(),
             Upstream::Sts => "210987654321-auth-token".into(),
+            Upstream::GoogleToken => "s3cret-gcp-token-for-puller".into(),
         }
     }
 
-    /// The healthy answer for a request.
-    fn healthy(self) -> Box<dyn Fn(&Request) -> Reply + Send + Sync> {
+    /// The healthy answer for a request to the server on `port`.
+    fn healthy(self, port: u16) -> Box<dyn Fn(&Request) -> Reply + Send + Sync> {
         match self {
+            Upstream::GoogleToken => Box::new(google::token_endpoint(format!(
+                "http://localhost:{port}/token"
+            ))),
             Upstream::EcrPublic => Box::new(aws::ecr_public_answer(
                 "s3cret-ecr-public-pw",
                 Duration::from_secs(6 * 3600),
@@ -192,6 +235,8 @@ impl Upstream {
         match self {
             // The fake's tokens live six hours from the real now.
             Upstream::EcrPublic => if due { "18000" } else { "0" }.into(),
+            // Google's, an hour: 50 minutes on, due for refresh.
+            Upstream::GoogleToken => if due { "3000" } else { "0" }.into(),
             _ => aws::clock_before_moto_expiry(left),
         }
     }
@@ -210,12 +255,20 @@ struct Case {
 impl Case {
     fn new(upstream: Upstream, fault: Fault, dns_ip: u8) -> Self {
         let home = tempfile::tempdir().unwrap();
-        let server = FakeHttp::start(upstream.healthy());
+        let server = FakeHttp::start(|_| Reply::Hang);
         let port = server.addr.port();
+        server.set(upstream.healthy(port));
+        crate::support::secret_file(
+            &home.path().join("sa.json"),
+            &google::key_file(
+                "puller@proj.iam.gserviceaccount.com",
+                &format!("http://localhost:{port}/token"),
+            ),
+        );
         std::fs::write(
             home.path().join("config.toml"),
             format!(
-                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n",
+                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\nkey_file = \"sa.json\"\n",
                 DEADLINE.as_secs()
             ),
         )
@@ -232,7 +285,7 @@ impl Case {
     }
 
     fn exec(&self, due: bool, resolvable: bool) -> (Run, Duration) {
-        let endpoint = format!("http://{FAULT_HOST}:{}", self.port);
+        let endpoint = format!("http://{}:{}", self.upstream.host(), self.port);
         let mut cmd: Command = pullcred(self.home.path());
         cmd.arg("--config")
             .arg(self.home.path().join("config.toml"))
@@ -245,7 +298,7 @@ impl Case {
             hosts: Some(if resolvable {
                 format!("127.0.0.1 localhost\n127.0.0.1 {FAULT_HOST}\n")
             } else {
-                "127.0.0.1 localhost\n".into()
+                "127.0.0.2 unrelated.pullcred.test\n".into()
             }),
             resolv: self
                 .dns
@@ -288,8 +341,12 @@ impl Case {
         self.break_upstream();
         let resolvable = !matches!(self.fault, Fault::DnsNeverAnswers);
         let (out, took) = self.exec(false, resolvable);
-        out.assert_error(&format!("(ecr) for {}", host_of(&self.upstream.image())));
-        out.assert_error(self.fault.names());
+        out.assert_error(&format!(
+            "({}) for {}",
+            self.upstream.source(),
+            host_of(&self.upstream.image())
+        ));
+        out.assert_error(&self.fault.names(self.upstream));
         self.check_bounded(took);
         assert_no_entry(self.home.path());
     }
@@ -362,6 +419,11 @@ fn ecr_public_faults() {
 #[test]
 fn sts_assume_role_faults() {
     matrix(Upstream::Sts, (85, 86));
+}
+
+#[test]
+fn google_token_endpoint_faults() {
+    matrix(Upstream::GoogleToken, (87, 88));
 }
 
 /// Credential helpers fail in their own ways: they exit non-zero, hang, print garbage or

@@ -10,16 +10,9 @@ use std::process::Command;
 
 use crate::support::google::{self, key_file, user_file};
 use crate::support::http::FakeHttp;
-use crate::support::{V1, go_seconds, pullcred, request, run, single_auth};
+use crate::support::{V1, go_seconds, pullcred, request, run, secret_file as secret, single_auth};
 
 const AR: &str = "us-docker.pkg.dev/proj/repo/app:1";
-
-/// A secret file the way pullcred accepts one: 0600, ours.
-fn secret(path: &Path, text: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, text).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-}
 
 /// No config (the built-in rules), metadata at `metadata`, nothing else of Google's set.
 fn gcp(home: &Path, metadata: &FakeHttp) -> Command {
@@ -365,4 +358,50 @@ fn a_rule_impersonates_with_the_metadata_servers_token() {
     run(&mut cmd, &request(V1, "gcr.io/p/app")).assert_error(
         "IAM Credentials generateAccessToken for reader@p.iam.gserviceaccount.com: HTTP 403: PERMISSION_DENIED: Permission iam.serviceAccounts.getAccessToken denied",
     );
+}
+
+#[test]
+fn a_burst_mints_once_and_a_failing_metadata_server_is_answered_from_the_cache() {
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    // 16 cold execs at once: one mint.
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..16)
+            .map(|i| {
+                let (home, metadata) = (home.path(), &metadata);
+                s.spawn(move || {
+                    let image = format!("us-docker.pkg.dev/p/r/app-{i}:1");
+                    run(&mut gcp(home, metadata), &request(V1, &image)).response()
+                })
+            })
+            .collect();
+        for r in runs {
+            assert_eq!(
+                single_auth(&r.join().unwrap()).2,
+                "s3cret-gcp-token-for-node"
+            );
+        }
+    });
+    assert_eq!(metadata.requests().len(), 1, "one mint for the burst");
+    // 50 minutes on, the token is due for refresh and the metadata server fails: the
+    // cached token (10 minutes left) is answered, briefly.
+    metadata.set(|_| crate::support::http::Reply::Respond {
+        status: 503,
+        headers: vec![("metadata-flavor", "Google".into())],
+        body: "busy".into(),
+    });
+    let mut cmd = gcp(home.path(), &metadata);
+    cmd.env("PULLCRED_TEST_CLOCK_OFFSET", "3000");
+    let out = run(&mut cmd, &request(V1, AR));
+    let resp = out.response();
+    assert_eq!(single_auth(&resp).2, "s3cret-gcp-token-for-node");
+    assert!(
+        out.stderr.contains("answering with the cached credential"),
+        "{out:#?}"
+    );
+    assert!(go_seconds(&resp["cacheDuration"]) <= 60, "{resp}");
+    // Past its expiry it is never served.
+    let mut cmd = gcp(home.path(), &metadata);
+    cmd.env("PULLCRED_TEST_CLOCK_OFFSET", "3700");
+    run(&mut cmd, &request(V1, AR)).assert_error("HTTP 503");
 }

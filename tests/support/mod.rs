@@ -216,6 +216,13 @@ pub fn request(api_version: &str, image: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Writes a secret file as pullcred accepts one: 0600, the caller's.
+pub fn secret_file(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A fixture folder from tests/fixtures/NAME, copied into a temporary directory: `@DIR@` in
 /// its text files becomes that directory, files become 0600 (git keeps no modes) and files
 /// under `bin/` 0700.
