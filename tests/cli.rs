@@ -130,6 +130,7 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
         "config-examples",
         "config-examples/quickstart",
         "config-examples/ecr",
+        "config-examples/gcp",
     ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
@@ -143,7 +144,7 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
             }
         }
     }
-    assert!(checked >= 4, "{checked}");
+    assert!(checked >= 12, "{checked}");
     // The README's first command.
     let out = run(
         pullcred(home.path())
