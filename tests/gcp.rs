@@ -405,3 +405,86 @@ fn a_burst_mints_once_and_a_failing_metadata_server_is_answered_from_the_cache()
     cmd.env("PULLCRED_TEST_CLOCK_OFFSET", "3700");
     run(&mut cmd, &request(V1, AR)).assert_error("HTTP 503");
 }
+
+#[test]
+fn federation_from_aws_signs_get_caller_identity_with_the_nodes_credentials() {
+    const AUDIENCE: &str =
+        "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/aws/providers/aws";
+    let sts = FakeHttp::start(google::sts_aws1(AUDIENCE, "eu-west-1"));
+    // IMDS, for the node whose credentials are not in the environment.
+    let imds = FakeHttp::start(|req| {
+        let ok = |body: &str| crate::support::http::Reply::Respond {
+            status: 200,
+            headers: vec![],
+            body: body.into(),
+        };
+        match (req.method.as_str(), req.target.as_str()) {
+            ("PUT", "/latest/api/token") => ok("s3cret-gcp-imds-session"),
+            _ if req.header("x-aws-ec2-metadata-token") != Some("s3cret-gcp-imds-session") => {
+                crate::support::http::Reply::Respond {
+                    status: 401,
+                    headers: vec![],
+                    body: String::new(),
+                }
+            }
+            (_, "/latest/meta-data/placement/availability-zone") => ok("eu-west-1b"),
+            (_, "/latest/meta-data/iam/security-credentials") => ok("node-role\n"),
+            (_, "/latest/meta-data/iam/security-credentials/node-role") => ok(
+                r#"{"Code":"Success","AccessKeyId":"ASIAGCPIMDS000000001","SecretAccessKey":"s3cret-gcp-imds-secret","Token":"s3cret-gcp-imds-token"}"#,
+            ),
+            _ => crate::support::http::Reply::Respond {
+                status: 404,
+                headers: vec![],
+                body: String::new(),
+            },
+        }
+    });
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let file = serde_json::json!({
+        "type": "external_account",
+        "audience": AUDIENCE,
+        "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+        "token_url": format!("{}/sts", sts.url()),
+        "credential_source": {
+            "environment_id": "aws1",
+            "region_url": format!("{}/latest/meta-data/placement/availability-zone", imds.url()),
+            "url": format!("{}/latest/meta-data/iam/security-credentials", imds.url()),
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+            "imdsv2_session_token_url": format!("{}/latest/api/token", imds.url()),
+        },
+    });
+    secret(&home.path().join("aws.json"), &file.to_string());
+    let token = |env: &[(&str, &str)], cache: &str| {
+        let mut cmd = gcp(home.path(), &metadata);
+        cmd.env(
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            home.path().join("aws.json"),
+        )
+        .env("PULLCRED_CACHE_DIR", home.path().join(cache))
+        .arg("-vvv");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        single_auth(&run(&mut cmd, &request(V1, AR)).response()).2
+    };
+    // Keys and region in the environment: IMDS is not asked.
+    let env_keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAGCPFED0000000001"),
+        ("AWS_SECRET_ACCESS_KEY", "s3cret-gcp-aws-secret"),
+        ("AWS_REGION", "eu-west-1"),
+    ];
+    assert_eq!(
+        token(&env_keys, "c1"),
+        "s3cret-gcp-federated-AKIAGCPFED0000000001"
+    );
+    assert_eq!(imds.requests().len(), 0);
+    // Nothing in the environment: region and role credentials from IMDSv2.
+    assert_eq!(
+        token(&[], "c2"),
+        "s3cret-gcp-federated-ASIAGCPIMDS000000001"
+    );
+    let imds_paths: Vec<String> = imds.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(imds_paths[0], "/latest/api/token");
+    assert_eq!(metadata.requests().len(), 0);
+}

@@ -313,3 +313,75 @@ pub fn external_account_file(
     }
     file.to_string()
 }
+
+/// Google's STS for AWS-federated subject tokens (`aws4_request`), as Google documents the
+/// token: URL-encoded JSON of a signed, unsent `GetCallerIdentity` request. Checks its URL,
+/// method, the `x-goog-cloud-target-resource` header (the audience), and that the SigV4
+/// `Authorization` names the expected key, region and service; answers
+/// `s3cret-gcp-federated-<access key>`.
+pub fn sts_aws1(
+    audience: &'static str,
+    region: &'static str,
+) -> impl Fn(&Request) -> Reply + Send + Sync {
+    move |req| {
+        let f = form(&req.body);
+        let refuse = |why: String| {
+            json(
+                400,
+                serde_json::json!({"error": "invalid_request", "error_description": why}),
+                vec![],
+            )
+        };
+        if f.get("subject_token_type").map(String::as_str)
+            != Some("urn:ietf:params:aws:token-type:aws4_request")
+        {
+            return refuse("subject_token_type".into());
+        }
+        let Some(token) = f.get("subject_token") else {
+            return refuse("no subject_token".into());
+        };
+        let decoded = form(format!("t={token}").as_bytes())
+            .remove("t")
+            .unwrap_or_default();
+        let Ok(request) = serde_json::from_str::<serde_json::Value>(&decoded) else {
+            return refuse("subject token is not URL-encoded JSON".into());
+        };
+        let header = |name: &str| {
+            request["headers"].as_array().and_then(|hs| {
+                hs.iter()
+                    .find(|h| {
+                        h["key"]
+                            .as_str()
+                            .is_some_and(|k| k.eq_ignore_ascii_case(name))
+                    })
+                    .and_then(|h| h["value"].as_str())
+                    .map(str::to_string)
+            })
+        };
+        let url = format!(
+            "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
+        );
+        if request["url"] != url.as_str() || request["method"] != "POST" {
+            return refuse(format!("url/method {request}"));
+        }
+        if header("x-goog-cloud-target-resource").as_deref() != Some(audience)
+            || header("x-amz-date").is_none()
+        {
+            return refuse("headers".into());
+        }
+        let auth = header("authorization").unwrap_or_default();
+        let key = auth
+            .strip_prefix("AWS4-HMAC-SHA256 Credential=")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or("")
+            .to_string();
+        if key.is_empty() || !auth.contains(&format!("/{region}/sts/aws4_request")) {
+            return refuse("authorization".into());
+        }
+        json(
+            200,
+            serde_json::json!({"access_token": format!("s3cret-gcp-federated-{key}"), "expires_in": 3599}),
+            vec![],
+        )
+    }
+}

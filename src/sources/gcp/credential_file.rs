@@ -37,7 +37,7 @@ enum CredentialFile {
         refresh_token: String,
         token_uri: Option<String>,
     },
-    ExternalAccount(ExternalAccount),
+    ExternalAccount(Box<ExternalAccount>),
 }
 
 /// Where a rule sends what a credential file would send elsewhere.

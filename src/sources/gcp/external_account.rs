@@ -2,9 +2,7 @@
 //! libraries read them: a subject token from the file's `credential_source` (a file, or a
 //! URL with headers; text or JSON), exchanged at the Security Token Service for a Google
 //! token, then, if the file names one, traded for a service account's token.
-//!
-//! Not yet: `environment_id = "aws1"` (a subject token signed with the node's AWS
-//! credentials).
+//! `environment_id = "aws1"` sources are signed AWS requests (`aws1`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,6 +37,8 @@ struct CredentialSource {
     headers: BTreeMap<String, String>,
     format: Option<Format>,
     environment_id: Option<String>,
+    #[serde(flatten)]
+    aws: super::aws1::AwsSource,
 }
 
 #[derive(Deserialize)]
@@ -105,10 +105,28 @@ impl ExternalAccount {
         local: &impl Fn(String) -> SourceError,
     ) -> Result<String, SourceError> {
         let source = &self.credential_source;
-        if let Some(id) = &source.environment_id {
-            return Err(local(format!(
-                "credential_source environment_id {id:?} is not supported yet"
-            )));
+        match source.environment_id.as_deref() {
+            None => {}
+            Some(id) if id.starts_with("aws") => {
+                if id != "aws1" {
+                    return Err(local(format!(
+                        "credential_source environment_id {id:?} is not supported (aws1 is)"
+                    )));
+                }
+                return super::aws1::subject_token(
+                    &source.aws,
+                    source.url.as_deref(),
+                    &self.audience,
+                    env,
+                    client,
+                )
+                .await;
+            }
+            Some(id) => {
+                return Err(local(format!(
+                    "credential_source environment_id {id:?} is not supported"
+                )));
+            }
         }
         let raw = match (&source.file, &source.url) {
             (Some(file), _) => secret_file::read(Path::new(file), env.uid())?,

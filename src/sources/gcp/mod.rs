@@ -5,9 +5,8 @@
 //! `expires_in`.
 //!
 //! Any of them may be followed by impersonation of another service account (`impersonate`).
-//! Not yet: `external_account` files whose subject token is signed with AWS credentials
-//! (`environment_id = "aws1"`).
 
+mod aws1;
 mod credential_file;
 mod external_account;
 pub mod host;
