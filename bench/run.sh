@@ -12,6 +12,10 @@ bin=$PWD/target/x86_64-unknown-linux-gnu/release/pullcred
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"
+# Every binary timed is run from the same directory: exec's path lookup and the kernel's
+# handling of the file differ measurably between a deep target/ path and a short one.
+cp "$bin" "$work/pullcred"
+bin=$work/pullcred
 
 # A docker-config source whose credential helper logs each call: every call is one mint.
 mkdir -p "$work/bin" "$work/docker"
@@ -51,6 +55,8 @@ PY
 # and the check after the hit runs below fails if either one had to mint.
 base_hit=() base_plugin=() base_names=()
 if [ -n "${BASELINE:-}" ]; then
+  cp "$BASELINE" "$work/baseline"
+  BASELINE=$work/baseline
   base_hit=("$BASELINE get registry.example.com/team/app:1")
   base_plugin=("sh -c '$BASELINE < $work/request.json'")
   base_names=("baseline hit")
