@@ -1,10 +1,11 @@
 //! The outside world a request sees: environment variables, the caller's uid, the clock.
 //!
-//! Everything that differs between a node and a test is read here once and passed down, so
-//! no module reaches for process globals and tests need none.
+//! Everything that differs between a node and a test is read here and passed down, so no
+//! module reaches for process globals and tests need none.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// With the `test-clock` feature (tests only), this variable shifts the clock by whole
@@ -16,19 +17,41 @@ pub const TEST_CLOCK_OFFSET: &str = "PULLCRED_TEST_CLOCK_OFFSET";
 const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
 const MAX_MACHINE_ID_BYTES: u64 = 256;
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Env {
-    vars: BTreeMap<String, String>,
+    vars: Vars,
     uid: u32,
 }
 
+/// Where variables come from. A cache hit reads a handful of variables, so the process's
+/// are looked up one by one when first asked for (copying the whole environment was a
+/// twentieth of a hit's instructions); tests give a fixed set.
+#[derive(Debug)]
+enum Vars {
+    /// Each name's value once read. Values are leaked: a few short strings in a process
+    /// that lives for milliseconds, so `var` can hand out plain references.
+    Process(Mutex<BTreeMap<String, Option<&'static str>>>),
+    Fixed(BTreeMap<String, String>),
+}
+
+impl Clone for Env {
+    fn clone(&self) -> Self {
+        let vars = match &self.vars {
+            Vars::Process(_) => Vars::Process(Mutex::default()),
+            Vars::Fixed(map) => Vars::Fixed(map.clone()),
+        };
+        Env {
+            vars,
+            uid: self.uid,
+        }
+    }
+}
+
 impl Env {
-    /// A snapshot of this process's environment.
+    /// This process's environment (read as asked; the process never changes its own).
     pub fn from_process() -> Self {
         Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+            vars: Vars::Process(Mutex::default()),
             uid: rustix::process::geteuid().as_raw(),
         }
     }
@@ -41,20 +64,33 @@ impl Env {
         V: Into<String>,
     {
         Env {
-            vars: vars
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            vars: Vars::Fixed(
+                vars.into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
             uid,
         }
     }
 
-    /// A variable's value; an empty value counts as unset, as most tools treat it.
+    /// A variable's value; an empty value (or one that is not UTF-8) counts as unset, as most
+    /// tools treat it.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        match &self.vars {
+            Vars::Fixed(map) => map.get(name).map(String::as_str).filter(|v| !v.is_empty()),
+            Vars::Process(read) => {
+                let mut read = read.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(value) = read.get(name) {
+                    return *value;
+                }
+                let value = std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| &*Box::leak(v.into_boxed_str()));
+                read.insert(name.to_string(), value);
+                value
+            }
+        }
     }
 
     /// The effective uid of the caller: secret and cache files must belong to it.
@@ -130,6 +166,20 @@ impl Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_environment_is_read_as_asked_and_kept() {
+        let env = Env::from_process();
+        let path = std::env::var("PATH").ok().filter(|p| !p.is_empty());
+        assert_eq!(env.var("PATH").map(str::to_string), path);
+        assert_eq!(
+            env.var("PATH").map(str::to_string),
+            path,
+            "a second read agrees"
+        );
+        assert_eq!(env.var("PULLCRED_SURELY_UNSET_VARIABLE"), None);
+        assert_eq!(env.clone().var("PATH").map(str::to_string), path);
+    }
 
     #[test]
     fn default_cache_dir_follows_the_xdg_spec_from_this_env() {
