@@ -488,3 +488,36 @@ fn federation_from_aws_signs_get_caller_identity_with_the_nodes_credentials() {
     assert_eq!(imds_paths[0], "/latest/api/token");
     assert_eq!(metadata.requests().len(), 0);
 }
+
+#[test]
+fn token_calls_go_through_the_proxy_and_the_metadata_server_never_does() {
+    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
+    let token_uri = format!("{}/token", endpoint.url());
+    endpoint.set(google::token_endpoint(token_uri.clone()));
+    let to_endpoint = endpoint.addr;
+    // A forward proxy that records what it is asked and passes it on.
+    let proxy = FakeHttp::start(move |_| crate::support::http::Reply::Forward(to_endpoint));
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    let home = tempfile::tempdir().unwrap();
+    let key = home.path().join("sa.json");
+    secret(
+        &key,
+        &key_file("puller@proj.iam.gserviceaccount.com", &token_uri),
+    );
+    let exec = |key_file: bool, cache: &str| {
+        let mut cmd = gcp(home.path(), &metadata);
+        cmd.env("HTTP_PROXY", proxy.url())
+            .env("PULLCRED_CACHE_DIR", home.path().join(cache));
+        if key_file {
+            cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key);
+        }
+        single_auth(&run(&mut cmd, &request(V1, AR)).response()).2
+    };
+    assert_eq!(exec(true, "c1"), "s3cret-gcp-token-for-puller");
+    let asked: Vec<String> = proxy.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(asked, [token_uri], "the token call went through the proxy");
+    // The metadata server is asked directly, proxy or not.
+    assert_eq!(exec(false, "c2"), "s3cret-gcp-token-for-node");
+    assert_eq!(proxy.requests().len(), 1);
+    assert_eq!(metadata.requests().len(), 1);
+}
