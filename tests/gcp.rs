@@ -23,6 +23,14 @@ fn gcp(home: &Path, metadata: &FakeHttp) -> Command {
     cmd
 }
 
+/// The token endpoint fake, and the `token_uri` that names it.
+fn token_fake() -> (FakeHttp, String) {
+    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
+    let token_uri = format!("{}/token", endpoint.url());
+    endpoint.set(google::token_endpoint(token_uri.clone()));
+    (endpoint, token_uri)
+}
+
 #[test]
 fn the_metadata_server_serves_artifact_registry_and_gcr_with_no_config() {
     let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
@@ -68,9 +76,7 @@ fn an_answer_without_the_metadata_flavor_header_is_refused() {
 
 #[test]
 fn a_service_account_key_signs_an_assertion_the_token_endpoint_verifies() {
-    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
-    let token_uri = format!("{}/token", endpoint.url());
-    endpoint.set(google::token_endpoint(token_uri.clone()));
+    let (_endpoint, token_uri) = token_fake();
     let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
     let home = tempfile::tempdir().unwrap();
     let key = home.path().join("sa.json");
@@ -94,9 +100,7 @@ fn a_service_account_key_signs_an_assertion_the_token_endpoint_verifies() {
 
 #[test]
 fn the_adc_order_is_rule_key_then_env_then_gcloud_then_metadata() {
-    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
-    let token_uri = format!("{}/token", endpoint.url());
-    endpoint.set(google::token_endpoint(token_uri.clone()));
+    let (_endpoint, token_uri) = token_fake();
     let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
@@ -491,9 +495,7 @@ fn federation_from_aws_signs_get_caller_identity_with_the_nodes_credentials() {
 
 #[test]
 fn token_calls_go_through_the_proxy_and_the_metadata_server_never_does() {
-    let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
-    let token_uri = format!("{}/token", endpoint.url());
-    endpoint.set(google::token_endpoint(token_uri.clone()));
+    let (endpoint, token_uri) = token_fake();
     let to_endpoint = endpoint.addr;
     // A forward proxy that records what it is asked and passes it on.
     let proxy = FakeHttp::start(move |_| crate::support::http::Reply::Forward(to_endpoint));

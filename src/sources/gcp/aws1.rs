@@ -16,8 +16,8 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use serde::Deserialize;
 
+use super::oauth::fetch_text;
 use crate::env::Env;
-use crate::http::{read_limited, web_error_text};
 use crate::sources::SourceError;
 
 /// The file's AWS-specific `credential_source` fields (its `url`, the role credentials'
@@ -163,14 +163,10 @@ fn needs_imds(env: &Env) -> bool {
 }
 
 async fn imds_session(client: &reqwest::Client, url: &str) -> Result<String, SourceError> {
-    let what = format!("aws1: IMDSv2 session from {url}");
-    let response = client
+    let request = client
         .put(url)
-        .header("x-aws-ec2-metadata-token-ttl-seconds", "300")
-        .send()
-        .await
-        .map_err(|e| SourceError::Transient(format!("{what}: {}", web_error_text(&e))))?;
-    text(response, &what).await
+        .header("x-aws-ec2-metadata-token-ttl-seconds", "300");
+    fetch_text(request, &format!("aws1: IMDSv2 session from {url}")).await
 }
 
 async fn imds_get(
@@ -178,25 +174,9 @@ async fn imds_get(
     url: &str,
     session: Option<&str>,
 ) -> Result<String, SourceError> {
-    let what = format!("aws1: {url}");
     let mut request = client.get(url);
     if let Some(token) = session {
         request = request.header("x-aws-ec2-metadata-token", token);
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| SourceError::Transient(format!("{what}: {}", web_error_text(&e))))?;
-    text(response, &what).await
-}
-
-async fn text(response: reqwest::Response, what: &str) -> Result<String, SourceError> {
-    let status = response.status().as_u16();
-    let body = read_limited(response)
-        .await
-        .map_err(|e| SourceError::Transient(format!("{what}: {e}")))?;
-    if !(200..300).contains(&status) {
-        return Err(SourceError::Transient(format!("{what}: HTTP {status}")));
-    }
-    String::from_utf8(body).map_err(|_| SourceError::Transient(format!("{what}: not text")))
+    fetch_text(request, &format!("aws1: {url}")).await
 }

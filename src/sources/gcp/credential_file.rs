@@ -80,10 +80,7 @@ pub async fn token(
             private_key_id,
             token_uri,
         } => {
-            let uri = token_endpoint
-                .map(str::to_string)
-                .or(token_uri)
-                .unwrap_or_else(|| DEFAULT_TOKEN_URI.into());
+            let uri = token_uri_of(token_endpoint, token_uri);
             allowed(&uri)?;
             let key = jwt::load_key(&private_key).map_err(|why| local(why.into()))?;
             let now = SystemTime::now()
@@ -101,20 +98,11 @@ pub async fn token(
             let assertion = jwt::sign(&key, private_key_id.as_deref(), &claims)
                 .map_err(|why| local(why.into()))?;
             let what = format!("token endpoint {uri} (service account {client_email})");
-            fetch_token(
-                &what,
-                Answer::OAuth,
-                MAX_ATTEMPTS,
-                deadline,
-                || {
-                    client.post(&uri).form(&[
-                        ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                        ("assertion", assertion.as_str()),
-                    ])
-                },
-                |_| Ok(()),
-            )
-            .await
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                ("assertion", assertion.as_str()),
+            ];
+            post_form(client, &what, &uri, &form, deadline).await
         }
         CredentialFile::AuthorizedUser {
             client_id,
@@ -122,31 +110,45 @@ pub async fn token(
             refresh_token,
             token_uri,
         } => {
-            let uri = token_endpoint
-                .map(str::to_string)
-                .or(token_uri)
-                .unwrap_or_else(|| DEFAULT_TOKEN_URI.into());
+            let uri = token_uri_of(token_endpoint, token_uri);
             allowed(&uri)?;
             let what = format!("token endpoint {uri} (user credentials)");
-            fetch_token(
-                &what,
-                Answer::OAuth,
-                MAX_ATTEMPTS,
-                deadline,
-                || {
-                    client.post(&uri).form(&[
-                        ("grant_type", "refresh_token"),
-                        ("refresh_token", refresh_token.as_str()),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", client_secret.as_str()),
-                    ])
-                },
-                |_| Ok(()),
-            )
-            .await
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.as_str()),
+                ("client_id", client_id.as_str()),
+                ("client_secret", client_secret.as_str()),
+            ];
+            post_form(client, &what, &uri, &form, deadline).await
         }
         CredentialFile::ExternalAccount(account) => {
             account.token(path, env, client, endpoints, deadline).await
         }
     }
+}
+
+/// The token endpoint: the rule's, else the file's, else Google's.
+fn token_uri_of(rule: Option<&str>, file: Option<String>) -> String {
+    rule.map(str::to_string)
+        .or(file)
+        .unwrap_or_else(|| DEFAULT_TOKEN_URI.into())
+}
+
+/// An OAuth token request: `form` posted to `uri`, with the usual attempts.
+async fn post_form(
+    client: &reqwest::Client,
+    what: &str,
+    uri: &str,
+    form: &[(&str, &str)],
+    deadline: Instant,
+) -> Result<Credential, SourceError> {
+    fetch_token(
+        what,
+        Answer::OAuth,
+        MAX_ATTEMPTS,
+        deadline,
+        || client.post(uri).form(form),
+        |_| Ok(()),
+    )
+    .await
 }

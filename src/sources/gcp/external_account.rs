@@ -12,11 +12,10 @@ use serde::Deserialize;
 
 use super::credential_file::{Endpoints, SCOPE};
 use super::impersonate;
-use super::oauth::{Answer, MAX_ATTEMPTS, fetch_token};
+use super::oauth::{Answer, MAX_ATTEMPTS, fetch_text, fetch_token};
 use super::options::endpoint_allowed;
 use crate::credential::Credential;
 use crate::env::Env;
-use crate::http::{read_limited, web_error_text};
 use crate::secret_file;
 use crate::sources::SourceError;
 
@@ -135,19 +134,7 @@ impl ExternalAccount {
                 for (k, v) in &source.headers {
                     request = request.header(k, v);
                 }
-                let what = format!("subject token from {url}");
-                let response = request.send().await.map_err(|e| {
-                    SourceError::Transient(format!("{what}: {}", web_error_text(&e)))
-                })?;
-                let status = response.status().as_u16();
-                let body = read_limited(response)
-                    .await
-                    .map_err(|e| SourceError::Transient(format!("{what}: {e}")))?;
-                if !(200..300).contains(&status) {
-                    return Err(SourceError::Transient(format!("{what}: HTTP {status}")));
-                }
-                String::from_utf8(body)
-                    .map_err(|_| SourceError::Transient(format!("{what}: not text")))?
+                fetch_text(request, &format!("subject token from {url}")).await?
             }
             (None, None) => {
                 return Err(local(

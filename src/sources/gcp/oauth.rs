@@ -83,6 +83,26 @@ fn refusal(body: &[u8]) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(": "))
 }
 
+/// The text of a plain answer (a subject token, an IMDS value): 2xx or an error naming
+/// `what` and the status; read no further than the body limit. One attempt.
+pub async fn fetch_text(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<String, SourceError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| SourceError::Transient(format!("{what}: {}", web_error_text(&e))))?;
+    let status = response.status().as_u16();
+    let body = read_limited(response)
+        .await
+        .map_err(|e| SourceError::Transient(format!("{what}: {e}")))?;
+    if !(200..300).contains(&status) {
+        return Err(SourceError::Transient(format!("{what}: HTTP {status}")));
+    }
+    String::from_utf8(body).map_err(|_| SourceError::Transient(format!("{what}: not text")))
+}
+
 /// Sends what `request` builds (again for each attempt) and turns the answer into a
 /// credential. `what` names the call in errors; `check` may refuse an answer by its headers.
 pub async fn fetch_token(
