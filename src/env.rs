@@ -93,6 +93,16 @@ impl Env {
         }
     }
 
+    /// `NAME=value` for each of `names` (empty when unset), space-separated: the variables
+    /// that select a source's principal or endpoint, for its cache key.
+    pub fn vars_text(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| format!("{n}={}", self.var(n).unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The effective uid of the caller: secret and cache files must belong to it.
     pub fn uid(&self) -> u32 {
         self.uid

@@ -145,19 +145,9 @@ pub fn web_error_text(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut causes = Vec::new();
-    let mut next = std::error::Error::source(e);
-    while let Some(c) = next {
-        let text = c.to_string();
-        if !causes.contains(&text) {
-            causes.push(text);
-        }
-        next = c.source();
-    }
-    if causes.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind}: {}", causes.join(": "))
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {}", crate::logging::error_chain(cause)),
+        None => kind.to_string(),
     }
 }
 

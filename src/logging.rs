@@ -87,6 +87,34 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// An error and all its causes, on one line, without repeats: the one way every module
+/// turns a library's error chain into text.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// The causes of an error, without its own (often generic) message; the message itself
+/// when it has no cause.
+pub fn error_causes(err: &(dyn std::error::Error + 'static)) -> String {
+    match err.source() {
+        Some(cause) => error_chain(cause),
+        None => error_chain(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,8 @@ use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::mint::MAX_ATTEMPTS;
+pub(super) use crate::logging::error_causes as causes;
+use crate::logging::error_chain as chain_text;
 use crate::sources::SourceError;
 
 /// One line for an SDK failure: what was called, what kind of failure, and the causes. The
@@ -57,31 +59,5 @@ where
             SourceError::Local(format!("{what}: {}", chain_text(&err)))
         }
         _ => SourceError::Transient(format!("{what}: {}", chain_text(&err))),
-    }
-}
-
-/// An error and all its causes, on one line, without repeats.
-fn chain_text(err: &(dyn StdError + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
-        let text = e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
-}
-
-/// The causes of an error, without its own (generic) message.
-pub(super) fn causes(err: &(dyn StdError + 'static)) -> String {
-    match err.source() {
-        Some(cause) => chain_text(cause),
-        None => chain_text(err),
     }
 }

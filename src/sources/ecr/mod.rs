@@ -153,11 +153,7 @@ impl Source for EcrSource {
     }
 
     fn cache_identity(&self, env: &Env) -> String {
-        let vars: Vec<String> = IDENTITY_VARS
-            .iter()
-            .map(|v| format!("{v}={}", env.var(v).unwrap_or("")))
-            .collect();
-        format!("ecr {self:?} {}", vars.join(" "))
+        format!("ecr {self:?} {}", env.vars_text(IDENTITY_VARS))
     }
 
     fn check(&self, mint_host: &str) -> Result<(), SourceError> {

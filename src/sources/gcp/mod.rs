@@ -95,11 +95,7 @@ impl Source for GcpSource {
     }
 
     fn cache_identity(&self, env: &Env) -> String {
-        let vars: Vec<String> = IDENTITY_VARS
-            .iter()
-            .map(|v| format!("{v}={}", env.var(v).unwrap_or("")))
-            .collect();
-        format!("gcp {self:?} {}", vars.join(" "))
+        format!("gcp {self:?} {}", env.vars_text(IDENTITY_VARS))
     }
 
     fn check(&self, mint_host: &str) -> Result<(), SourceError> {
