@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod image;
 pub mod logging;
+pub mod oauth;
 pub mod protocol;
 pub mod proxy;
 pub mod resolver;

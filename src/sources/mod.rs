@@ -237,6 +237,15 @@ where
     result
 }
 
+impl From<crate::oauth::CallError> for SourceError {
+    fn from(e: crate::oauth::CallError) -> Self {
+        match e {
+            crate::oauth::CallError::Refused(m) => SourceError::Denied(m),
+            crate::oauth::CallError::Failed(m) => SourceError::Transient(m),
+        }
+    }
+}
+
 impl From<crate::secret_file::SecretFileError> for SourceError {
     fn from(e: crate::secret_file::SecretFileError) -> Self {
         SourceError::Local(e.to_string())

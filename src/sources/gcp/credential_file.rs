@@ -9,10 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 use super::external_account::ExternalAccount;
-use super::jwt;
 use super::oauth::{Answer, MAX_ATTEMPTS, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::oauth::jwt;
 use crate::secret_file;
 use crate::sources::SourceError;
 
@@ -72,7 +72,7 @@ pub async fn token(
             ))
         }
     })?;
-    let allowed = |uri: &str| super::options::endpoint_allowed(uri).map_err(&local);
+    let allowed = |uri: &str| crate::oauth::endpoint_allowed(uri).map_err(&local);
     match file {
         CredentialFile::ServiceAccount {
             client_email,
@@ -95,8 +95,11 @@ pub async fn token(
                 "iat": now,
                 "exp": now + ASSERTION_LIFE.as_secs(),
             });
-            let assertion = jwt::sign(&key, private_key_id.as_deref(), &claims)
-                .map_err(|why| local(why.into()))?;
+            let mut header = serde_json::Map::new();
+            if let Some(kid) = private_key_id {
+                header.insert("kid".into(), kid.into());
+            }
+            let assertion = jwt::sign(&key, header, &claims).map_err(|why| local(why.into()))?;
             let what = format!("token endpoint {uri} (service account {client_email})");
             let form = [
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use super::credential_file::{Endpoints, SCOPE};
 use super::impersonate;
 use super::oauth::{Answer, MAX_ATTEMPTS, fetch_text, fetch_token};
-use super::options::endpoint_allowed;
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::oauth::endpoint_allowed;
 use crate::secret_file;
 use crate::sources::SourceError;
 

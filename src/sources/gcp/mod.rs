@@ -11,7 +11,6 @@ mod credential_file;
 mod external_account;
 pub mod host;
 mod impersonate;
-mod jwt;
 mod metadata;
 mod oauth;
 mod options;

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::GcpSource;
+use crate::oauth::endpoint_allowed;
 use crate::sources::{OptionError, Options};
 
 #[derive(Deserialize)]
@@ -60,53 +61,4 @@ fn is_email(s: &str) -> bool {
     s.split_once('@')
         .is_some_and(|(user, domain)| !user.is_empty() && !domain.is_empty())
         && !s.contains(['/', ' ', ':', '?', '#'])
-}
-
-/// Tokens and keys travel only over `https://`; plain `http://` only to this machine.
-pub(super) fn endpoint_allowed(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") && !url.contains(char::is_whitespace) {
-        return Ok(());
-    }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = match rest.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => rest.split(['/', ':']).next().unwrap_or(""),
-        };
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "endpoint {url:?} must be https:// (plain http only to a loopback address)"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_must_be_https_but_for_loopback() {
-        for ok in [
-            "https://oauth2.googleapis.com/token",
-            "http://127.0.0.1:8080/token",
-            "http://[::1]:80/t",
-            "http://localhost/t",
-        ] {
-            assert!(endpoint_allowed(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://oauth2.googleapis.com/token",
-            "http://10.0.0.1/token",
-            "ftp://x",
-            "oauth2.googleapis.com",
-            "http://127.0.0.1.evil.com/t",
-        ] {
-            assert!(endpoint_allowed(bad).is_err(), "{bad}");
-        }
-    }
 }
