@@ -131,6 +131,7 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
         "config-examples/quickstart",
         "config-examples/ecr",
         "config-examples/gcp",
+        "config-examples/acr",
     ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
@@ -144,7 +145,7 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
             }
         }
     }
-    assert!(checked >= 12, "{checked}");
+    assert!(checked >= 16, "{checked}");
     // The README's first command.
     let out = run(
         pullcred(home.path())
@@ -218,7 +219,7 @@ fn config_check_refuses_an_unknown_source_and_another_sources_key_with_their_lin
     };
     let rule = "[[registry]]\nmatch = [\"registry.example.com\"]\n";
     check(&format!("{rule}source = \"vault\"\n")).assert_error(
-        "check.toml: line 3: unknown source \"vault\" (known: static, docker-config, ecr, gcp)",
+        "check.toml: line 3: unknown source \"vault\" (known: static, docker-config, ecr, gcp, acr)",
     );
     // `role_arn` is the ecr source's; a static rule refuses it on its own line.
     check(&format!(

@@ -1,5 +1,5 @@
 //! The fault matrix: every source that calls out (ECR, ECR Public, STS, Google's token
-//! endpoint, credential helpers)
+//! endpoint, Entra ID's token endpoint, ACR's exchange, credential helpers)
 //! against every way an upstream fails. Each exec must end within its deadline and either
 //! fail with one stderr line naming the source and the kind of failure (no entry cached), or
 //! answer with the still-valid cached credential (an entry due for refresh).
@@ -13,6 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::aws::{self, MOTO_ACCOUNT};
+use crate::support::azure;
 use crate::support::google;
 use crate::support::http::{FakeHttp, Reply, Request, aws_json_error};
 use crate::support::node::{EtcFiles, SilentDns, in_node};
@@ -112,7 +113,8 @@ impl Fault {
             // `localhost` never reaches DNS (the resolver answers it itself, RFC 6761), so
             // for Google's loopback token endpoint this fault is a hang like any other; the
             // resolver under both HTTP stacks is the same one, faulted through the AWS rows.
-            if upstream == Upstream::GoogleToken {
+            // Likewise Azure's loopback endpoints.
+            if upstream.host() == "localhost" {
                 return ": no answer within".into();
             }
             return format!(
@@ -121,11 +123,12 @@ impl Fault {
             );
         }
         match self {
-            // Google's OAuth answers: the status, and that the body was no OAuth error.
-            Fault::Http500 if upstream == Upstream::GoogleToken => {
+            // OAuth answers (Google's, Entra's, ACR's): the status, and that the body was no
+            // OAuth error.
+            Fault::Http500 if upstream.host() == "localhost" => {
                 "HTTP 500: not an OAuth error answer (gave up after 3 attempts)"
             }
-            Fault::Http503 if upstream == Upstream::GoogleToken => {
+            Fault::Http503 if upstream.host() == "localhost" => {
                 "HTTP 503: not an OAuth error answer (gave up after 3 attempts)"
             }
             // An HTML error page: no AWS error in it to name.
@@ -156,6 +159,10 @@ enum Upstream {
     Sts,
     /// Google's token endpoint, for a service account key (source `gcp`).
     GoogleToken,
+    /// Entra ID's token endpoint, for a service principal's secret (source `acr`).
+    EntraToken,
+    /// ACR's exchange, after a healthy Entra ID.
+    AcrExchange,
 }
 
 impl Upstream {
@@ -165,14 +172,15 @@ impl Upstream {
             Upstream::EcrPublic => "public.ecr.aws/team/app:1".into(),
             Upstream::Sts => "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1".into(),
             Upstream::GoogleToken => "us-docker.pkg.dev/proj/repo/app:1".into(),
+            Upstream::EntraToken | Upstream::AcrExchange => "myregistry.azurecr.io/app:1".into(),
         }
     }
 
-    /// The endpoint's name: Google's token endpoint may be plain http only to loopback, so
-    /// it is `localhost` (resolved like any name, from /etc/hosts or DNS).
+    /// The endpoint's name: Google's and Azure's endpoints may be plain http only to
+    /// loopback, so it is `localhost` (resolved like any name, from /etc/hosts or DNS).
     fn host(self) -> &'static str {
         match self {
-            Upstream::GoogleToken => "localhost",
+            Upstream::GoogleToken | Upstream::EntraToken | Upstream::AcrExchange => "localhost",
             _ => FAULT_HOST,
         }
     }
@@ -180,16 +188,22 @@ impl Upstream {
     fn source(self) -> &'static str {
         match self {
             Upstream::GoogleToken => "gcp",
+            Upstream::EntraToken | Upstream::AcrExchange => "acr",
             _ => "ecr",
         }
     }
 
-    fn password(self) -> String {
+    /// Whether a healthy mint's password is this upstream's.
+    fn minted(self, password: &str) -> bool {
         match self {
-            Upstream::Ecr => format!("{MOTO_ACCOUNT}-auth-token"),
-            Upstream::EcrPublic => "s3cret-ecr-public-pw".into(),
-            Upstream::Sts => "210987654321-auth-token".into(),
-            Upstream::GoogleToken => "s3cret-gcp-token-for-puller".into(),
+            Upstream::Ecr => password == format!("{MOTO_ACCOUNT}-auth-token"),
+            Upstream::EcrPublic => password == "s3cret-ecr-public-pw",
+            Upstream::Sts => password == "210987654321-auth-token",
+            Upstream::GoogleToken => password == "s3cret-gcp-token-for-puller",
+            // A refresh token for the service principal.
+            Upstream::EntraToken | Upstream::AcrExchange => {
+                azure::claims(password).is_some_and(|c| c["sub"] == "sp-secret")
+            }
         }
     }
 
@@ -199,6 +213,10 @@ impl Upstream {
             Upstream::GoogleToken => Box::new(google::token_endpoint(format!(
                 "http://localhost:{port}/token"
             ))),
+            Upstream::EntraToken | Upstream::AcrExchange => Box::new(azure::entra_and_exchange(
+                format!("http://localhost:{port}"),
+                &["myregistry.azurecr.io"],
+            )),
             Upstream::EcrPublic => Box::new(aws::ecr_public_answer(
                 "s3cret-ecr-public-pw",
                 Duration::from_secs(6 * 3600),
@@ -212,7 +230,7 @@ impl Upstream {
 
     /// The answer once the fault is on: every call for ECR and ECR Public, only AssumeRole
     /// for STS (ECR stays healthy behind it).
-    fn faulty(self, fault: Fault) -> Box<dyn Fn(&Request) -> Reply + Send + Sync> {
+    fn faulty(self, fault: Fault, port: u16) -> Box<dyn Fn(&Request) -> Reply + Send + Sync> {
         match self {
             Upstream::Sts => {
                 let moto = aws::moto();
@@ -221,6 +239,16 @@ impl Upstream {
                         fault.reply()
                     } else {
                         Reply::Forward(moto)
+                    }
+                })
+            }
+            Upstream::AcrExchange => {
+                let entra = self.healthy(port);
+                Box::new(move |req| {
+                    if req.target == "/oauth2/exchange" {
+                        fault.reply()
+                    } else {
+                        entra(req)
                     }
                 })
             }
@@ -237,6 +265,8 @@ impl Upstream {
             Upstream::EcrPublic => if due { "18000" } else { "0" }.into(),
             // Google's, an hour: 50 minutes on, due for refresh.
             Upstream::GoogleToken => if due { "3000" } else { "0" }.into(),
+            // ACR's refresh tokens, three hours: two and a half on, due.
+            Upstream::EntraToken | Upstream::AcrExchange => if due { "9000" } else { "0" }.into(),
             _ => aws::clock_before_moto_expiry(left),
         }
     }
@@ -258,6 +288,7 @@ impl Case {
         let server = FakeHttp::start(|_| Reply::Hang);
         let port = server.addr.port();
         server.set(upstream.healthy(port));
+        crate::support::secret_file(&home.path().join("client.secret"), azure::CLIENT_SECRET);
         crate::support::secret_file(
             &home.path().join("sa.json"),
             &google::key_file(
@@ -268,8 +299,10 @@ impl Case {
         std::fs::write(
             home.path().join("config.toml"),
             format!(
-                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\nkey_file = \"sa.json\"\n",
-                DEADLINE.as_secs()
+                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\nkey_file = \"sa.json\"\n[[registry]]\nmatch = [\"*.azurecr.io\"]\nsource = \"acr\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client.secret\"\nauthority_host = \"http://localhost:{port}\"\nendpoint = \"http://localhost:{port}\"\n",
+                DEADLINE.as_secs(),
+                azure::TENANT,
+                azure::SP_CLIENT,
             ),
         )
         .unwrap();
@@ -323,7 +356,7 @@ impl Case {
                 .server
                 .as_ref()
                 .unwrap()
-                .set(self.upstream.faulty(self.fault)),
+                .set(self.upstream.faulty(self.fault, self.port)),
         }
     }
 
@@ -354,14 +387,19 @@ impl Case {
     /// An entry due for refresh: the fault is answered with it.
     fn warm(mut self) {
         let (first, _) = self.exec(false, true);
-        assert_eq!(single_auth(&first.response()).2, self.upstream.password());
+        let minted = single_auth(&first.response()).2;
+        assert!(
+            self.upstream.minted(&minted),
+            "{:?}: {minted}",
+            self.upstream
+        );
         self.break_upstream();
         let resolvable = !matches!(self.fault, Fault::DnsNeverAnswers);
         let (out, took) = self.exec(true, resolvable);
         let resp = out.response();
         assert_eq!(
             single_auth(&resp).2,
-            self.upstream.password(),
+            minted,
             "{:?} / {:?}",
             self.upstream,
             self.fault
@@ -424,6 +462,16 @@ fn sts_assume_role_faults() {
 #[test]
 fn google_token_endpoint_faults() {
     matrix(Upstream::GoogleToken, (87, 88));
+}
+
+#[test]
+fn entra_token_endpoint_faults() {
+    matrix(Upstream::EntraToken, (89, 90));
+}
+
+#[test]
+fn acr_exchange_faults() {
+    matrix(Upstream::AcrExchange, (91, 92));
 }
 
 /// Credential helpers fail in their own ways: they exit non-zero, hang, print garbage or

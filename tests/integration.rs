@@ -3,6 +3,7 @@
 
 mod support;
 
+mod acr;
 mod architecture;
 mod cache;
 mod cli;

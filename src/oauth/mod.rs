@@ -112,6 +112,20 @@ impl<'a> Call<'a> {
     }
 }
 
+/// The `access_token` of an OAuth 2.0 token answer (RFC 6749 section 5.1), which must not be
+/// empty; its other fields are the caller's business.
+pub fn access_token(body: &[u8]) -> Result<String, Unreadable> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        access_token: String,
+    }
+    let a: Answer = serde_json::from_slice(body).map_err(|_| Unreadable::Not("an access token"))?;
+    if a.access_token.is_empty() {
+        return Err(Unreadable::Empty("access token"));
+    }
+    Ok(a.access_token)
+}
+
 /// Why a 2xx answer gives no token; the fields name what was expected, never a value.
 #[derive(Debug)]
 pub enum Unreadable {

@@ -2,6 +2,7 @@
 //! rule's own keys into a source, and the hosts it serves with no config file. One module
 //! per source; no source depends on another; `config` knows sources only through [`KINDS`].
 
+pub mod acr;
 pub mod docker_config;
 pub mod ecr;
 pub mod gcp;
@@ -20,7 +21,13 @@ use crate::env::Env;
 
 /// Every source kind. The order is the order of the built-in rules. Adding a source is one
 /// module and one line here.
-pub const KINDS: &[Kind] = &[static_file::KIND, docker_config::KIND, ecr::KIND, gcp::KIND];
+pub const KINDS: &[Kind] = &[
+    static_file::KIND,
+    docker_config::KIND,
+    ecr::KIND,
+    gcp::KIND,
+    acr::KIND,
+];
 
 /// A source kind, as a config names it in `source = "…"`.
 pub struct Kind {

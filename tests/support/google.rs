@@ -6,7 +6,6 @@
 //! and the `refresh_token` grant of user credentials). The token endpoint verifies the
 //! assertion's signature with the test key's public half.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use aws_lc_rs::encoding::AsDer;
@@ -15,7 +14,7 @@ use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, UnparsedPub
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-use super::http::{Reply, Request};
+use super::http::{Reply, Request, form, json};
 
 /// The test service account's key: PEM (PKCS#8) for key files, and its public half.
 pub struct TestKey {
@@ -42,16 +41,6 @@ pub fn test_key() -> &'static TestKey {
             public: pair.public_key().as_ref().to_vec(),
         }
     })
-}
-
-fn json(status: u16, body: serde_json::Value, extra: Vec<(&'static str, String)>) -> Reply {
-    let mut headers = vec![("content-type", "application/json".to_string())];
-    headers.extend(extra);
-    Reply::Respond {
-        status,
-        headers,
-        body: body.to_string(),
-    }
 }
 
 /// The metadata server: `token` for any service account, with or without the
@@ -82,30 +71,6 @@ pub fn metadata(token: &'static str, flavor: bool) -> impl Fn(&Request) -> Reply
             header,
         )
     }
-}
-
-fn form(body: &[u8]) -> BTreeMap<String, String> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let mut out = Vec::new();
-        let b = s.as_bytes();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
 }
 
 /// The token endpoint at `url`: a service account's assertion is verified (signature, and

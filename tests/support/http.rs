@@ -2,7 +2,8 @@
 //! request and answers by a handler's choice, forwarding to a real peer (a tap in front of
 //! moto), answering itself (faults, and fakes of APIs that have no real test peer), or
 //! hanging. It also serves as a forward proxy: absolute-form requests and `CONNECT` lines are
-//! recorded like any other.
+//! recorded like any other. With a [`Tls`] identity it speaks HTTPS, for upstreams that are
+//! only ever reached over https (a registry's own exchange endpoint).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -61,6 +62,48 @@ pub enum Reply {
 
 type Handler = Box<dyn Fn(&Request) -> Reply + Send + Sync>;
 
+/// A connection: plain TCP, or TLS over it.
+trait Conn: Read + Write {}
+impl<T: Read + Write> Conn for T {}
+
+/// A test certificate authority and a server certificate it issued for some names. Clients
+/// trust it through `SSL_CERT_FILE` (the verifier reads the system's roots from there).
+pub struct Tls {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    config: Arc<rustls::ServerConfig>,
+}
+
+impl Tls {
+    pub fn for_names(names: &[&str]) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "pullcred test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .unwrap();
+        Tls {
+            ca_pem: ca.pem(),
+            config: Arc::new(config),
+        }
+    }
+}
+
 pub struct FakeHttp {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Request>>>,
@@ -70,7 +113,18 @@ pub struct FakeHttp {
 
 impl FakeHttp {
     pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_at("127.0.0.1:0".parse().unwrap(), None, handler)
+    }
+
+    /// A server on `addr` (a fixed port, e.g. 443 on a loopback address of its own, needs
+    /// root), speaking HTTPS when given `tls`.
+    pub fn start_at(
+        addr: SocketAddr,
+        tls: Option<&Tls>,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        let tls = tls.map(|t| t.config.clone());
         let addr = listener.local_addr().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Mutex<Handler>> = Arc::new(Mutex::new(Box::new(handler)));
@@ -83,7 +137,22 @@ impl FakeHttp {
                 }
                 let Ok(conn) = conn else { continue };
                 let (l, h, s) = (l.clone(), h.clone(), s.clone());
-                std::thread::spawn(move || serve(conn, &l, &h, &s));
+                let tls = tls.clone();
+                std::thread::spawn(move || {
+                    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                    match tls {
+                        None => serve(&mut &conn, &l, &h, &s),
+                        Some(config) => {
+                            let Ok(session) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            let mut stream = rustls::StreamOwned::new(session, conn);
+                            serve(&mut stream, &l, &h, &s);
+                            stream.conn.send_close_notify();
+                            let _ = stream.flush();
+                        }
+                    }
+                });
             }
         });
         FakeHttp {
@@ -121,18 +190,21 @@ impl Drop for FakeHttp {
     }
 }
 
-fn serve(conn: TcpStream, log: &Mutex<Vec<Request>>, handler: &Mutex<Handler>, stop: &AtomicBool) {
-    conn.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let Some(req) = read_request(&conn) else {
+fn serve(
+    conn: &mut dyn Conn,
+    log: &Mutex<Vec<Request>>,
+    handler: &Mutex<Handler>,
+    stop: &AtomicBool,
+) {
+    let Some(req) = read_request(conn) else {
         return;
     };
     log.lock().unwrap().push(req.clone());
     let reply = (handler.lock().unwrap())(&req);
-    answer(reply, &req, &conn, stop);
+    answer(reply, &req, conn, stop);
 }
 
-fn answer(reply: Reply, req: &Request, conn: &TcpStream, stop: &AtomicBool) {
-    let mut out = conn;
+fn answer(reply: Reply, req: &Request, out: &mut dyn Conn, stop: &AtomicBool) {
     let pause = |d: Duration| {
         let until = std::time::Instant::now() + d;
         while std::time::Instant::now() < until && !stop.load(Ordering::SeqCst) {
@@ -186,7 +258,7 @@ fn answer(reply: Reply, req: &Request, conn: &TcpStream, stop: &AtomicBool) {
         }
         Reply::Delayed(d, then) => {
             pause(d);
-            answer(*then, req, conn, stop);
+            answer(*then, req, out, stop);
         }
         Reply::Forward(peer) => {
             let Ok(mut upstream) = TcpStream::connect(peer) else {
@@ -233,7 +305,7 @@ fn close_connection(answer: &[u8]) -> Vec<u8> {
     out
 }
 
-fn read_request(conn: &TcpStream) -> Option<Request> {
+fn read_request(conn: &mut dyn Conn) -> Option<Request> {
     let mut reader = BufReader::new(conn);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -276,4 +348,40 @@ pub fn aws_json_error(status: u16, code: &str, message: &str) -> Reply {
         ],
         body: format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
     }
+}
+
+/// A JSON answer with extra headers.
+pub fn json(status: u16, body: serde_json::Value, extra: Vec<(&'static str, String)>) -> Reply {
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    headers.extend(extra);
+    Reply::Respond {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// The fields of a form body (`application/x-www-form-urlencoded`) or a query string.
+pub fn form(body: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! peers (a real registry) the tests talk to.
 
 pub mod aws;
+pub mod azure;
 pub mod google;
 pub mod http;
 pub mod node;
@@ -52,6 +53,12 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-gcp-",
     "BEGIN PRIVATE KEY",
     "eyJhbGciOiJSUzI1NiIsImtpZCI6",
+    // A certificate credential's client assertion (its header, as pullcred writes it).
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsIng1dCNTMjU2Ijoi",
+    // Azure: Entra access tokens, ACR refresh tokens, client secrets and federated tokens.
+    "s3cret-aad-",
+    "s3cret-acr-",
+    "s3cret-azure-",
 ];
 
 pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";

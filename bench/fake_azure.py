@@ -1,0 +1,62 @@
+"""Fakes of Azure IMDS and ACR's token exchange for bench/run.sh, on one loopback port.
+IMDS as "How to use managed identities for Azure resources on an Azure VM to acquire an
+access token" documents it: `GET /metadata/identity/oauth2/token?api-version=…&resource=…`
+with `Metadata: true`, answered with an access token (`expires_in` a string). The exchange as
+ACR's Entra ID integration documents it: `POST /oauth2/exchange` with `grant_type=access_token`,
+`service`, `tenant` and `access_token`, answered with a refresh token, a JWT whose `exp` is
+three hours on. Runs until killed."""
+import base64
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+def b64(value):
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status, value):
+        body = json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        ok = (
+            self.headers.get("Metadata") == "true"
+            and url.path == "/metadata/identity/oauth2/token"
+            and query.get("resource") == ["https://containerregistry.azure.net"]
+        )
+        if not ok:
+            return self.answer(400, {"error": "invalid_request"})
+        token = b64({"alg": "RS256"}) + "." + b64({"tid": "bench-tenant"}) + ".sig"
+        self.answer(200, {"access_token": token, "expires_in": "86399", "token_type": "Bearer"})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        form = parse_qs(self.rfile.read(length).decode())
+        ok = (
+            self.path == "/oauth2/exchange"
+            and form.get("grant_type") == ["access_token"]
+            and form.get("tenant") == ["bench-tenant"]
+            and "access_token" in form
+        )
+        if not ok:
+            return self.answer(400, {"errors": [{"code": "DENIED", "message": "bad form"}]})
+        refresh = b64({"alg": "RS256"}) + "." + b64({"exp": int(time.time()) + 3 * 3600}) + ".sig"
+        self.answer(200, {"refresh_token": refresh})
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
