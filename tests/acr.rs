@@ -74,6 +74,10 @@ impl Azure {
         self.home.path().join(rel)
     }
 
+    fn chmod(&self, rel: &str, mode: u32) {
+        fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     /// The secret files a case may name: a client secret, the certificate with its key, a
     /// federated token.
     fn write_secrets(&self) {
@@ -125,6 +129,18 @@ fn answered(resp: &serde_json::Value, host: &str) -> serde_json::Value {
     let (key, user, password) = single_auth(resp);
     assert_eq!((key.as_str(), user.as_str()), (host, ZERO_USER), "{resp}");
     azure::claims(&password).expect("a JWT refresh token")
+}
+
+/// A failure at the most verbose log level: exit 1, nothing on stdout, the error last on
+/// stderr after the debug lines (`run` has checked them all for secrets).
+fn fails_verbosely(out: &crate::support::Run, want: &str) {
+    assert_eq!((out.code, out.stdout.as_str()), (Some(1), ""), "{out:#?}");
+    assert!(out.stderr.contains("pullcred: debug: "), "{out:#?}");
+    let last = out.stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("pullcred: rule ") && last.contains(want),
+        "want {want:?}: {out:#?}"
+    );
 }
 
 /// Files in a cache dir (none if it was never made).
@@ -445,12 +461,77 @@ fn azure_json_faults_are_named_without_its_secret() {
         fs::write(&path, text).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
         let keys = format!("azure_json = \"{}\"", path.display());
-        let out = run(&mut az.cmd(&keys, &format!("c{i}")), &request(V1, ACR));
-        out.assert_error(want);
+        let mut cmd = az.cmd(&keys, &format!("c{i}"));
+        let out = run(cmd.arg("-vvv"), &request(V1, ACR));
+        fails_verbosely(&out, want);
         assert!(!out.stderr.contains(CLIENT_SECRET), "{name}");
     }
     // None of them asked IMDS or Entra: a broken azure.json is not passed over.
     assert_eq!(az.imds.requests().len() + az.api.requests().len(), 0);
+}
+
+#[test]
+fn secret_files_get_the_secret_file_checks() {
+    let az = Azure::new();
+    az.write_secrets();
+    let dir = az.home.path().display().to_string();
+    let sp = |proof: &str| {
+        format!(
+            "tenant_id = \"{TENANT}\"\nclient_id = \"{SP_CLIENT}\"\n{proof}\n{}",
+            az.authority()
+        )
+    };
+    let secret = sp(&format!("client_secret_file = \"{dir}/client.secret\""));
+    let cert = sp(&format!("client_certificate_file = \"{dir}/client.pem\""));
+    let env = |name: &'static str, file: &str| {
+        vec![
+            ("AZURE_TENANT_ID", TENANT.to_string()),
+            ("AZURE_CLIENT_ID", SP_CLIENT.to_string()),
+            ("AZURE_AUTHORITY_HOST", az.api.url()),
+            (name, format!("{dir}/{file}")),
+        ]
+    };
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>);
+    let cases: [Case; 3] = [
+        ("client.secret", secret.clone(), vec![]),
+        ("client.pem", cert, vec![]),
+        (
+            "federated.token",
+            String::new(),
+            env("AZURE_FEDERATED_TOKEN_FILE", "federated.token"),
+        ),
+    ];
+    for (i, (file, keys, env)) in cases.into_iter().enumerate() {
+        az.chmod(file, 0o660);
+        let mut cmd = az.cmd(&keys, &format!("c{i}"));
+        cmd.envs(env);
+        let out = run(cmd.arg("-vvv"), &request(V1, ACR));
+        fails_verbosely(&out, &format!("{dir}/{file}: refusing a secret file"));
+        az.chmod(file, 0o600);
+    }
+    // A certificate file without a key, and one that is not PEM at all.
+    secret_file(
+        &az.path("client.pem"),
+        test_cert()
+            .pem
+            .split("-----BEGIN PRIVATE KEY")
+            .next()
+            .unwrap(),
+    );
+    let cert = sp(&format!("client_certificate_file = \"{dir}/client.pem\""));
+    run(&mut az.cmd(&cert, "c3"), &request(V1, ACR))
+        .assert_error("client.pem: the private key is not a PEM private key");
+    // An empty secret file.
+    secret_file(&az.path("client.secret"), "\n");
+    run(&mut az.cmd(&secret, "c4"), &request(V1, ACR)).assert_error("client.secret: empty");
+    // The authority from the environment must be https too.
+    let mut cmd = az.cmd("", "c5");
+    cmd.envs(env("AZURE_CLIENT_SECRET", "x"))
+        .env("AZURE_AUTHORITY_HOST", "http://login.example.com");
+    run(&mut cmd, &request(V1, ACR)).assert_error(
+        "AZURE_AUTHORITY_HOST: endpoint \"http://login.example.com\" must be https://",
+    );
+    assert_eq!(az.api.requests().len(), 0, "nothing was sent");
 }
 
 #[test]
