@@ -5,11 +5,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::cache::{Cache, obtain};
 use crate::config::Config;
+use crate::config::Rule;
 use crate::env::Env;
 use crate::error::Error;
 use crate::image::ImageRef;
 use crate::protocol::{Auth, CacheKeyType, Quoted, Request, Response};
-use crate::sources::MintRequest;
+use crate::sources::{MintRequest, Source, SourceError};
+use crate::workload::{IdentityMode, ServiceAccount, Workload};
 
 /// When minting fails and a still-valid cached credential is served instead, the kubelet is
 /// told to ask again soon, so a recovered upstream is used within this time.
@@ -41,11 +43,6 @@ pub fn answer(
     let rule = selected.rule;
     let mint_host = rule.mint_host.as_deref().unwrap_or(&image.host);
     let source = rule.source.as_ref();
-    let mint = MintRequest {
-        mint_host,
-        env,
-        deadline,
-    };
     let source_error = |err| Error::Source {
         rule: rule.number,
         source_name: source.name(),
@@ -53,6 +50,15 @@ pub fn answer(
         err,
     };
     source.check(mint_host).map_err(source_error)?;
+    let workload = workload_for(rule, source, req, env).map_err(source_error)?;
+    let mint = MintRequest {
+        mint_host,
+        env,
+        deadline,
+        workload: workload.as_ref(),
+    };
+    // A source whose answer is the request's own token keeps nothing.
+    let cache = cache.filter(|_| source.cacheable());
     let (entry, stale) = obtain(source, &mint, cache, &config.cache).map_err(source_error)?;
 
     // Credentials are keyed by the image's host as the kubelet parsed it (it matches them
@@ -76,6 +82,9 @@ pub fn answer(
     if let Some(max) = config.cache.max_kubelet_cache {
         cache_duration = cache_duration.min(max);
     }
+    if !source.cacheable() {
+        cache_duration = Duration::ZERO;
+    }
     Ok(Response {
         api_version: req.api_version,
         cache_key_type,
@@ -89,6 +98,51 @@ pub fn answer(
         )]
         .into(),
     })
+}
+
+/// The workload whose identity the mint uses, if the rule's `identity` and the request call
+/// for one. Under `service-account` anything missing is an error naming it, never a quiet
+/// turn to the node's identity; under `service-account-or-node` a request without a token,
+/// or a service account without what the source needs, gets the node's identity. A token
+/// that is malformed or expired is an error under both.
+fn workload_for(
+    rule: &Rule,
+    source: &dyn Source,
+    req: &Request,
+    env: &Env,
+) -> Result<Option<Workload>, SourceError> {
+    let fallback = match rule.identity {
+        IdentityMode::Node => return Ok(None),
+        IdentityMode::ServiceAccount => false,
+        IdentityMode::ServiceAccountOrNode => true,
+    };
+    let Some(token) = &req.service_account_token else {
+        if fallback {
+            tracing::debug!("the request has no service account token; using the node's identity");
+            return Ok(None);
+        }
+        return Err(SourceError::Local(
+            "identity is \"service-account\" and the request has no service account token \
+             (the kubelet sends one when the provider's tokenAttributes names an audience)"
+                .into(),
+        ));
+    };
+    let account = ServiceAccount::from_token(token, &req.service_account_annotations, env.now())
+        .map_err(|e| SourceError::Local(e.to_string()))?;
+    match source.workload_inputs(&account.annotations, env) {
+        Ok(inputs) => Ok(Some(Workload { account, inputs })),
+        Err(missing) if fallback => {
+            tracing::debug!(
+                "service account {}: {missing}; using the node's identity",
+                account.id()
+            );
+            Ok(None)
+        }
+        Err(missing) => Err(SourceError::Local(format!(
+            "service account {}: {missing}",
+            account.id()
+        ))),
+    }
 }
 
 fn remaining(until: SystemTime, now: SystemTime) -> Duration {

@@ -17,8 +17,9 @@ use toml::Spanned;
 use crate::cache::{RefreshWindow, Settings as CacheSettings};
 use crate::image::ImageRef;
 use crate::rules::Pattern;
-use crate::sources::{KINDS, Kind, OptionError, Options, Source};
+use crate::sources::{KINDS, Kind, OptionError, Options, Source, Workloads};
 use crate::units::parse_duration;
+use crate::workload::IdentityMode;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullcred/config.toml";
 /// The kubelet kills a plugin after one minute; answer (or fail) well before that.
@@ -26,7 +27,7 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_DEADLINE: Duration = Duration::from_secs(55);
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The keys this module reads; every other key of a rule belongs to its source.
-const SHARED_KEYS: [&str; 3] = ["match", "source", "registry"];
+const SHARED_KEYS: [&str; 4] = ["match", "source", "registry", "identity"];
 
 #[derive(Debug)]
 pub struct Config {
@@ -51,6 +52,8 @@ pub struct Rule {
     /// The host to mint for instead of the image's (the config's `registry`: mirrors and
     /// pull-through caches). The answer is still keyed by the image's host.
     pub mint_host: Option<String>,
+    /// Whose identity a mint uses: the node's, or the pod's service account's.
+    pub identity: IdentityMode,
     pub source: Box<dyn Source>,
 }
 
@@ -93,6 +96,7 @@ impl Config {
                     .map(|p| Pattern::parse(p).expect("built-in patterns are valid"))
                     .collect(),
                 mint_host: None,
+                identity: IdentityMode::Node,
                 source: (kind.build)(&Options::none(kind.name)).expect("default options are valid"),
             })
             .collect();
@@ -275,8 +279,8 @@ impl Rule {
     ) -> Result<Self, RuleError> {
         let shared: Vec<(&str, Option<Spanned<toml::Value>>)> =
             SHARED_KEYS.iter().map(|k| (*k, raw.remove(*k))).collect();
-        let [(_, patterns), (_, source), (_, mint_host)] =
-            <[_; 3]>::try_from(shared).expect("three shared keys");
+        let [(_, patterns), (_, source), (_, mint_host), (_, identity)] =
+            <[_; 4]>::try_from(shared).expect("four shared keys");
 
         let source = source.ok_or((None, "missing field `source`".to_string()))?;
         let kind = match source.get_ref() {
@@ -294,12 +298,14 @@ impl Rule {
                 ));
             }
         };
+        let identity = rule_identity(identity, kind)?;
         let spans = raw.iter().map(|(k, v)| (k.clone(), v.span())).collect();
         let options = Options {
             kind: kind.name,
             table: raw.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
             spans,
             base,
+            identity,
         };
         let source = (kind.build)(&options).map_err(|e| {
             let span = e.key.as_ref().and_then(|k| options.spans.get(k).cloned());
@@ -356,8 +362,56 @@ impl Rule {
             number,
             patterns,
             mint_host,
+            identity,
             source,
         })
+    }
+}
+
+/// A rule's `identity`, as its kind allows it: `node` unless said otherwise (or, for a kind
+/// that answers with the token itself, `service-account`).
+fn rule_identity(
+    value: Option<Spanned<toml::Value>>,
+    kind: &Kind,
+) -> Result<IdentityMode, RuleError> {
+    let default = match kind.workloads {
+        Workloads::Required => IdentityMode::ServiceAccount,
+        _ => IdentityMode::Node,
+    };
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    let span = Some(value.span());
+    let mode = value
+        .get_ref()
+        .as_str()
+        .and_then(IdentityMode::parse)
+        .ok_or_else(|| {
+            (
+                span.clone(),
+                format!(
+                    "identity must be one of {}",
+                    IdentityMode::NAMES.map(|n| format!("{n:?}")).join(", ")
+                ),
+            )
+        })?;
+    match (kind.workloads, mode) {
+        (Workloads::NodeOnly, IdentityMode::Node) | (Workloads::Optional, _) => Ok(mode),
+        (Workloads::Required, IdentityMode::ServiceAccount) => Ok(mode),
+        (Workloads::NodeOnly, _) => Err((
+            span,
+            format!(
+                "source {:?} mints with the node's identity only; identity must be \"node\"",
+                kind.name
+            ),
+        )),
+        (Workloads::Required, _) => Err((
+            span,
+            format!(
+                "source {:?} answers with the service account token; identity must be \"service-account\"",
+                kind.name
+            ),
+        )),
     }
 }
 
@@ -373,6 +427,7 @@ fn known_elsewhere(kinds: &[Kind], kind: &Kind, key: &str, options: &Options<'_>
             table: toml::Table::from_iter([(key.to_string(), value.clone())]),
             spans: BTreeMap::new(),
             base: options.base,
+            identity: options.identity,
         };
         !matches!(
             (other.build)(&alone),
@@ -391,7 +446,11 @@ impl fmt::Display for Rule {
         if let Some(r) = &self.mint_host {
             write!(f, " (mint for {r})")?;
         }
-        write!(f, " -> {} {}", self.source.name(), self.source.describe())
+        write!(f, " -> {} {}", self.source.name(), self.source.describe())?;
+        if self.identity != IdentityMode::Node {
+            write!(f, " identity={}", self.identity)?;
+        }
+        Ok(())
     }
 }
 

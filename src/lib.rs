@@ -20,5 +20,6 @@ pub mod rules;
 pub mod secret_file;
 pub mod sources;
 pub mod units;
+pub mod workload;
 
 pub use error::Error;

@@ -177,11 +177,14 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, RequestError> {
         }
     };
 
+    // Only v1 has the service account fields (Kubernetes 1.33+); older versions' requests
+    // carry none, and whatever else sends them is not answered with them.
+    let v1 = api_version == ApiVersion::V1;
     Ok(Request {
         api_version,
         image,
-        service_account_token: token.filter(|t| !t.is_empty()).map(Secret::new),
-        service_account_annotations: annotations,
+        service_account_token: token.filter(|t| v1 && !t.is_empty()).map(Secret::new),
+        service_account_annotations: if v1 { annotations } else { BTreeMap::new() },
     })
 }
 

@@ -59,15 +59,10 @@ struct Azure {
 
 impl Azure {
     fn new() -> Self {
-        let api = FakeHttp::start(|_| Reply::Hang);
-        api.set(azure::entra_and_exchange(api.url(), SERVICES));
+        let (api, imds) = azure::fakes(SERVICES);
         let home = tempfile::tempdir().unwrap();
         fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
-        Azure {
-            home,
-            api,
-            imds: FakeHttp::start(azure::imds()),
-        }
+        Azure { home, api, imds }
     }
 
     fn path(&self, rel: &str) -> PathBuf {

@@ -19,3 +19,4 @@ mod registry;
 mod resolution;
 mod secrets;
 mod static_source;
+mod workloads;

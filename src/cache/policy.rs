@@ -147,11 +147,12 @@ pub fn obtain(
     settings: &Settings,
 ) -> Result<(Entry, bool), SourceError> {
     let env = req.env;
-    let key = Key::new(&format!(
-        "{}\n{}",
-        source.cache_identity(env),
-        req.mint_host
-    ));
+    let mut material = format!("{}\n{}", source.cache_identity(env), req.mint_host);
+    // A workload's entries are its service account's alone: never served to another.
+    if let Some(w) = req.workload {
+        material = format!("{material}\n{}", w.cache_identity());
+    }
+    let key = Key::new(&material);
     let read = |c: &Cache| c.read(&key).filter(|e| e.mint_host == req.mint_host);
 
     let mut cached = cache.and_then(read);
@@ -203,7 +204,12 @@ pub fn obtain(
 
     tracing::debug!(key = key.as_str(), source = source.name(), "minting");
     match source.mint(req) {
-        Ok(credential) => {
+        Ok(mut credential) => {
+            // A credential got with a workload's token is kept no longer than the token.
+            if let Some(w) = req.workload {
+                let until = w.account.expires_at;
+                credential.expires_at = Some(credential.expires_at.map_or(until, |e| e.min(until)));
+            }
             let now = env.now();
             let jitter = key.jitter(&env.machine_id());
             let entry = Entry::new(

@@ -35,6 +35,7 @@ pub const KIND: Kind = Kind {
     name: "docker-config",
     build: |options| Ok(Box::new(DockerConfigSource::from_options(options)?)),
     builtin: &[],
+    workloads: super::Workloads::NodeOnly,
 };
 
 const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -6,6 +6,7 @@ pub mod acr;
 pub mod docker_config;
 pub mod ecr;
 pub mod gcp;
+pub mod passthrough;
 pub mod static_file;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::workload::{IdentityMode, Inputs, Workload};
 
 /// Every source kind. The order is the order of the built-in rules. Adding a source is one
 /// module and one line here.
@@ -27,6 +29,7 @@ pub const KINDS: &[Kind] = &[
     ecr::KIND,
     gcp::KIND,
     acr::KIND,
+    passthrough::KIND,
 ];
 
 /// A source kind, as a config names it in `source = "…"`.
@@ -36,6 +39,19 @@ pub struct Kind {
     pub build: fn(&Options<'_>) -> Result<Box<dyn Source>, OptionError>,
     /// Host patterns this kind serves, with default options, when there is no config file.
     pub builtin: &'static [&'static str],
+    /// Whether it mints with a workload's service account token (a rule's `identity`).
+    pub workloads: Workloads,
+}
+
+/// Which `identity` a kind's rules may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workloads {
+    /// `node` only: the source has no use for a service account token.
+    NodeOnly,
+    /// Any; `node` unless the rule says otherwise.
+    Optional,
+    /// `service-account` only (it is the default): the token is what the source answers.
+    Required,
 }
 
 impl Kind {
@@ -53,6 +69,8 @@ pub struct Options<'a> {
     pub spans: BTreeMap<String, Range<usize>>,
     /// The config file's directory: relative paths are relative to it.
     pub base: &'a Path,
+    /// The rule's `identity` (a shared key): some options apply only to one of them.
+    pub identity: IdentityMode,
 }
 
 impl Options<'_> {
@@ -63,6 +81,7 @@ impl Options<'_> {
             table: toml::Table::new(),
             spans: BTreeMap::new(),
             base: Path::new(""),
+            identity: IdentityMode::Node,
         }
     }
 
@@ -107,6 +126,45 @@ impl Options<'_> {
         })
     }
 
+    /// The annotation key a source reads for a workload: the rule's `key` (valid only when
+    /// the rule's `identity` uses service accounts), else `default`.
+    pub fn annotation_key(
+        &self,
+        key: &str,
+        value: Option<String>,
+        default: &str,
+    ) -> Result<String, OptionError> {
+        let Some(value) = value else {
+            return Ok(default.to_string());
+        };
+        if self.identity == IdentityMode::Node {
+            return Err(OptionError::at(
+                key,
+                format!(
+                    "`{key}` needs identity \"service-account\" or \"service-account-or-node\""
+                ),
+            ));
+        }
+        // `[prefix/]name`: a DNS subdomain prefix, a name of letters, digits, `-_.`.
+        let (prefix, name) = value.rsplit_once('/').unwrap_or(("", &value));
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && prefix.len() <= 253
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+        if !ok {
+            return Err(OptionError::at(
+                key,
+                format!("{key} {value:?} is not an annotation key ([prefix/]name)"),
+            ));
+        }
+        Ok(value)
+    }
+
     /// A path from the config, relative to the config's directory.
     pub fn path(&self, value: &str) -> PathBuf {
         self.base.join(value)
@@ -149,6 +207,8 @@ pub struct MintRequest<'a> {
     pub env: &'a Env,
     /// The request's hard deadline; sources bound their own waits by it.
     pub deadline: Instant,
+    /// Mint with this workload's identity instead of the node's.
+    pub workload: Option<&'a Workload>,
 }
 
 pub trait Source: fmt::Debug + Send + Sync {
@@ -173,6 +233,27 @@ pub trait Source: fmt::Debug + Send + Sync {
     /// the same key before it stops waiting.
     fn max_mint_time(&self) -> Duration {
         Duration::from_secs(1)
+    }
+
+    /// For a rule whose `identity` is a service account's: what this source reads from the
+    /// service account's annotations (or, failing them, its own options) to mint with the
+    /// workload's token, or which annotation it needs and does not find. Only kinds whose
+    /// [`Kind::workloads`] is not `NodeOnly` are asked.
+    fn workload_inputs(
+        &self,
+        _annotations: &BTreeMap<String, String>,
+        _env: &Env,
+    ) -> Result<Inputs, String> {
+        Err(format!(
+            "source {:?} mints with the node's identity only",
+            self.name()
+        ))
+    }
+
+    /// Whether its credentials may be kept in the cache. A source that answers with the
+    /// request's own token must not write it to disk.
+    fn cacheable(&self) -> bool {
+        true
     }
 
     /// Mints (or reads) a credential for `req.mint_host`.
@@ -287,6 +368,7 @@ mod tests {
                 )))
             },
             builtin: &["fixed.example.com"],
+            workloads: Workloads::NodeOnly,
         };
 
         impl Source for Fixed {

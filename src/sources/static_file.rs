@@ -12,6 +12,7 @@ pub const KIND: Kind = Kind {
     name: "static",
     build: |options| Ok(Box::new(StaticSource::from_options(options)?)),
     builtin: &[],
+    workloads: super::Workloads::NodeOnly,
 };
 
 /// The rule keys of `static`.

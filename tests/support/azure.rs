@@ -181,16 +181,18 @@ pub fn entra(base: String) -> impl Fn(&Request) -> Reply + Send + Sync {
             );
         }
         let who = match (field("client_secret"), field("client_assertion_type")) {
-            (Some(CLIENT_SECRET), None) => "sp-secret",
+            (Some(CLIENT_SECRET), None) => "sp-secret".to_string(),
             (None, Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")) => {
                 let assertion = field("client_assertion").unwrap_or("");
                 if assertion == FEDERATED_TOKEN {
-                    "workload"
+                    "workload".to_string()
+                } else if let Some(sub) = service_account(assertion) {
+                    format!("workload {sub}")
                 } else if certificate_assertion_ok(
                     assertion,
                     &format!("{base}/{tenant}/oauth2/v2.0/token"),
                 ) {
-                    "sp-cert"
+                    "sp-cert".to_string()
                 } else {
                     return refuse(401, "invalid_client", "AADSTS700027: assertion invalid");
                 }
@@ -209,11 +211,23 @@ pub fn entra(base: String) -> impl Fn(&Request) -> Reply + Send + Sync {
                 "token_type": "Bearer",
                 "expires_in": 3599,
                 "ext_expires_in": 3599,
-                "access_token": access_token(who, TENANT),
+                "access_token": access_token(&who, TENANT),
             }),
             vec![],
         )
     }
+}
+
+/// The `sub` of a Kubernetes service account token (support::kube's), which a federated
+/// identity credential for the cluster's issuer would accept.
+fn service_account(assertion: &str) -> Option<String> {
+    if !assertion.ends_with(&format!(".{}", super::kube::SIGNATURE)) {
+        return None;
+    }
+    claims(assertion)?["sub"]
+        .as_str()
+        .filter(|s| s.starts_with("system:serviceaccount:"))
+        .map(str::to_string)
 }
 
 /// A certificate assertion as Entra checks it: signed by the test key, `x5t#S256` the test
@@ -311,4 +325,11 @@ pub fn entra_and_exchange(
             entra(req)
         }
     }
+}
+
+/// Entra ID and the exchange (for `services`) behind one fake, and IMDS behind another.
+pub fn fakes(services: &'static [&'static str]) -> (super::http::FakeHttp, super::http::FakeHttp) {
+    let api = super::http::FakeHttp::start(|_| Reply::Hang);
+    api.set(entra_and_exchange(api.url(), services));
+    (api, super::http::FakeHttp::start(imds()))
 }

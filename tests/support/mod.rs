@@ -5,6 +5,7 @@ pub mod aws;
 pub mod azure;
 pub mod google;
 pub mod http;
+pub mod kube;
 pub mod node;
 pub mod registry;
 
@@ -55,6 +56,8 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "eyJhbGciOiJSUzI1NiIsImtpZCI6",
     // A certificate credential's client assertion (its header, as pullcred writes it).
     "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsIng1dCNTMjU2Ijoi",
+    // Kubernetes service account tokens (their signature part).
+    "s3cret-sa-signature",
     // Azure: Entra access tokens, ACR refresh tokens, client secrets and federated tokens.
     "s3cret-aad-",
     "s3cret-acr-",

@@ -29,6 +29,8 @@ pub enum Proof<'a> {
     CertificateFile(&'a Path),
     /// A federated token read from this file at each mint (it is rotated by its issuer).
     FederatedTokenFile(&'a Path),
+    /// A federated token in hand (a workload's service account token).
+    Assertion(Secret),
 }
 
 /// The application asking.
@@ -69,6 +71,7 @@ pub async fn token(
             }
             ("client_assertion", Secret::new(token), "federated token")
         }
+        Proof::Assertion(token) => ("client_assertion", token, "service account token"),
     };
     let what = format!(
         "Entra ID token endpoint {url} (client {}, {how})",

@@ -16,6 +16,7 @@ pub mod host;
 mod imds;
 mod options;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use crate::http::{WebTimeouts, web_client};
 use crate::oauth::{endpoint_allowed, jwt};
 use crate::resolver::Resolver;
 use crate::secret_file;
+use crate::workload::{Inputs, Workload};
 use entra::{App, Proof};
 use imds::Identity;
 
@@ -44,6 +46,7 @@ pub const KIND: Kind = Kind {
         "*.*.geo.azurecr.us",
         "*.*.geo.azurecr.de",
     ],
+    workloads: super::Workloads::Optional,
 };
 
 /// ACR's Entra ID resource, and the scope of a token for it.
@@ -68,10 +71,16 @@ const TIMEOUTS: WebTimeouts = WebTimeouts {
     attempt: Duration::from_secs(6),
 };
 
+/// The annotations Azure's own plugin reads for a workload's application.
+pub const CLIENT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-client-id";
+pub const TENANT_ID_ANNOTATION: &str = "kubernetes.azure.com/acr-tenant-id";
+
 /// A rule's `acr` options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcrSource {
     pub identity: RuleIdentity,
+    /// For a workload's mint: where its application comes from.
+    pub workload: WorkloadIds,
     /// The node's cloud config, instead of `/etc/kubernetes/azure.json`.
     pub azure_json: Option<PathBuf>,
     /// Entra ID's host, instead of the public cloud's (or the environment's, or the cloud
@@ -83,6 +92,15 @@ pub struct AcrSource {
     pub endpoint: Option<String>,
     /// Login server suffixes beyond Azure's own.
     pub suffixes: Vec<String>,
+}
+
+/// A workload's Entra application: its service account's annotations, else the rule's IDs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadIds {
+    pub tenant_id: Option<String>,
+    pub client_id: Option<String>,
+    pub tenant_id_annotation: String,
+    pub client_id_annotation: String,
 }
 
 /// Whose Entra token: the one the rule names, or the first the chain finds.
@@ -173,6 +191,35 @@ impl Source for AcrSource {
         MAX_MINT_TIME
     }
 
+    /// A workload's application: tenant and client from its annotations, else the rule's.
+    fn workload_inputs(
+        &self,
+        annotations: &BTreeMap<String, String>,
+        _env: &Env,
+    ) -> Result<Inputs, String> {
+        let w = &self.workload;
+        let mut inputs = Inputs::new();
+        for (name, key, default) in [
+            ("tenant_id", &w.tenant_id_annotation, &w.tenant_id),
+            ("client_id", &w.client_id_annotation, &w.client_id),
+        ] {
+            let value = match (annotations.get(key), default) {
+                (Some(v), _) => {
+                    options::is_id(v).map_err(|why| format!("annotation {key} {why}"))?;
+                    v.clone()
+                }
+                (None, Some(v)) => v.clone(),
+                (None, None) => {
+                    return Err(format!(
+                        "annotation {key} is not set, and the rule has no {name}"
+                    ));
+                }
+            };
+            inputs.insert(name, value);
+        }
+        Ok(inputs)
+    }
+
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         self.check(req.mint_host)?;
         let login_server = req.mint_host.to_ascii_lowercase();
@@ -184,9 +231,13 @@ impl Source for AcrSource {
             |resolver, _limit| async move {
                 let client =
                     web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
-                let entra = self
-                    .entra_token(req.env, &resolver, &client, deadline)
-                    .await?;
+                let entra = match req.workload {
+                    Some(w) => self.workload_token(req.env, &client, w, deadline).await?,
+                    None => {
+                        self.entra_token(req.env, &resolver, &client, deadline)
+                            .await?
+                    }
+                };
                 // The tenant names which directory issued the token; a managed identity's
                 // token says it itself.
                 let tenant = entra.tenant.or_else(|| {
@@ -197,7 +248,7 @@ impl Source for AcrSource {
                     Some(e) => e.clone(),
                     None => format!("https://{login_server}"),
                 };
-                exchange::refresh_token(
+                let mut credential = exchange::refresh_token(
                     &client,
                     &base,
                     login_server,
@@ -205,7 +256,17 @@ impl Source for AcrSource {
                     &entra.token,
                     deadline,
                 )
-                .await
+                .await?;
+                // A workload's refresh token is kept no longer than the Entra token it was
+                // got with.
+                if req.workload.is_some()
+                    && let Some(exp) = jwt::unverified_claims(entra.token.expose())
+                        .and_then(|c| c.get("exp")?.as_u64())
+                {
+                    let until = std::time::UNIX_EPOCH + Duration::from_secs(exp);
+                    credential.expires_at = credential.expires_at.map(|e| e.min(until));
+                }
+                Ok(credential)
             },
             || format!("Azure credentials for {login_server}"),
         )
@@ -306,6 +367,30 @@ impl AcrSource {
                 SourceError::Denied(_) => SourceError::Denied(text),
                 _ => SourceError::Local(text),
             }
+        })
+    }
+
+    /// A workload's Entra token: its application, proved by its service account token (a
+    /// federated identity credential trusts the cluster's issuer).
+    async fn workload_token(
+        &self,
+        env: &Env,
+        client: &reqwest::Client,
+        w: &Workload,
+        deadline: Instant,
+    ) -> Result<EntraToken, SourceError> {
+        let tenant = w.input("tenant_id").unwrap_or_default();
+        let authority = self.authority(env)?;
+        let app = App {
+            authority: &authority,
+            tenant,
+            client_id: w.input("client_id").unwrap_or_default(),
+        };
+        let proof = Proof::Assertion(w.account.token.clone());
+        let token = entra::token(client, env, &app, proof, SCOPE, deadline).await?;
+        Ok(EntraToken {
+            token,
+            tenant: Some(tenant.to_string()),
         })
     }
 

@@ -3,9 +3,10 @@
 use serde::Deserialize;
 
 use super::imds::Identity;
-use super::{AcrSource, RuleIdentity, ServicePrincipal, SpProof};
+use super::{AcrSource, RuleIdentity, ServicePrincipal, SpProof, WorkloadIds};
 use crate::oauth::endpoint_allowed;
 use crate::sources::{OptionError, Options};
+use crate::workload::IdentityMode;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,10 +22,12 @@ struct AcrOptions {
     endpoint: Option<String>,
     #[serde(default)]
     suffixes: Vec<String>,
+    client_id_annotation: Option<String>,
+    tenant_id_annotation: Option<String>,
 }
 
 pub(super) fn from_options(options: &Options<'_>) -> Result<AcrSource, OptionError> {
-    let o: AcrOptions = options.parse()?;
+    let mut o: AcrOptions = options.parse()?;
     if let Some(t) = &o.tenant_id {
         is_id(t).map_err(|why| OptionError::at("tenant_id", format!("tenant_id {t:?} {why}")))?;
     }
@@ -45,6 +48,17 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<AcrSource, OptionErr
         (None, Some(f)) => Some(SpProof::CertificateFile(options.path(f))),
         (None, None) => None,
     };
+    // With a workload identity, a tenant and client without a proof are the workloads'
+    // defaults (their annotations win), and the node's identity is the chain's; with a
+    // proof they are a service principal's, which workloads default to as well.
+    let (workload_tenant_id, workload_client_id) =
+        if options.identity != IdentityMode::Node && proof.is_none() {
+            (o.tenant_id.take(), o.client_id.take())
+        } else if proof.is_some() {
+            (o.tenant_id.clone(), o.client_id.clone())
+        } else {
+            (None, None)
+        };
     let identity = match (o.tenant_id, o.client_id, proof, o.identity_resource_id) {
         (Some(tenant_id), Some(client_id), Some(proof), None) => {
             RuleIdentity::ServicePrincipal(ServicePrincipal {
@@ -99,7 +113,23 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<AcrSource, OptionErr
         is_suffix(&s).map_err(|why| OptionError::at("suffixes", format!("suffix {s:?} {why}")))?;
         suffixes.push(s);
     }
+    let client_id_annotation = options.annotation_key(
+        "client_id_annotation",
+        o.client_id_annotation,
+        super::CLIENT_ID_ANNOTATION,
+    )?;
+    let tenant_id_annotation = options.annotation_key(
+        "tenant_id_annotation",
+        o.tenant_id_annotation,
+        super::TENANT_ID_ANNOTATION,
+    )?;
     Ok(AcrSource {
+        workload: WorkloadIds {
+            tenant_id: workload_tenant_id,
+            client_id: workload_client_id,
+            tenant_id_annotation,
+            client_id_annotation,
+        },
         identity,
         azure_json: o.azure_json.as_deref().map(|f| options.path(f)),
         authority_host: o.authority_host,

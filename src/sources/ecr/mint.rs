@@ -10,12 +10,13 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ecr::config::SharedCredentialsProvider;
 
-use super::{EcrSource, Target, credentials, sts, token};
+use super::{DEFAULT_SESSION_NAME, EcrSource, Target, credentials, sts, token};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::SdkClients;
 use crate::resolver::Resolver;
 use crate::sources::{SourceError, run_mint};
+use crate::workload::Workload;
 
 /// Upstream (ECR, STS) limits. The SDK's defaults let an endpoint that accepts a
 /// connection but never answers hold a call for over 90 s.
@@ -32,13 +33,16 @@ pub(super) fn mint(
     source: &EcrSource,
     target: &Target,
     env: &Env,
+    workload: Option<&Workload>,
     budget: Duration,
 ) -> Result<Credential, SourceError> {
     let stage = Stage::default();
     let stage = &stage;
     run_mint(
         budget,
-        |resolver, limit| async move { mint_async(source, target, env, limit, &resolver, stage).await },
+        |resolver, limit| async move {
+            mint_async(source, target, env, workload, limit, &resolver, stage).await
+        },
         || stage.get(),
     )
 }
@@ -61,6 +65,7 @@ async fn mint_async(
     source: &EcrSource,
     target: &Target,
     env: &Env,
+    workload: Option<&Workload>,
     limit: Duration,
     resolver: &Resolver,
     stage: &Stage,
@@ -99,20 +104,36 @@ async fn mint_async(
         .with_initial_backoff(INITIAL_BACKOFF)
         .with_max_backoff(MAX_BACKOFF);
 
-    stage.set("AWS credentials");
-    let node_credentials =
-        credentials::node_credentials(source, &clients, &region, &timeouts, &retries).await?;
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    let loader = aws_config::defaults(BehaviorVersion::latest())
         .region(RegionProviderChain::first_try(region.clone()))
         .http_client(clients.upstream.clone())
-        .timeout_config(timeouts)
-        .retry_config(retries)
-        .credentials_provider(SharedCredentialsProvider::new(node_credentials));
-    if let Some(profile) = &source.profile {
-        loader = loader.profile_name(profile);
-    }
-    let mut conf = loader.load().await;
-    if let Some(role) = &source.assume_role {
+        .timeout_config(timeouts.clone())
+        .retry_config(retries.clone());
+    let mut cloud_expiry = None;
+    let mut conf = if let Some(w) = workload {
+        // The workload's token alone: the node's credentials are never looked up.
+        let role = w.input("role_arn").unwrap_or_default();
+        stage.set(format!("STS AssumeRoleWithWebIdentity {role}"));
+        let conf = loader.no_credentials().load().await;
+        let assumed =
+            sts::assume_role_with_web_identity(&conf, role, &session_name(w), &w.account.token)
+                .await?;
+        cloud_expiry = assumed.expiry();
+        conf.into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(assumed))
+            .build()
+    } else {
+        stage.set("AWS credentials");
+        let node_credentials =
+            credentials::node_credentials(source, &clients, &region, &timeouts, &retries).await?;
+        let mut loader =
+            loader.credentials_provider(SharedCredentialsProvider::new(node_credentials));
+        if let Some(profile) = &source.profile {
+            loader = loader.profile_name(profile);
+        }
+        loader.load().await
+    };
+    if let Some(role) = source.assume_role.as_ref().filter(|_| workload.is_none()) {
         stage.set(format!("STS AssumeRole {}", role.role_arn));
         let assumed = sts::assume_role(&conf, role).await?;
         conf = conf
@@ -137,5 +158,32 @@ async fn mint_async(
             token::public_token(&conf).await?
         }
     };
-    token::decode_token(&token, expires_at)
+    let mut credential = token::decode_token(&token, expires_at)?;
+    // A workload's token is kept no longer than the role session it was got with.
+    if let (Some(session), Some(token)) = (cloud_expiry, credential.expires_at) {
+        credential.expires_at = Some(token.min(session));
+    }
+    Ok(credential)
+}
+
+/// The role session's name for a workload: its namespace and service account, as far as
+/// STS's 64 characters of `[\w+=,.@-]` allow, so CloudTrail says who pulled.
+fn session_name(w: &Workload) -> String {
+    let raw = format!("{}.{}", w.account.namespace, w.account.name);
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean.len() < 2 {
+        DEFAULT_SESSION_NAME.to_string()
+    } else {
+        clean
+    }
 }

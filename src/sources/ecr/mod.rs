@@ -10,17 +10,20 @@ mod options;
 mod sts;
 mod token;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{Kind, MintRequest, Source, SourceError};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::workload::Inputs;
 use host::{EcrHost, PrivateRegistry};
 
 pub const KIND: Kind = Kind {
     name: "ecr",
     build: |o| Ok(Box::new(options::from_options(o)?)),
     builtin: BUILTIN_HOSTS,
+    workloads: super::Workloads::Optional,
 };
 
 /// Private ECR in every partition (plain, FIPS, dual-stack) and ECR Public: what the kind
@@ -60,7 +63,15 @@ pub struct EcrSource {
     /// The ECR API endpoint (a VPC interface endpoint, or a test server) instead of the
     /// regional one.
     pub endpoint: Option<String>,
+    /// For a workload's mint: the service account annotation naming the role to assume with
+    /// its token.
+    pub role_annotation: String,
 }
+
+/// The annotation AWS's own plugin reads for a service account's ECR role.
+pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/ecr-role-arn";
+/// The role for workloads when neither the annotation nor the rule names one.
+const ROLE_VAR: &str = "AWS_ECR_ROLE_ARN";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssumeRole {
@@ -164,11 +175,41 @@ impl Source for EcrSource {
         mint::OPERATION_TIMEOUT
     }
 
+    /// The role a workload's token assumes: its service account's annotation, else the
+    /// rule's `role_arn`, else `AWS_ECR_ROLE_ARN`.
+    fn workload_inputs(
+        &self,
+        annotations: &BTreeMap<String, String>,
+        env: &Env,
+    ) -> Result<Inputs, String> {
+        let role = match annotations.get(&self.role_annotation) {
+            Some(arn) if options::is_role_arn(arn) => arn.clone(),
+            Some(_) => {
+                return Err(format!(
+                    "annotation {} is not a role ARN (arn:<partition>:iam::<account>:role/<name>)",
+                    self.role_annotation
+                ));
+            }
+            None => match (&self.assume_role, env.var(ROLE_VAR)) {
+                (Some(r), _) => r.role_arn.clone(),
+                (None, Some(arn)) if options::is_role_arn(arn) => arn.to_string(),
+                _ => {
+                    return Err(format!(
+                        "no role to assume: annotation {} is not set, and neither the rule's \
+                         role_arn nor {ROLE_VAR} names one",
+                        self.role_annotation
+                    ));
+                }
+            },
+        };
+        Ok(Inputs::from([("role_arn", role)]))
+    }
+
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let target = self.target(req.mint_host)?;
         check_shared_files(req.env)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
-        mint::mint(self, &target, req.env, budget)
+        mint::mint(self, &target, req.env, req.workload, budget)
     }
 }
 

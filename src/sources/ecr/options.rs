@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::host::{is_account_id, valid_region};
-use super::{AssumeRole, DEFAULT_SESSION_NAME, EcrSource};
+use super::{AssumeRole, DEFAULT_SESSION_NAME, EcrSource, ROLE_ANNOTATION};
 use crate::sources::{OptionError, Options};
 
 #[derive(Deserialize)]
@@ -16,6 +16,7 @@ struct EcrOptions {
     session_name: Option<String>,
     registry_ids: Option<Vec<String>>,
     endpoint: Option<String>,
+    role_annotation: Option<String>,
 }
 
 pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionError> {
@@ -30,7 +31,7 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionErr
     }
     let assume_role = match &o.role_arn {
         Some(arn) => {
-            if !arn.starts_with("arn:") || !arn.contains(":role/") {
+            if !is_role_arn(arn) {
                 return Err(OptionError::at(
                     "role_arn",
                     format!(
@@ -86,13 +87,21 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionErr
             format!("endpoint {v:?} is not an http(s) URL"),
         ));
     }
+    let role_annotation =
+        options.annotation_key("role_annotation", o.role_annotation, ROLE_ANNOTATION)?;
     Ok(EcrSource {
         region: o.region,
         profile: o.profile,
         assume_role,
         registry_ids,
         endpoint: o.endpoint,
+        role_annotation,
     })
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<account>:role/<name>`.
+pub(super) fn is_role_arn(arn: &str) -> bool {
+    arn.starts_with("arn:") && arn.contains(":role/") && !arn.contains(char::is_whitespace)
 }
 
 impl EcrSource {
@@ -115,6 +124,9 @@ impl EcrSource {
         let ids = self.registry_ids.join(",");
         opt("registry_ids", (!ids.is_empty()).then_some(ids.as_str()));
         opt("endpoint", self.endpoint.as_deref());
+        if self.role_annotation != ROLE_ANNOTATION {
+            opt("role_annotation", Some(&self.role_annotation));
+        }
         if parts.is_empty() {
             "(region from the host, default AWS credentials)".into()
         } else {
@@ -134,6 +146,7 @@ mod tests {
             table,
             spans: Default::default(),
             base: std::path::Path::new(""),
+            identity: Default::default(),
         })
     }
 
@@ -150,7 +163,13 @@ mod tests {
         assert_eq!(role.external_id.as_deref(), Some("x"));
         assert_eq!(e.registry_ids, ["111111111111"]);
         assert_eq!(e.endpoint.as_deref(), Some("https://vpce.example"));
-        assert_eq!(build("").unwrap(), EcrSource::default());
+        assert_eq!(
+            build("").unwrap(),
+            EcrSource {
+                role_annotation: ROLE_ANNOTATION.into(),
+                ..EcrSource::default()
+            }
+        );
     }
 
     #[test]

@@ -47,6 +47,43 @@ struct Format {
     subject_token_field_name: Option<String>,
 }
 
+/// Google's Security Token Service: the token exchange ("Exchange a token") of a subject
+/// token from a workload identity pool's provider (`audience`) for a federated access token.
+pub async fn sts_exchange(
+    client: &reqwest::Client,
+    sts: &str,
+    audience: &str,
+    subject_token_type: &str,
+    subject: &str,
+    deadline: Instant,
+) -> Result<Credential, SourceError> {
+    let what = format!("Security Token Service {sts}");
+    fetch_token(
+        &what,
+        Answer::OAuth,
+        MAX_ATTEMPTS,
+        deadline,
+        || {
+            client.post(sts).form(&[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("audience", audience),
+                ("scope", SCOPE),
+                (
+                    "requested_token_type",
+                    "urn:ietf:params:oauth:token-type:access_token",
+                ),
+                ("subject_token_type", subject_token_type),
+                ("subject_token", subject),
+            ])
+        },
+        |_| Ok(()),
+    )
+    .await
+}
+
 impl ExternalAccount {
     pub async fn token(
         &self,
@@ -60,29 +97,13 @@ impl ExternalAccount {
         let subject = self.subject_token(env, client, &local).await?;
         let sts = endpoints.sts.unwrap_or(&self.token_url);
         endpoint_allowed(sts).map_err(&local)?;
-        let what = format!("Security Token Service {sts}");
-        let federated = fetch_token(
-            &what,
-            Answer::OAuth,
-            MAX_ATTEMPTS,
+        let federated = sts_exchange(
+            client,
+            sts,
+            &self.audience,
+            &self.subject_token_type,
+            &subject,
             deadline,
-            || {
-                client.post(sts).form(&[
-                    (
-                        "grant_type",
-                        "urn:ietf:params:oauth:grant-type:token-exchange",
-                    ),
-                    ("audience", self.audience.as_str()),
-                    ("scope", SCOPE),
-                    (
-                        "requested_token_type",
-                        "urn:ietf:params:oauth:token-type:access_token",
-                    ),
-                    ("subject_token_type", self.subject_token_type.as_str()),
-                    ("subject_token", subject.as_str()),
-                ])
-            },
-            |_| Ok(()),
         )
         .await?;
         let Some(url) = &self.service_account_impersonation_url else {

@@ -15,6 +15,7 @@ mod metadata;
 mod oauth;
 mod options;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,16 @@ use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
 use crate::resolver::Resolver;
+use crate::workload::Inputs;
+
+/// A Kubernetes service account token, as STS names its type.
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 pub const KIND: Kind = Kind {
     name: "gcp",
     build: |o| Ok(Box::new(options::from_options(o)?)),
     builtin: &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"],
+    workloads: super::Workloads::Optional,
 };
 
 /// The environment variables that change which credentials a mint uses; they are part of
@@ -42,7 +48,7 @@ const IDENTITY_VARS: &[&str] = &[
 const MAX_MINT_TIME: Duration = Duration::from_secs(15);
 
 /// A rule's `gcp` options. All optional: the default follows the ADC order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcpSource {
     /// A credential file to use before anything else.
     pub key_file: Option<PathBuf>,
@@ -56,7 +62,16 @@ pub struct GcpSource {
     pub token_endpoint: Option<String>,
     pub sts_endpoint: Option<String>,
     pub iam_credentials_endpoint: Option<String>,
+    /// For a workload's mint: the pool provider its token is exchanged at (STS's
+    /// `audience`), and the annotation naming a service account to impersonate.
+    pub workload_identity_provider: Option<String>,
+    pub service_account_annotation: String,
 }
+
+/// The annotation GKE's workload identity reads for a service account's Google account.
+pub const SERVICE_ACCOUNT_ANNOTATION: &str = "iam.gke.io/gcp-service-account";
+/// Google's Security Token Service; `sts_endpoint` replaces it.
+const DEFAULT_STS: &str = "https://sts.googleapis.com/v1/token";
 
 /// Token calls other than the metadata server's.
 const TIMEOUTS: WebTimeouts = WebTimeouts {
@@ -81,6 +96,10 @@ impl Source for GcpSource {
             ("token_endpoint", &self.token_endpoint),
             ("sts_endpoint", &self.sts_endpoint),
             ("iam_credentials_endpoint", &self.iam_credentials_endpoint),
+            (
+                "workload_identity_provider",
+                &self.workload_identity_provider,
+            ),
         ] {
             if let Some(v) = value {
                 parts.push(format!("{key}={v}"));
@@ -105,6 +124,36 @@ impl Source for GcpSource {
         MAX_MINT_TIME
     }
 
+    /// A workload's Google identity: the pool provider's federated token, traded for the
+    /// service account its annotation names (else the rule's `impersonate`), if any.
+    fn workload_inputs(
+        &self,
+        annotations: &BTreeMap<String, String>,
+        _env: &Env,
+    ) -> Result<Inputs, String> {
+        let mut inputs = Inputs::new();
+        if let Some(p) = &self.workload_identity_provider {
+            inputs.insert("audience", p.clone());
+        }
+        match annotations.get(&self.service_account_annotation) {
+            Some(email) if options::is_email(email) => {
+                inputs.insert("impersonate", email.clone());
+            }
+            Some(_) => {
+                return Err(format!(
+                    "annotation {} is not a service account email",
+                    self.service_account_annotation
+                ));
+            }
+            None => {
+                if let Some(email) = &self.impersonate {
+                    inputs.insert("impersonate", email.clone());
+                }
+            }
+        }
+        Ok(inputs)
+    }
+
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         self.check(req.mint_host)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
@@ -114,8 +163,27 @@ impl Source for GcpSource {
             |resolver, _limit| async move {
                 let client =
                     web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
-                let found = self.adc(req.env, &resolver, &client, deadline).await?;
-                match &self.impersonate {
+                let (found, impersonate) = match req.workload {
+                    Some(w) => {
+                        let sts = self.sts_endpoint.as_deref().unwrap_or(DEFAULT_STS);
+                        let audience = w.input("audience").unwrap_or_default();
+                        let federated = external_account::sts_exchange(
+                            &client,
+                            sts,
+                            audience,
+                            JWT_TOKEN_TYPE,
+                            w.account.token.expose(),
+                            deadline,
+                        )
+                        .await?;
+                        (federated, w.input("impersonate").map(str::to_string))
+                    }
+                    None => (
+                        self.adc(req.env, &resolver, &client, deadline).await?,
+                        self.impersonate.clone(),
+                    ),
+                };
+                match &impersonate {
                     None => Ok(found),
                     Some(email) => {
                         let base = self

@@ -1,0 +1,219 @@
+//! Per-workload identity: the pod's service account as a request brings it (Kubernetes 1.33+,
+//! the provider's `tokenAttributes`): its projected token, whose claims say which service
+//! account it is, and the service account's annotations; and a rule's `identity`, which says
+//! whether a mint uses it.
+//!
+//! The token's claims are read without verifying its signature: only the kubelet writes our
+//! stdin, and the token is verified by whoever it is presented to (STS, Entra ID, Google's
+//! STS, the registry). The raw token is a `Secret`: it never reaches the cache key, a log, an
+//! error or a file; only the service account's identity does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::credential::Secret;
+use crate::oauth::jwt;
+
+/// A rule's `identity`: whose identity a mint uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdentityMode {
+    /// The node's, whatever the request carries.
+    #[default]
+    Node,
+    /// The pod's service account's; never the node's.
+    ServiceAccount,
+    /// The service account's when the request brings what the source needs, else the
+    /// node's.
+    ServiceAccountOrNode,
+}
+
+impl IdentityMode {
+    pub const NAMES: [&'static str; 3] = ["node", "service-account", "service-account-or-node"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "node" => Some(IdentityMode::Node),
+            "service-account" => Some(IdentityMode::ServiceAccount),
+            "service-account-or-node" => Some(IdentityMode::ServiceAccountOrNode),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMode::Node => "node",
+            IdentityMode::ServiceAccount => "service-account",
+            IdentityMode::ServiceAccountOrNode => "service-account-or-node",
+        }
+    }
+}
+
+impl fmt::Display for IdentityMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a source reads for a workload's mint beyond the token (an annotation's role, client
+/// or service account, or the rule's), by name: part of the cache key.
+pub type Inputs = BTreeMap<&'static str, String>;
+
+/// The pod's service account, from a request's token and annotations.
+#[derive(Debug)]
+pub struct ServiceAccount {
+    pub token: Secret,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The token's audiences (`aud`, a string or a list).
+    pub audience: Vec<String>,
+    pub expires_at: SystemTime,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the service account token is not a JWT")]
+    NotAJwt,
+    #[error("the service account token has no {0} claim (not a Kubernetes service account token)")]
+    Missing(&'static str),
+    #[error("the service account token of {account} expired at {at}")]
+    Expired { account: String, at: String },
+}
+
+impl ServiceAccount {
+    /// The service account a request's token names, refused if it has expired at `now`.
+    pub fn from_token(
+        token: &Secret,
+        annotations: &BTreeMap<String, String>,
+        now: SystemTime,
+    ) -> Result<Self, TokenError> {
+        let claims = jwt::unverified_claims(token.expose()).ok_or(TokenError::NotAJwt)?;
+        let text = |v: Option<&serde_json::Value>, what| {
+            v.and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .ok_or(TokenError::Missing(what))
+        };
+        // `kubernetes.io` holds the namespace and the service account's name and uid in the
+        // tokens the kubelet requests (bound tokens, since Kubernetes 1.21).
+        let k8s = claims.get("kubernetes.io");
+        let namespace = text(
+            k8s.and_then(|k| k.get("namespace")),
+            "kubernetes.io.namespace",
+        )?;
+        let sa = k8s.and_then(|k| k.get("serviceaccount"));
+        let name = text(
+            sa.and_then(|s| s.get("name")),
+            "kubernetes.io.serviceaccount.name",
+        )?;
+        let uid = text(
+            sa.and_then(|s| s.get("uid")),
+            "kubernetes.io.serviceaccount.uid",
+        )?;
+        let exp = claims
+            .get("exp")
+            .and_then(|e| e.as_u64())
+            .ok_or(TokenError::Missing("exp"))?;
+        let audience = match claims.get("aud") {
+            Some(serde_json::Value::String(a)) => vec![a.clone()],
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let expires_at = UNIX_EPOCH + Duration::from_secs(exp);
+        if expires_at <= now {
+            return Err(TokenError::Expired {
+                account: format!("{namespace}/{name}"),
+                at: humantime::format_rfc3339_seconds(expires_at).to_string(),
+            });
+        }
+        Ok(ServiceAccount {
+            token: token.clone(),
+            namespace,
+            name,
+            uid,
+            audience,
+            expires_at,
+            annotations: annotations.clone(),
+        })
+    }
+
+    /// `namespace/name`, for messages.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A mint with a workload's identity: its service account and what the source reads.
+#[derive(Debug)]
+pub struct Workload {
+    pub account: ServiceAccount,
+    pub inputs: Inputs,
+}
+
+impl Workload {
+    /// Everything about the workload that changes the credential, for the cache key: the
+    /// service account (a recreated one has a new uid), the token's audience and the inputs;
+    /// never the token.
+    pub fn cache_identity(&self) -> String {
+        let a = &self.account;
+        format!(
+            "service account {}/{} uid={} aud={:?} inputs={:?}",
+            a.namespace, a.name, a.uid, a.audience, self.inputs
+        )
+    }
+
+    /// An input the source resolved (see [`Inputs`]).
+    pub fn input(&self, name: &str) -> Option<&str> {
+        self.inputs.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn token(claims: serde_json::Value) -> Secret {
+        Secret::new(format!(
+            "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ))
+    }
+
+    #[test]
+    fn the_service_account_is_read_from_a_projected_tokens_claims() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let claims = serde_json::json!({
+            "aud": ["sts.amazonaws.com"], "exp": 1_800_003_600u64, "iat": 1_800_000_000u64,
+            "iss": "https://kubernetes.default.svc", "sub": "system:serviceaccount:team-a:puller",
+            "kubernetes.io": {"namespace": "team-a", "pod": {"name": "p", "uid": "pu"},
+                "serviceaccount": {"name": "puller", "uid": "su-1"}},
+        });
+        let sa = ServiceAccount::from_token(&token(claims.clone()), &BTreeMap::new(), now).unwrap();
+        assert_eq!((sa.id(), sa.uid.as_str()), ("team-a/puller".into(), "su-1"));
+        assert_eq!(sa.audience, ["sts.amazonaws.com"]);
+        let later = UNIX_EPOCH + Duration::from_secs(1_800_003_600);
+        assert_eq!(
+            ServiceAccount::from_token(&token(claims), &BTreeMap::new(), later)
+                .unwrap_err()
+                .to_string(),
+            "the service account token of team-a/puller expired at 2027-01-15T09:00:00Z"
+        );
+        let no_uid = serde_json::json!({"exp": 1_800_003_600u64,
+            "kubernetes.io": {"namespace": "n", "serviceaccount": {"name": "s"}}});
+        assert_eq!(
+            ServiceAccount::from_token(&token(no_uid), &BTreeMap::new(), now).unwrap_err(),
+            TokenError::Missing("kubernetes.io.serviceaccount.uid")
+        );
+        assert_eq!(
+            ServiceAccount::from_token(&Secret::new("opaque"), &BTreeMap::new(), now).unwrap_err(),
+            TokenError::NotAJwt
+        );
+    }
+}
