@@ -132,6 +132,7 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
         "config-examples/ecr",
         "config-examples/gcp",
         "config-examples/acr",
+        "config-examples/service-account-tokens",
     ] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
@@ -145,7 +146,7 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
             }
         }
     }
-    assert!(checked >= 16, "{checked}");
+    assert!(checked >= 20, "{checked}");
     // The README's first command.
     let out = run(
         pullcred(home.path())
