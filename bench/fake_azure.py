@@ -1,10 +1,14 @@
-"""Fakes of Azure IMDS and ACR's token exchange for bench/run.sh, on one loopback port.
+"""Fakes of Azure IMDS, Entra ID's token endpoint and ACR's token exchange for bench/run.sh,
+on one loopback port.
 IMDS as "How to use managed identities for Azure resources on an Azure VM to acquire an
 access token" documents it: `GET /metadata/identity/oauth2/token?api-version=…&resource=…`
 with `Metadata: true`, answered with an access token (`expires_in` a string). The exchange as
 ACR's Entra ID integration documents it: `POST /oauth2/exchange` with `grant_type=access_token`,
 `service`, `tenant` and `access_token`, answered with a refresh token, a JWT whose `exp` is
-three hours on. Runs until killed."""
+three hours on. Entra ID as its client credentials flow documents it: `POST
+/<tenant>/oauth2/v2.0/token` with `grant_type=client_credentials`, `client_id`, `scope` and a
+`client_assertion` (here a workload's service account token), answered with an access token.
+Runs until killed."""
 import base64
 import json
 import sys
@@ -44,6 +48,18 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         form = parse_qs(self.rfile.read(length).decode())
+        if self.path.endswith("/oauth2/v2.0/token"):
+            ok = (
+                form.get("grant_type") == ["client_credentials"]
+                and form.get("scope") == ["https://containerregistry.azure.net/.default"]
+                and "client_assertion" in form
+            )
+            if not ok:
+                return self.answer(400, {"error": "invalid_request"})
+            tenant = self.path.split("/")[1]
+            exp = int(time.time()) + 3600
+            token = b64({"alg": "RS256"}) + "." + b64({"tid": tenant, "exp": exp}) + ".sig"
+            return self.answer(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
         ok = (
             self.path == "/oauth2/exchange"
             and form.get("grant_type") == ["access_token"]

@@ -342,6 +342,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_v1_requests_bring_a_service_account() {
+        let req = |version: &str| {
+            decode_request(
+                format!(
+                    r#"{{"apiVersion":"credentialprovider.kubelet.k8s.io/{version}","kind":"CredentialProviderRequest","image":"a/b","serviceAccountToken":"t.o.k","serviceAccountAnnotations":{{"k":"v"}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        let v1 = req("v1");
+        assert_eq!(v1.service_account_token, Some(Secret::new("t.o.k")));
+        assert_eq!(v1.service_account_annotations["k"], "v");
+        for version in ["v1beta1", "v1alpha1"] {
+            let old = req(version);
+            assert!(old.service_account_token.is_none(), "{version}");
+            assert!(old.service_account_annotations.is_empty(), "{version}");
+        }
+    }
+
+    #[test]
     fn go_duration_matches_go() {
         // Expected strings are what Go's time.Duration.String prints for the same values.
         let cases = [

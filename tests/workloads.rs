@@ -36,8 +36,11 @@ const OTHER_PULLER: Account = Account {
 
 /// pullcred with `config` (text) in `home`; no cloud variables but what a test sets.
 fn with_config(home: &Path, config: &str) -> Command {
+    // Written whole and renamed into place: concurrent execs of a test read one config.
     let path = home.join("config.toml");
-    fs::write(&path, config).unwrap();
+    let tmp = home.join(format!("config.{:?}.tmp", std::thread::current().id()));
+    fs::write(&tmp, config).unwrap();
+    fs::rename(&tmp, &path).unwrap();
     let mut cmd = pullcred(home);
     for (var, _) in std::env::vars_os() {
         if var.to_string_lossy().starts_with("AZURE_") {
@@ -332,6 +335,30 @@ fn service_accounts_never_share_an_entry() {
     // And the node's own entry is apart from all of them.
     let out = run(&mut az.cmd("node", ""), &request(V1, ACR));
     assert_eq!(Azure::minted_for(&out), "mi-system");
+}
+
+#[test]
+fn one_mint_per_service_account_however_many_pods_pull_at_once() {
+    let az = Azure::new();
+    std::thread::scope(|s| {
+        for i in 0..12 {
+            let account = if i % 2 == 0 { PULLER } else { BUILDER };
+            let az = &az;
+            s.spawn(move || {
+                let token = account.token("api://AzureADTokenExchange", 3600);
+                let out = run(
+                    &mut az.cmd("service-account", ""),
+                    &kube::request(ACR, &token, &ACR_IDS),
+                );
+                let want = format!(
+                    "workload system:serviceaccount:{}:{}",
+                    account.namespace, account.name
+                );
+                assert_eq!(Azure::minted_for(&out), want);
+            });
+        }
+    });
+    assert_eq!(az.exchanges(), 2, "one per service account");
 }
 
 #[test]
