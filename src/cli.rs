@@ -1,7 +1,7 @@
 //! The command line: plugin mode (what the kubelet runs) and the operators' subcommands.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -14,8 +14,9 @@ use crate::protocol::{self, ApiVersion, Request};
 use crate::{app, deadline};
 
 /// A kubelet image credential provider: ECR and ECR Public tokens, Artifact Registry and GCR
-/// tokens, static credentials from root-only files, and docker config credentials and
-/// helpers, from one binary, cached on the node.
+/// tokens, ACR refresh tokens, static credentials from root-only files, and docker config
+/// credentials and helpers, with the node's identity or each workload's, from one binary,
+/// cached on the node.
 ///
 /// Without a subcommand it is the plugin the kubelet execs: a CredentialProviderRequest on
 /// stdin, a CredentialProviderResponse on stdout.
@@ -55,6 +56,11 @@ enum Command {
     /// Inspect or empty the credential cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Print a kubelet CredentialProviderConfig routing exactly what the rules serve
+    KubeletConfig {
+        /// Config file [default: --config, else /etc/pullcred/config.toml, else the built-in rules]
+        file: Option<PathBuf>,
+    },
     /// Print the version
     Version,
 }
@@ -73,10 +79,18 @@ enum CacheCommand {
 
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
-    /// Validate a config and print its rules in the order they are tried
+    /// Validate a config and print its rules in the order they are tried; with --kubelet,
+    /// also the kubelet's CredentialProviderConfig and how it routes to these rules
     Check {
         /// Config file [default: --config, else /etc/pullcred/config.toml]
         file: Option<PathBuf>,
+        /// The kubelet's CredentialProviderConfig: a file, or a directory of *.yaml, *.yml
+        /// and *.json files merged in name order
+        #[arg(long, value_name = "FILE|DIR")]
+        kubelet: Option<PathBuf>,
+        /// The kubelet's credential-provider bin dir: each provider's binary must be there
+        #[arg(long, value_name = "DIR", requires = "kubelet")]
+        bin_dir: Option<PathBuf>,
     },
     /// Print the kubelet `matchImages` the config's rules serve, one per line
     MatchImages {
@@ -146,9 +160,21 @@ impl Cli {
                     })
                 })
             }
-            Some(Command::Config(ConfigCommand::Check { file })) => {
+            Some(Command::Config(ConfigCommand::Check {
+                file,
+                kubelet,
+                bin_dir,
+            })) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
-                print(&describe(&config))
+                print(&describe(&config))?;
+                match kubelet {
+                    None => Ok(()),
+                    Some(path) => check_kubelet(&config, &path, bin_dir.as_deref()),
+                }
+            }
+            Some(Command::KubeletConfig { file }) => {
+                let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
+                print(&crate::kubelet::generate(&config))
             }
             Some(Command::Config(ConfigCommand::MatchImages { file })) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
@@ -230,6 +256,39 @@ fn list(cache: &Cache) -> std::io::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The kubelet config's findings, one per line, after the pullcred config's description;
+/// any error fails the check.
+fn check_kubelet(config: &Config, path: &Path, bin_dir: Option<&Path>) -> Result<(), Error> {
+    use crate::kubelet::{self, Severity};
+    let (providers, mut findings) = kubelet::load(path);
+    if let Some(dir) = bin_dir {
+        findings.extend(kubelet::check_bin_dir(&providers, dir));
+    }
+    let config_file = match &config.origin {
+        Origin::File(f) => f.clone(),
+        Origin::Builtin => PathBuf::from(DEFAULT_CONFIG_PATH),
+    };
+    findings.extend(kubelet::cross_check(&providers, config, &config_file));
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let mut report = format!(
+        "kubelet config {}: {} provider(s), {errors} error(s), {} warning(s)\n",
+        path.display(),
+        providers.len(),
+        findings.len() - errors
+    );
+    for f in &findings {
+        report.push_str(&format!("{f}\n"));
+    }
+    print(&report)?;
+    if errors > 0 {
+        return Err(Error::KubeletConfig(errors));
+    }
+    Ok(())
 }
 
 fn print(text: &str) -> Result<(), Error> {

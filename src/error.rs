@@ -31,6 +31,8 @@ pub enum Error {
     Cache(#[source] CacheError),
     #[error("cache: {0}")]
     CacheIo(String),
+    #[error("kubelet config: {0} error(s), listed above")]
+    KubeletConfig(usize),
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),
 }

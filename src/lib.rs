@@ -11,6 +11,7 @@ pub mod env;
 pub mod error;
 pub mod http;
 pub mod image;
+pub mod kubelet;
 pub mod logging;
 pub mod oauth;
 pub mod protocol;

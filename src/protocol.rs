@@ -298,6 +298,46 @@ impl Response {
 
 /// Formats a duration the way Go's `time.Duration.String` does (`12h0m0s`, `1m30s`, `1.5s`,
 /// `250ms`, `0s`), because the kubelet parses `cacheDuration` with `time.ParseDuration`.
+/// Parses a Go `time.Duration` string as `time.ParseDuration` does (`5m`, `1h30m`, `1.5s`,
+/// `300ms`, `0`), refusing negative values: what the kubelet accepts in
+/// `defaultCacheDuration`.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a Go duration (like 5m, 1h30m, 300ms)");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.starts_with('-') {
+        return Err(format!("{s:?} is negative"));
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| bad())?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
 pub fn go_duration(d: Duration) -> String {
     const SEC: u128 = 1_000_000_000;
     let ns = d.as_nanos();
@@ -359,6 +399,28 @@ mod tests {
             let old = req(version);
             assert!(old.service_account_token.is_none(), "{version}");
             assert!(old.service_account_annotations.is_empty(), "{version}");
+        }
+    }
+
+    #[test]
+    fn go_durations_parse_as_go_parses_them() {
+        for (text, secs) in [
+            ("5m", 300.0),
+            ("1h30m", 5400.0),
+            ("1.5s", 1.5),
+            ("300ms", 0.3),
+            ("0", 0.0),
+            ("0s", 0.0),
+            ("2h45m10.5s", 9910.5),
+        ] {
+            assert_eq!(
+                parse_go_duration(text),
+                Ok(Duration::from_secs_f64(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "5", "-5m", "5 m", "m", "5x", "1h-2m", "\"5m\""] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
         }
     }
 

@@ -97,6 +97,29 @@ impl Pattern {
         all && labels.next().is_none()
     }
 
+    /// Does this pattern cover every host `other` covers? Label by label, each of this
+    /// pattern's globs must match the other's label text (so `*.example.com` covers
+    /// `a.example.com` and itself, not `*.*.com`), the ports must be equal, and this path
+    /// must be a whole-segment prefix of the other's. Approximate where the other's labels
+    /// are globs richer than `*`; used only for warnings.
+    pub fn covers(&self, other: &Pattern) -> bool {
+        let path_ok = match (&self.path, &other.path) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => b
+                .strip_prefix(a.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
+        };
+        self.port == other.port
+            && path_ok
+            && self.labels.len() == other.labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(&other.labels)
+                .all(|(a, b)| a == b || glob_match(a.as_bytes(), b.as_bytes()))
+    }
+
     /// Does this pattern cover the image (host, port and path prefix)?
     pub fn matches(&self, image: &ImageRef) -> bool {
         if !self.matches_host(image) {

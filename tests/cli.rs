@@ -125,28 +125,54 @@ fn version_and_usage() {
 fn every_config_example_is_valid_and_the_quick_start_answers() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let home = tempfile::tempdir().unwrap();
+    // One directory per scenario: pullcred's config.toml (none: the built-in rules) and the
+    // kubelet's credential-provider-config.yaml, which must check clean against each other:
+    // no error and no warning. And what `kubelet-config` prints for each config checks clean.
     let mut checked = 0;
-    for dir in [
-        "config-examples",
-        "config-examples/quickstart",
-        "config-examples/ecr",
-        "config-examples/gcp",
-        "config-examples/acr",
-        "config-examples/service-account-tokens",
-    ] {
-        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                let out = run(
-                    pullcred(home.path()).args(["config", "check"]).arg(&path),
-                    b"",
-                );
-                assert_eq!(out.code, Some(0), "{}: {out:#?}", path.display());
-                checked += 1;
+    for entry in std::fs::read_dir(root.join("config-examples")).unwrap() {
+        let dir = entry.unwrap().path();
+        assert!(
+            dir.is_dir(),
+            "{}: one directory per scenario",
+            dir.display()
+        );
+        let config = dir.join("config.toml");
+        let kubelet = dir.join("credential-provider-config.yaml");
+        let check = |kubelet: &std::path::Path| {
+            let mut cmd = pullcred(home.path());
+            cmd.args(["config", "check"]);
+            if config.exists() {
+                cmd.arg(&config);
             }
+            run(cmd.arg("--kubelet").arg(kubelet), b"")
+        };
+        let out = check(&kubelet);
+        assert_eq!(out.code, Some(0), "{}: {out:#?}", dir.display());
+        assert!(
+            out.stdout.contains(", 0 error(s), 0 warning(s)\n"),
+            "{}: {}",
+            dir.display(),
+            out.stdout
+        );
+        let mut generate = pullcred(home.path());
+        generate.arg("kubelet-config");
+        if config.exists() {
+            generate.arg(&config);
         }
+        let generated = run(&mut generate, b"");
+        assert_eq!(generated.code, Some(0), "{generated:?}");
+        let file = home.path().join("generated.yaml");
+        std::fs::write(&file, &generated.stdout).unwrap();
+        let out = check(&file);
+        assert!(
+            out.stdout.contains(", 0 error(s), 0 warning(s)\n"),
+            "{}: generated: {}",
+            dir.display(),
+            out.stdout
+        );
+        checked += 1;
     }
-    assert!(checked >= 20, "{checked}");
+    assert!(checked >= 14, "{checked}");
     // The README's first command.
     let out = run(
         pullcred(home.path())

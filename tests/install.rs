@@ -121,7 +121,7 @@ fn plain_systemd_nodes_get_a_drop_in() {
 fn the_kubelet_builtin_example_routes_exactly_what_the_builtin_rules_serve() {
     let example = fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("config-examples/kubelet/builtin-credential-provider-config.yaml"),
+            .join("config-examples/builtin/credential-provider-config.yaml"),
     )
     .unwrap();
     assert_eq!(match_images(&example), builtin_match_images());

@@ -13,6 +13,7 @@ mod ecr;
 mod faults;
 mod gcp;
 mod install;
+mod kubelet;
 mod matching;
 mod protocol;
 mod registry;

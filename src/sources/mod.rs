@@ -250,6 +250,18 @@ pub trait Source: fmt::Debug + Send + Sync {
         ))
     }
 
+    /// The audience a workload's token must carry for this source (the kubelet's
+    /// `tokenAttributes.serviceAccountTokenAudience`), when the source fixes one.
+    fn workload_audience(&self) -> Option<String> {
+        None
+    }
+
+    /// The service account annotations this source reads for a workload (the kubelet
+    /// passes only those its `tokenAttributes` name).
+    fn workload_annotations(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether its credentials may be kept in the cache. A source that answers with the
     /// request's own token must not write it to disk.
     fn cacheable(&self) -> bool {

@@ -191,6 +191,17 @@ impl Source for AcrSource {
         MAX_MINT_TIME
     }
 
+    fn workload_audience(&self) -> Option<String> {
+        Some("api://AzureADTokenExchange".into())
+    }
+
+    fn workload_annotations(&self) -> Vec<String> {
+        vec![
+            self.workload.client_id_annotation.clone(),
+            self.workload.tenant_id_annotation.clone(),
+        ]
+    }
+
     /// A workload's application: tenant and client from its annotations, else the rule's.
     fn workload_inputs(
         &self,

@@ -175,6 +175,14 @@ impl Source for EcrSource {
         mint::OPERATION_TIMEOUT
     }
 
+    fn workload_audience(&self) -> Option<String> {
+        Some("sts.amazonaws.com".into())
+    }
+
+    fn workload_annotations(&self) -> Vec<String> {
+        vec![self.role_annotation.clone()]
+    }
+
     /// The role a workload's token assumes: its service account's annotation, else the
     /// rule's `role_arn`, else `AWS_ECR_ROLE_ARN`.
     fn workload_inputs(

@@ -124,6 +124,14 @@ impl Source for GcpSource {
         MAX_MINT_TIME
     }
 
+    fn workload_audience(&self) -> Option<String> {
+        self.workload_identity_provider.clone()
+    }
+
+    fn workload_annotations(&self) -> Vec<String> {
+        vec![self.service_account_annotation.clone()]
+    }
+
     /// A workload's Google identity: the pool provider's federated token, traded for the
     /// service account its annotation names (else the rule's `impersonate`), if any.
     fn workload_inputs(

@@ -1,0 +1,227 @@
+//! `config check --kubelet` and `kubelet-config`: the kubelet's CredentialProviderConfig
+//! checked field by field as the kubelet checks it, and against pullcred's rules.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::support::{Run, pullcred, run};
+
+const GOOD: &str = r#"apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: pullcred
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    matchImages: ["registry.example.com"]
+    defaultCacheDuration: "5m"
+"#;
+const RULES: &str = "[[registry]]\nmatch = [\"registry.example.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/p\"\n";
+
+fn check(dir: &Path, config: &str, kubelet: &str, extra: &[&str]) -> Run {
+    fs::write(dir.join("config.toml"), config).unwrap();
+    fs::write(dir.join("kubelet.yaml"), kubelet).unwrap();
+    run(
+        pullcred(dir)
+            .args(["config", "check"])
+            .arg(dir.join("config.toml"))
+            .arg("--kubelet")
+            .arg(dir.join("kubelet.yaml"))
+            .args(extra),
+        b"",
+    )
+}
+
+/// The provider stanza of GOOD with `from` replaced by `to`.
+fn variant(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn a_good_config_checks_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(dir.path(), RULES, GOOD, &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("1 provider(s), 0 error(s), 0 warning(s)"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn each_broken_kubelet_config_is_named_by_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = |attrs: &str| format!("{GOOD}    tokenAttributes:\n{attrs}");
+    let cases: Vec<(String, &str)> = vec![
+        ("apiVersion: [\n".into(), "not YAML: line 1 column"),
+        ("- a\n- b\n".into(), "not a mapping"),
+        (variant("kubelet.config.k8s.io/v1", "kubelet.config.k8s.io/v2"), "apiVersion: \"kubelet.config.k8s.io/v2\" is not one of"),
+        (variant("kind: CredentialProviderConfig", "kind: KubeletConfiguration"), "kind: \"KubeletConfiguration\" is not \"CredentialProviderConfig\""),
+        (variant("kind: CredentialProviderConfig\n", ""), "kind: missing"),
+        (variant("providers:\n", "providers: {}\nx:\n"), "providers: must be a list"),
+        (variant("kind: CredentialProviderConfig", "kind: CredentialProviderConfig\nprovider: []"), "provider: unknown field"),
+        (variant("  - name: pullcred\n", "  - name: \"\"\n"), "providers[0].name: empty"),
+        (variant("  - name: pullcred\n", "  - name: /usr/bin/pullcred\n"), "providers[0].name: \"/usr/bin/pullcred\" is a path"),
+        (variant("    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", ""), "providers[0].apiVersion: missing"),
+        (format!("{GOOD}  - name: pullcred\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"other.example.com\"]\n    defaultCacheDuration: \"5m\"\n"), "providers[1].name: provider \"pullcred\" is defined more than once"),
+        (variant("    matchImages: [\"registry.example.com\"]\n", ""), "providers[0].matchImages: missing"),
+        (variant("[\"registry.example.com\"]", "[]"), "providers[0].matchImages: empty"),
+        (variant("[\"registry.example.com\"]", "[\"https://registry.example.com\"]"), "providers[0].matchImages[0]: \"https://registry.example.com\" has a scheme"),
+        (variant("[\"registry.example.com\"]", "[\"registry.example.com:*\"]"), "providers[0].matchImages[0]: \"registry.example.com:*\": globs are allowed in the host only"),
+        (variant("[\"registry.example.com\"]", "[\"registry..example.com\"]"), "providers[0].matchImages[0]: pattern \"registry..example.com\" has an empty host label"),
+        (variant("[\"registry.example.com\"]", "[\"reg[istry.example.com\"]"), "providers[0].matchImages[0]: pattern \"reg[istry.example.com\" has an unclosed '['"),
+        (variant("[\"registry.example.com\"]", "[5]"), "providers[0].matchImages[0]: must be a string"),
+        (variant("\"5m\"", "\"5 minutes\""), "providers[0].defaultCacheDuration: \"5 minutes\" is not a Go duration"),
+        (variant("\"5m\"", "\"-5m\""), "providers[0].defaultCacheDuration: \"-5m\" is negative"),
+        (variant("    defaultCacheDuration: \"5m\"\n", ""), "providers[0].defaultCacheDuration: missing"),
+        (variant("    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", "    apiVersion: credentialprovider.kubelet.k8s.io/v2\n"), "providers[0].apiVersion: \"credentialprovider.kubelet.k8s.io/v2\" is not one of"),
+        (format!("{GOOD}    env:\n      - name: \"\"\n        value: x\n"), "providers[0].env[0]: must be {name: <non-empty>, value: <string>}"),
+        (format!("{GOOD}    args: [1]\n"), "providers[0].args: must be a list of strings"),
+        (format!("{GOOD}    matchimages: []\n"), "providers[0].matchimages: unknown field"),
+        (token("      cacheType: ServiceAccount\n      requireServiceAccount: true\n"), "providers[0].tokenAttributes.serviceAccountTokenAudience: missing or empty"),
+        (token("      serviceAccountTokenAudience: a\n      cacheType: ServiceAccount\n"), "providers[0].tokenAttributes.requireServiceAccount: missing"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n"), "providers[0].tokenAttributes.cacheType: missing (Token or ServiceAccount)"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Pod\n"), "providers[0].tokenAttributes.cacheType: \"Pod\" is not Token or ServiceAccount"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: false\n      cacheType: Token\n      requiredServiceAccountAnnotationKeys: [x/y]\n"), "providers[0].tokenAttributes.requiredServiceAccountAnnotationKeys: needs requireServiceAccount: true"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n      requiredServiceAccountAnnotationKeys: [x/y]\n      optionalServiceAccountAnnotationKeys: [x/y]\n"), "providers[0].tokenAttributes.optionalServiceAccountAnnotationKeys: \"x/y\" is also required"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n      optionalServiceAccountAnnotationKeys: [x/y, x/y]\n"), "providers[0].tokenAttributes.optionalServiceAccountAnnotationKeys[1]: \"x/y\" is listed twice"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n").replace("credentialprovider.kubelet.k8s.io/v1\n", "credentialprovider.kubelet.k8s.io/v1beta1\n"), "providers[0].tokenAttributes: needs apiVersion credentialprovider.kubelet.k8s.io/v1"),
+    ];
+    assert!(cases.len() >= 20);
+    for (yaml, want) in &cases {
+        let out = check(dir.path(), RULES, yaml, &[]);
+        assert_eq!(out.code, Some(1), "{want}: {out:?}");
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("error: ") && l.contains(want))
+            .unwrap_or_else(|| panic!("want {want:?} in {}", out.stdout));
+        assert!(line.contains("kubelet.yaml: "), "the file is named: {line}");
+        assert!(out.stderr.contains("kubelet config: "), "{out:?}");
+    }
+}
+
+#[test]
+fn a_passthrough_rule_needs_the_token_cache_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = "[[registry]]\nmatch = [\"registry.example.com\"]\nsource = \"passthrough\"\n";
+    let yaml = format!(
+        "{GOOD}    tokenAttributes:\n      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: ServiceAccount\n"
+    );
+    let out = check(dir.path(), rules, &yaml, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stdout.contains("providers[0].tokenAttributes.cacheType: rule 1 (passthrough) answers with the service account token"), "{}", out.stdout);
+    let out = check(
+        dir.path(),
+        rules,
+        &yaml.replace("ServiceAccount\n", "Token\n"),
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+#[test]
+fn routing_and_rules_that_disagree_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!(
+        "{RULES}[[registry]]\nmatch = [\"other.example.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/p\"\n"
+    );
+    let yaml = format!(
+        "{}  - name: ecr-credential-provider\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"*.example.com\"]\n    defaultCacheDuration: \"5m\"\n",
+        variant(
+            "[\"registry.example.com\"]",
+            "[\"registry.example.com\", \"typo.example.con\"]"
+        )
+    );
+    let out = check(dir.path(), &rules, &yaml, &[]);
+    assert_eq!(out.code, Some(0), "warnings only: {out:?}");
+    for want in [
+        "rule 2: other.example.com is routed to pullcred by no matchImages",
+        "providers[0].matchImages[1]: typo.example.con is served by no pullcred rule",
+        "providers[1].matchImages: *.example.com is also routed to provider \"pullcred\" (registry.example.com): both are asked",
+    ] {
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("warning: ") && l.contains(want)),
+            "want {want:?} in {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn a_directory_is_merged_in_name_order_and_the_bin_dir_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let kdir = dir.path().join("conf.d");
+    fs::create_dir(&kdir).unwrap();
+    fs::write(kdir.join("10-pullcred.yaml"), GOOD).unwrap();
+    fs::write(
+        kdir.join("20-other.json"),
+        r#"{"apiVersion":"kubelet.config.k8s.io/v1","kind":"CredentialProviderConfig","providers":[{"name":"pullcred","apiVersion":"credentialprovider.kubelet.k8s.io/v1","matchImages":["x.example.com"],"defaultCacheDuration":"1m"}]}"#,
+    )
+    .unwrap();
+    fs::write(kdir.join("notes.txt"), "ignored").unwrap();
+    fs::write(dir.path().join("config.toml"), RULES).unwrap();
+    let bin = dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let exec = |extra: &[&str]| {
+        run(
+            pullcred(dir.path())
+                .args(["config", "check"])
+                .arg(dir.path().join("config.toml"))
+                .arg("--kubelet")
+                .arg(&kdir)
+                .args(extra),
+            b"",
+        )
+    };
+    let out = exec(&[]);
+    assert!(
+        out.stdout.contains(
+            "20-other.json: providers[0].name: provider \"pullcred\" is defined more than once"
+        ),
+        "{}",
+        out.stdout
+    );
+    fs::remove_file(kdir.join("20-other.json")).unwrap();
+    let bin_arg = bin.display().to_string();
+    let out = exec(&["--bin-dir", &bin_arg]);
+    assert!(
+        out.stdout.contains(&format!(
+            "providers[0].name: no file {bin_arg}/pullcred (the name must be the binary's)"
+        )),
+        "{}",
+        out.stdout
+    );
+    fs::write(bin.join("pullcred"), "").unwrap();
+    let out = exec(&["--bin-dir", &bin_arg]);
+    assert!(out.stdout.contains("is not executable"), "{}", out.stdout);
+    fs::set_permissions(bin.join("pullcred"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(exec(&["--bin-dir", &bin_arg]).code, Some(0));
+}
+
+#[test]
+fn kubelet_config_routes_each_identity_to_its_own_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"registry.example.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/p\"\n\
+         [[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n\
+         [[registry]]\nmatch = [\"harbor.example.com\"]\nsource = \"passthrough\"\n",
+    )
+    .unwrap();
+    let out = run(pullcred(dir.path()).arg("kubelet-config").arg(&config), b"");
+    assert_eq!(out.code, Some(0));
+    for want in [
+        "  - name: \"pullcred\"\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages:\n      - \"registry.example.com\"\n",
+        "  - name: \"pullcred-ecr\"\n",
+        "      serviceAccountTokenAudience: \"sts.amazonaws.com\"\n      cacheType: ServiceAccount\n      requireServiceAccount: true\n      optionalServiceAccountAnnotationKeys:\n        - \"eks.amazonaws.com/ecr-role-arn\"\n",
+        "  - name: \"pullcred-passthrough\"\n",
+        "      serviceAccountTokenAudience: \"harbor.example.com\"\n      cacheType: Token\n",
+    ] {
+        assert!(out.stdout.contains(want), "want {want:?} in {}", out.stdout);
+    }
+}
