@@ -60,6 +60,10 @@ enum Command {
     KubeletConfig {
         /// Config file [default: --config, else /etc/pullcred/config.toml, else the built-in rules]
         file: Option<PathBuf>,
+        /// An existing CredentialProviderConfig to merge into: its other providers are kept,
+        /// its pullcred providers replaced (JSON stays JSON)
+        #[arg(long, value_name = "FILE")]
+        merge: Option<PathBuf>,
     },
     /// Print the version
     Version,
@@ -172,9 +176,18 @@ impl Cli {
                     Some(path) => check_kubelet(&config, &path, bin_dir.as_deref()),
                 }
             }
-            Some(Command::KubeletConfig { file }) => {
+            Some(Command::KubeletConfig { file, merge }) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
-                print(&crate::kubelet::generate(&config))
+                match merge {
+                    None => print(&crate::kubelet::generate(&config)),
+                    Some(path) => {
+                        let bad = |why: String| Error::Merge(format!("{}: {why}", path.display()));
+                        let text =
+                            std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+                        let json = path.extension().is_some_and(|e| e == "json");
+                        print(&crate::kubelet::merge(&config, &text, json).map_err(bad)?)
+                    }
+                }
             }
             Some(Command::Config(ConfigCommand::MatchImages { file })) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;

@@ -33,6 +33,9 @@ pub enum Error {
     CacheIo(String),
     #[error("kubelet config: {0} error(s), listed above")]
     KubeletConfig(usize),
+    #[error("kubelet config to merge into: {0}")]
+    Merge(String),
+
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),
 }

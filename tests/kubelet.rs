@@ -79,7 +79,7 @@ fn each_broken_kubelet_config_is_named_by_its_field() {
         (format!("{GOOD}    env:\n      - name: \"\"\n        value: x\n"), "providers[0].env[0]: must be {name: <non-empty>, value: <string>}"),
         (format!("{GOOD}    args: [1]\n"), "providers[0].args: must be a list of strings"),
         (format!("{GOOD}    matchimages: []\n"), "providers[0].matchimages: unknown field"),
-        (token("      cacheType: ServiceAccount\n      requireServiceAccount: true\n"), "providers[0].tokenAttributes.serviceAccountTokenAudience: missing or empty"),
+        (token("      cacheType: \"ServiceAccount\"\n      requireServiceAccount: true\n"), "providers[0].tokenAttributes.serviceAccountTokenAudience: missing or empty"),
         (token("      serviceAccountTokenAudience: a\n      cacheType: ServiceAccount\n"), "providers[0].tokenAttributes.requireServiceAccount: missing"),
         (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n"), "providers[0].tokenAttributes.cacheType: missing (Token or ServiceAccount)"),
         (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Pod\n"), "providers[0].tokenAttributes.cacheType: \"Pod\" is not Token or ServiceAccount"),
@@ -216,11 +216,11 @@ fn kubelet_config_routes_each_identity_to_its_own_provider() {
     let out = run(pullcred(dir.path()).arg("kubelet-config").arg(&config), b"");
     assert_eq!(out.code, Some(0));
     for want in [
-        "  - name: \"pullcred\"\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages:\n      - \"registry.example.com\"\n",
+        "  - name: \"pullcred\"\n    apiVersion: \"credentialprovider.kubelet.k8s.io/v1\"\n    matchImages:\n      - \"registry.example.com\"\n",
         "  - name: \"pullcred-ecr\"\n",
-        "      serviceAccountTokenAudience: \"sts.amazonaws.com\"\n      cacheType: ServiceAccount\n      requireServiceAccount: true\n      optionalServiceAccountAnnotationKeys:\n        - \"eks.amazonaws.com/ecr-role-arn\"\n",
+        "      serviceAccountTokenAudience: \"sts.amazonaws.com\"\n      cacheType: \"ServiceAccount\"\n      requireServiceAccount: true\n      optionalServiceAccountAnnotationKeys:\n        - \"eks.amazonaws.com/ecr-role-arn\"\n",
         "  - name: \"pullcred-passthrough\"\n",
-        "      serviceAccountTokenAudience: \"harbor.example.com\"\n      cacheType: Token\n",
+        "      serviceAccountTokenAudience: \"harbor.example.com\"\n      cacheType: \"Token\"\n",
     ] {
         assert!(out.stdout.contains(want), "want {want:?} in {}", out.stdout);
     }
