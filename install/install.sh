@@ -1,88 +1,326 @@
-#!/usr/bin/env bash
-# Installs pullcred on a node and wires it into the kubelet.
-#   install/install.sh [--binary PATH] [--bin-dir DIR] [--provider-config FILE] [--match PATTERN]...
-# Writes the kubelet's CredentialProviderConfig (unless it exists) and adds the two kubelet
-# flags where the kubelet reads them, else prints them; it restarts nothing. DESTDIR installs
-# into another root (image builds, tests).
+#!/bin/sh
+# Installs pullcred on a node and wires it into the kubelet, for the node's flavour:
+#   kubeadm   KUBELET_EXTRA_ARGS in /etc/default/kubelet or /etc/sysconfig/kubelet
+#   systemd   a kubelet.service drop-in setting KUBELET_EXTRA_ARGS
+#   eks       EKS AL2023 (nodeadm): the binary and provider in /etc/eks/image-credential-provider
+#             (merged with the ECR provider there), the flags in a NodeConfig in /etc/eks/nodeadm.d
+#   k3s, rke2 kubelet-arg entries in /etc/rancher/{k3s,rke2}/config.yaml.d
+#   bottlerocket, unknown: prints what to set, writes nothing, exits 1 (0 with --print-only)
 #
-# matchImages default to exactly the hosts pullcred's rules serve (`pullcred config
-# match-images`: /etc/pullcred/config.toml, else the built-in rules), so the kubelet never
-# routes a pull to a rule that does not exist.
-set -euo pipefail
+#   install/install.sh [--flavor F] [--binary PATH] [--config FILE | --example NAME]
+#                      [--prefix DIR] [--bin-dir DIR] [--provider-config FILE]
+#                      [--dry-run] [--force] [--restart] [--print-only]
+#
+# It writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME unless one
+# exists; the kubelet's CredentialProviderConfig from `pullcred kubelet-config` (an existing
+# one is merged: its other providers are kept); and the two kubelet flags. Every file it
+# writes is printed, and recorded in /var/lib/pullcred/install/manifest with its checksum,
+# so that a second run changes nothing, a file an operator changed since is never replaced
+# without --force (which keeps a .bak), and install/uninstall.sh undoes exactly this. It
+# restarts nothing unless --restart. DESTDIR installs into another root (image builds,
+# tests). The flavour is detected from the root's files unless --flavor says.
+set -eu
 
+here=$(cd "$(dirname "$0")" && pwd)
 root=${DESTDIR:-}
-binary=target/x86_64-unknown-linux-gnu/release/pullcred
-bin_dir=/usr/local/libexec/kubelet-credential-providers
-provider_config=/etc/kubernetes/credential-provider-config.yaml
-patterns=()
-while (($#)); do
-  case "$1" in
+flavor=""
+binary=""
+config_src=""
+prefix=/usr/local
+bin_dir=""
+provider_config=""
+dry_run=0
+force=0
+restart=0
+print_only=0
+
+die() {
+  echo "install.sh: $1" >&2
+  exit "${2:-1}"
+}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --flavor) flavor=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
+    --config) config_src=$2; shift 2 ;;
+    --example) config_src=$here/../config-examples/$2/config.toml; shift 2 ;;
+    --prefix) prefix=$2; shift 2 ;;
     --bin-dir) bin_dir=$2; shift 2 ;;
     --provider-config) provider_config=$2; shift 2 ;;
-    --match) patterns+=("$2"); shift 2 ;;
-    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    --force) force=1; shift ;;
+    --restart) restart=1; shift ;;
+    --print-only) print_only=1; shift ;;
+    -h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1" 2 ;;
   esac
 done
 
-[ -x "$binary" ] || { echo "install.sh: no executable at $binary (cargo build --release first)" >&2; exit 1; }
-if ((${#patterns[@]} == 0)); then
-  config_args=()
-  [ -e "$root/etc/pullcred/config.toml" ] && config_args=(--config "$root/etc/pullcred/config.toml")
-  mapfile -t patterns < <("$binary" "${config_args[@]}" config match-images)
-  ((${#patterns[@]})) || { echo "install.sh: the pullcred config has no rules to route" >&2; exit 1; }
+if [ -z "$binary" ]; then
+  for b in "$here/../target/x86_64-unknown-linux-gnu/release/pullcred" "$here/pullcred"; do
+    if [ -x "$b" ]; then binary=$b; break; fi
+  done
 fi
-
-install -d -m 0755 "$root$bin_dir"
-install -m 0755 "$binary" "$root$bin_dir/pullcred"
-install -d -m 0700 "$root/etc/pullcred" "$root/etc/pullcred/secrets"
-
-if [ ! -e "$root$provider_config" ]; then
-  install -d -m 0755 "$(dirname "$root$provider_config")"
-  {
-    echo "apiVersion: kubelet.config.k8s.io/v1"
-    echo "kind: CredentialProviderConfig"
-    echo "providers:"
-    echo "  - name: pullcred"
-    echo "    apiVersion: credentialprovider.kubelet.k8s.io/v1"
-    echo "    defaultCacheDuration: \"5m\""
-    echo "    matchImages:"
-    for p in "${patterns[@]}"; do echo "      - \"$p\""; done
-  } > "$root$provider_config"
-  echo "wrote $provider_config"
+if [ -z "$binary" ] || [ ! -x "$binary" ]; then
+  die "no pullcred binary (cargo build --release, or --binary PATH)"
 fi
+if [ -n "$config_src" ] && [ ! -f "$config_src" ]; then die "no config at $config_src"; fi
 
-flags="--image-credential-provider-config=$provider_config --image-credential-provider-bin-dir=$bin_dir"
-dropin=/etc/systemd/system/kubelet.service.d
-# kubeadm's unit reads KUBELET_EXTRA_ARGS from an EnvironmentFile, and a variable from an
-# EnvironmentFile wins over a drop-in's Environment=: the flags go into that file then.
-env_file=""
-for f in /etc/default/kubelet /etc/sysconfig/kubelet; do
-  if [ -f "$root$f" ] || grep -qsE "^EnvironmentFile=-?$f\$" "$root$dropin"/*.conf "$root"/{lib,usr/lib,etc}/systemd/system/kubelet.service; then
-    env_file=$f
-    break
-  fi
-done
-if [ -n "$env_file" ]; then
-  target=$root$env_file
-  touch "$target"
-  if grep -q -- '--image-credential-provider-config=' "$target"; then
-    echo "$env_file already has the credential provider flags"
-  elif grep -q '^KUBELET_EXTRA_ARGS=' "$target"; then
-    sed -i -E \
-      -e "s|^KUBELET_EXTRA_ARGS=\"(.*)\"\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
-      -e "s|^KUBELET_EXTRA_ARGS='(.*)'\$|KUBELET_EXTRA_ARGS='\\1 $flags'|" \
-      -e "s|^KUBELET_EXTRA_ARGS=([^\"'].*)\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
-      -e "s|^KUBELET_EXTRA_ARGS=\$|KUBELET_EXTRA_ARGS=\"$flags\"|" \
-      "$target"
-    echo "added the flags to KUBELET_EXTRA_ARGS in $env_file; run: systemctl restart kubelet"
+kubelet_unit_dirs="etc/systemd/system lib/systemd/system usr/lib/systemd/system"
+
+detect() {
+  if [ -f "$root/etc/os-release" ] && grep -q '^ID=bottlerocket' "$root/etc/os-release"; then
+    echo bottlerocket
+  elif [ -d "$root/etc/eks/nodeadm.d" ] || [ -x "$root/usr/bin/nodeadm" ]; then
+    echo eks
+  elif [ -d "$root/etc/rancher/rke2" ]; then
+    echo rke2
+  elif [ -d "$root/etc/rancher/k3s" ]; then
+    echo k3s
   else
-    printf 'KUBELET_EXTRA_ARGS="%s"\n' "$flags" >> "$target"
-    echo "set KUBELET_EXTRA_ARGS in $env_file; run: systemctl restart kubelet"
+    for d in $kubelet_unit_dirs; do
+      if [ -f "$root/$d/kubelet.service.d/10-kubeadm.conf" ]; then echo kubeadm; return; fi
+    done
+    for d in $kubelet_unit_dirs; do
+      if [ -f "$root/$d/kubelet.service" ] || [ -d "$root/$d/kubelet.service.d" ]; then
+        echo systemd
+        return
+      fi
+    done
+    echo unknown
   fi
-elif [ -d "$root$dropin" ]; then
-  printf '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=%s"\n' "$flags" > "$root$dropin/20-pullcred.conf"
-  echo "wrote $dropin/20-pullcred.conf; run: systemctl daemon-reload && systemctl restart kubelet"
+}
+[ -n "$flavor" ] || flavor=$(detect)
+
+case $flavor in
+  kubeadm | systemd)
+    default_bin_dir=$prefix/libexec/kubelet-credential-providers
+    default_provider_config=/etc/kubernetes/credential-provider-config.yaml
+    service=kubelet ;;
+  eks)
+    default_bin_dir=/etc/eks/image-credential-provider
+    default_provider_config=/etc/eks/image-credential-provider/config.json
+    service=kubelet ;;
+  k3s | rke2)
+    default_bin_dir=/var/lib/rancher/credentialprovider/bin
+    default_provider_config=/var/lib/rancher/credentialprovider/config.yaml
+    if [ "$flavor" = k3s ]; then service="k3s (servers) or k3s-agent (agents)"
+    else service="rke2-server (servers) or rke2-agent (agents)"; fi ;;
+  bottlerocket | unknown)
+    default_bin_dir=$prefix/libexec/kubelet-credential-providers
+    default_provider_config=/etc/kubernetes/credential-provider-config.yaml
+    service="" ;;
+  *) die "unknown flavor $flavor (kubeadm, systemd, eks, k3s, rke2, bottlerocket, unknown)" 2 ;;
+esac
+[ -n "$bin_dir" ] || bin_dir=$default_bin_dir
+[ -n "$provider_config" ] || provider_config=$default_provider_config
+flags="--image-credential-provider-config=$provider_config --image-credential-provider-bin-dir=$bin_dir"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pullcred_config=/etc/pullcred/config.toml
+
+# The routing the config needs: the config being installed, else the node's, else the
+# built-in rules; merged into $merge when set.
+if [ -n "$config_src" ]; then gen_src=$config_src
+elif [ -f "$root$pullcred_config" ]; then gen_src=$root$pullcred_config
+else gen_src=""; fi
+merge=""
+kubelet_config() {
+  set --
+  if [ -n "$gen_src" ]; then set -- "$gen_src"; fi
+  if [ -n "$merge" ]; then set -- "$@" --merge "$merge"; fi
+  "$binary" kubelet-config "$@"
+}
+
+if [ "$flavor" = bottlerocket ] || [ "$flavor" = unknown ]; then
+  echo "install.sh: $flavor node: nothing written. Set up the kubelet yourself:"
+  echo "  the binary:        $bin_dir/pullcred (from $binary)"
+  echo "  the kubelet flags: $flags"
+  if [ "$flavor" = bottlerocket ]; then
+    echo "  Bottlerocket: settings.kubernetes.credential-providers.pullcred in the user data"
+    echo "  (enabled = true, image-patterns = the matchImages below); the binary comes with"
+    echo "  the variant or a bootstrap container."
+  fi
+  echo "  $provider_config:"
+  kubelet_config | sed 's/^/    /'
+  [ "$print_only" = 1 ] && exit 0
+  exit 1
+fi
+
+state=/var/lib/pullcred/install
+manifest=$root$state/manifest
+new_manifest=$work/manifest
+: > "$new_manifest"
+
+sum() { sha256sum "$1" | cut -d' ' -f1; }
+
+# The manifest's record of PATH: "<kind> <sum>", or nothing.
+recorded() {
+  [ -f "$manifest" ] || return 0
+  awk -v p="$1" '$1 != "dir" && $3 == p { print $1, $2 }' "$manifest"
+}
+
+# Creates DIR (under the root) and the parents it lacks, recording each as ours.
+ensure_dir() {
+  d=$1
+  missing=""
+  while [ ! -d "$root$d" ] && [ "$d" != / ] && [ -n "$d" ]; do
+    missing="$d $missing"
+    d=$(dirname "$d")
+  done
+  for m in $missing; do
+    [ "$dry_run" = 1 ] || install -d -m "${2:-0755}" "$root$m"
+    echo "dir - $m" >> "$new_manifest"
+  done
+}
+
+# The original of a file pullcred modified (saved at the first install), or the file as it
+# is now if pullcred has not touched it; empty if there is none.
+original() {
+  if [ -f "$root$state/orig$1" ]; then cat "$root$state/orig$1"
+  elif [ -f "$root$1" ] && [ -z "$(recorded "$1")" ]; then cat "$root$1"
+  fi
+}
+
+# put PATH MODE NEW HOW: installs NEW at PATH. HOW: "whole" (a file of pullcred's own),
+# "merge" (NEW was made from the file's original, which is kept for uninstall), "keep" (an
+# existing file that is not pullcred's is left alone).
+put() {
+  path=$1 mode=$2 new=$3 how=$4
+  target=$root$path
+  rec=$(recorded "$path")
+  kind="file"
+  if [ -e "$target" ]; then
+    if [ -n "$rec" ]; then
+      kind=${rec% *}
+      if [ "$(sum "$target")" != "${rec#* }" ]; then
+        [ "$force" = 1 ] || die "$path was changed since pullcred installed it; --force replaces it (keeping $path.bak)"
+        [ "$dry_run" = 1 ] || cp -p "$target" "$target.bak"
+        echo "kept the changed $path as $path.bak"
+      fi
+    else
+      case $how in
+        keep) echo "kept $path (not pullcred's)"; return ;;
+        whole)
+          [ "$force" = 1 ] || die "$path exists and is not pullcred's; --force replaces it (keeping $path.bak)"
+          [ "$dry_run" = 1 ] || cp -p "$target" "$target.bak" ;;
+      esac
+      kind=modified
+      if [ "$dry_run" = 0 ] && [ ! -f "$root$state/orig$path" ]; then
+        ensure_dir "$(dirname "$state/orig$path")" 0700
+        cp -p "$target" "$root$state/orig$path"
+      fi
+    fi
+  else
+    ensure_dir "$(dirname "$path")"
+  fi
+  echo "$kind $(sum "$new") $path" >> "$new_manifest"
+  if [ -e "$target" ] && cmp -s "$new" "$target"; then
+    echo "unchanged $path"
+  elif [ "$dry_run" = 1 ]; then
+    echo "would write $path"
+  else
+    cat "$new" > "$work/staged"
+    chmod "$mode" "$work/staged"
+    mv -f "$work/staged" "$target"
+    echo "wrote $path"
+  fi
+}
+
+# 1. The binary.
+put "$bin_dir/pullcred" 0755 "$binary" whole
+
+# 2. pullcred's config, unless the node has one.
+ensure_dir /etc/pullcred 0700
+if [ -n "$config_src" ]; then
+  put "$pullcred_config" 0600 "$config_src" keep
+elif [ -n "$(recorded "$pullcred_config")" ]; then
+  put "$pullcred_config" 0600 "$root$pullcred_config" keep
+fi
+
+# 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
+original "$provider_config" > "$work/provider.orig"
+if [ -s "$work/provider.orig" ]; then
+  case $provider_config in
+    *.json) merge=$work/provider.json ;;
+    *) merge=$work/provider.yaml ;;
+  esac
+  cp "$work/provider.orig" "$merge"
+fi
+kubelet_config > "$work/provider"
+put "$provider_config" 0644 "$work/provider" merge
+
+# 4. The kubelet flags, where this flavour's kubelet reads them.
+case $flavor in
+  kubeadm)
+    env_file=""
+    for f in /etc/sysconfig/kubelet /etc/default/kubelet; do
+      if [ -f "$root$f" ]; then env_file=$f; break; fi
+    done
+    if [ -z "$env_file" ]; then
+      if [ -d "$root/etc/sysconfig" ]; then env_file=/etc/sysconfig/kubelet; else env_file=/etc/default/kubelet; fi
+    fi
+    original "$env_file" > "$work/env.orig"
+    if grep -q -- '--image-credential-provider-config=' "$work/env.orig"; then
+      cp "$work/env.orig" "$work/env"
+    elif grep -q '^KUBELET_EXTRA_ARGS=' "$work/env.orig"; then
+      sed -E \
+        -e "s|^KUBELET_EXTRA_ARGS=\"(.*)\"\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
+        -e "s|^KUBELET_EXTRA_ARGS='(.*)'\$|KUBELET_EXTRA_ARGS='\\1 $flags'|" \
+        -e "s|^KUBELET_EXTRA_ARGS=([^\"'].*)\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
+        -e "s|^KUBELET_EXTRA_ARGS=\$|KUBELET_EXTRA_ARGS=\"$flags\"|" \
+        "$work/env.orig" > "$work/env"
+    else
+      { cat "$work/env.orig"; printf 'KUBELET_EXTRA_ARGS="%s"\n' "$flags"; } > "$work/env"
+    fi
+    put "$env_file" 0644 "$work/env" merge
+    restart_cmd="systemctl restart kubelet" ;;
+  systemd)
+    printf '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=%s"\n' "$flags" > "$work/dropin"
+    put /etc/systemd/system/kubelet.service.d/20-pullcred.conf 0644 "$work/dropin" whole
+    restart_cmd="systemctl daemon-reload && systemctl restart kubelet" ;;
+  eks)
+    {
+      echo "# pullcred's kubelet flags, merged by nodeadm into its NodeConfig."
+      echo "apiVersion: node.eks.aws/v1alpha1"
+      echo "kind: NodeConfig"
+      echo "spec:"
+      echo "  kubelet:"
+      echo "    flags:"
+      echo "      - --image-credential-provider-config=$provider_config"
+      echo "      - --image-credential-provider-bin-dir=$bin_dir"
+    } > "$work/nodeconfig"
+    put /etc/eks/nodeadm.d/90-pullcred.yaml 0644 "$work/nodeconfig" whole
+    restart_cmd="nodeadm init --config-source file:///etc/eks/nodeadm.d/ && systemctl restart kubelet" ;;
+  k3s | rke2)
+    {
+      echo "# pullcred's kubelet flags (appended to kubelet-arg)."
+      echo "kubelet-arg+:"
+      echo "  - image-credential-provider-config=$provider_config"
+      echo "  - image-credential-provider-bin-dir=$bin_dir"
+    } > "$work/rancher"
+    put "/etc/rancher/$flavor/config.yaml.d/90-pullcred.yaml" 0644 "$work/rancher" whole
+    restart_cmd="systemctl restart $service" ;;
+esac
+
+if [ "$dry_run" = 1 ]; then
+  echo "dry run: nothing was written"
+  exit 0
+fi
+ensure_dir "$state" 0700
+# Directories an earlier run created are still ours.
+if [ -f "$manifest" ]; then awk '$1 == "dir"' "$manifest" >> "$new_manifest"; fi
+sort -u "$new_manifest" > "$work/manifest.sorted"
+if [ ! -f "$manifest" ] || ! cmp -s "$work/manifest.sorted" "$manifest"; then
+  cat "$work/manifest.sorted" > "$manifest"
+  chmod 0600 "$manifest"
+fi
+echo "flavor $flavor: the kubelet's flags are $flags"
+if [ "$restart" = 1 ] && [ -z "$root" ]; then
+  sh -c "$restart_cmd"
+  echo "restarted: $restart_cmd"
 else
-  echo "add these kubelet flags: $flags"
+  echo "to apply, run: $restart_cmd"
 fi
