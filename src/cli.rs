@@ -56,6 +56,18 @@ enum Command {
     /// Inspect or empty the credential cache
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Check everything between the kubelet and a pull on this node, and answer IMAGEs as
+    /// the kubelet would be (minting for real)
+    Doctor {
+        /// Images to answer [default: one per rule without wildcards]
+        images: Vec<String>,
+        /// Answer without reading or writing the cache
+        #[arg(long)]
+        no_cache: bool,
+        /// Read the node's files under this root instead of / (a chroot, a test's tree)
+        #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
+        root: PathBuf,
+    },
     /// Print a kubelet CredentialProviderConfig routing exactly what the rules serve
     KubeletConfig {
         /// Config file [default: --config, else /etc/pullcred/config.toml, else the built-in rules]
@@ -175,6 +187,45 @@ impl Cli {
                     None => Ok(()),
                     Some(path) => check_kubelet(&config, &path, bin_dir.as_deref()),
                 }
+            }
+            Some(Command::Doctor {
+                images,
+                no_cache,
+                root,
+            }) => {
+                let explicit = self.config.clone().or_else(|| {
+                    let under = root.join(DEFAULT_CONFIG_PATH.trim_start_matches('/'));
+                    (root != Path::new("/") && under.exists()).then_some(under)
+                });
+                let config = if explicit.is_none() && root != Path::new("/") {
+                    Ok(Config::builtin())
+                } else {
+                    Config::load(explicit.as_deref()).map_err(|e| crate::logging::error_chain(&e))
+                };
+                let cache_dir = match &config {
+                    Ok(c) => cache_dir(self.cache_dir, c, &env),
+                    Err(_) => self.cache_dir.or_else(|| env.default_cache_dir()),
+                };
+                let report = crate::doctor::Doctor {
+                    root: &root,
+                    env: &env,
+                    config,
+                    cache_dir,
+                    no_cache,
+                    images,
+                }
+                .run();
+                print(
+                    &report
+                        .lines
+                        .iter()
+                        .map(|l| format!("{l}\n"))
+                        .collect::<String>(),
+                )?;
+                if report.failures > 0 {
+                    return Err(Error::Doctor(report.failures));
+                }
+                Ok(())
             }
             Some(Command::KubeletConfig { file, merge }) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()))?;

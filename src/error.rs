@@ -33,6 +33,8 @@ pub enum Error {
     CacheIo(String),
     #[error("kubelet config: {0} error(s), listed above")]
     KubeletConfig(usize),
+    #[error("doctor: {0} check(s) failed, listed above")]
+    Doctor(usize),
     #[error("kubelet config to merge into: {0}")]
     Merge(String),
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod deadline;
+pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod http;

@@ -9,6 +9,7 @@ mod cache;
 mod cli;
 mod corpus;
 mod docker_config;
+mod doctor;
 mod ecr;
 mod faults;
 mod gcp;

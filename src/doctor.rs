@@ -1,0 +1,417 @@
+//! `pullcred doctor`: everything between the kubelet and a pull, checked on the node, one line
+//! per check (`ok`, `warn`, `FAIL` and the fix): the kubelet's credential-provider flags
+//! (from its running command line, else the node flavour's files), the bin dir and the
+//! provider's binary, the kubelet's provider config, pullcred's config, the cache dir, and
+//! what the kubelet would be answered for each image. The node's files are read under
+//! `root` (`/`, or a fake tree in the tests). Never prints a secret: answers are shown by
+//! username and cache time only.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::app;
+use crate::cache::Cache;
+use crate::config::{Config, Origin};
+use crate::env::Env;
+use crate::image::ImageRef;
+use crate::kubelet::{self, Severity};
+use crate::protocol::{ApiVersion, Request, go_duration};
+
+const CONFIG_FLAG: &str = "image-credential-provider-config";
+const BIN_DIR_FLAG: &str = "image-credential-provider-bin-dir";
+/// Files where each flavour sets the kubelet's flags (see install/install.sh).
+const FLAG_FILES: &[&str] = &[
+    "etc/default/kubelet",
+    "etc/sysconfig/kubelet",
+    "etc/systemd/system/kubelet.service.d",
+    "etc/eks/nodeadm.d",
+    "etc/rancher/k3s/config.yaml",
+    "etc/rancher/k3s/config.yaml.d",
+    "etc/rancher/rke2/config.yaml",
+    "etc/rancher/rke2/config.yaml.d",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// The checks' lines and how many failed.
+pub struct Report {
+    pub lines: Vec<String>,
+    pub failures: usize,
+}
+
+impl Report {
+    fn add(&mut self, status: Status, text: impl Into<String>) {
+        let label = match status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => {
+                self.failures += 1;
+                "FAIL"
+            }
+        };
+        self.lines.push(crate::logging::one_line(&format!(
+            "{label} {}",
+            text.into()
+        )));
+    }
+}
+
+/// What a doctor run looks at.
+pub struct Doctor<'a> {
+    pub root: &'a Path,
+    pub env: &'a Env,
+    pub config: Result<Config, String>,
+    pub cache_dir: Option<PathBuf>,
+    /// Answer without reading or writing the cache.
+    pub no_cache: bool,
+    pub images: Vec<String>,
+}
+
+impl Doctor<'_> {
+    pub fn run(&self) -> Report {
+        let mut r = Report {
+            lines: Vec::new(),
+            failures: 0,
+        };
+        let flags = self.kubelet_flags(&mut r);
+        let providers = match &flags {
+            Some((config, bin_dir)) => self.kubelet_config(config, bin_dir, &mut r),
+            None => Vec::new(),
+        };
+        match &self.config {
+            Ok(c) => r.add(
+                Status::Ok,
+                match &c.origin {
+                    Origin::File(p) => {
+                        format!("pullcred config {}: {} rule(s)", p.display(), c.rules.len())
+                    }
+                    Origin::Builtin => format!(
+                        "pullcred config: none, the built-in rules ({})",
+                        c.rules.len()
+                    ),
+                },
+            ),
+            Err(e) => r.add(
+                Status::Fail,
+                format!("pullcred config: {e}: fix it (pullcred config check)"),
+            ),
+        }
+        self.cache(&mut r);
+        if let Ok(config) = &self.config {
+            self.images(config, &providers, flags.is_some(), &mut r);
+        }
+        r
+    }
+
+    fn under(&self, path: &Path) -> PathBuf {
+        self.root.join(path.strip_prefix("/").unwrap_or(path))
+    }
+
+    /// The two flags, from the running kubelet, else from the flavour's files.
+    fn kubelet_flags(&self, r: &mut Report) -> Option<(PathBuf, PathBuf)> {
+        let (found, from) = match running_kubelet(&self.root.join("proc")) {
+            Some(args) => (flags_in(&args.join(" ")), "the running kubelet".to_string()),
+            None => {
+                let mut text = String::new();
+                let mut seen = Vec::new();
+                for rel in FLAG_FILES {
+                    let path = self.root.join(rel);
+                    let files: Vec<PathBuf> = if path.is_dir() {
+                        let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
+                            .map(|d| d.flatten().map(|e| e.path()).collect())
+                            .unwrap_or_default();
+                        v.sort();
+                        v
+                    } else {
+                        vec![path]
+                    };
+                    for f in files {
+                        if let Ok(t) = std::fs::read_to_string(&f) {
+                            text.push_str(&t);
+                            text.push('\n');
+                            seen.push(format!("/{rel}"));
+                        }
+                    }
+                }
+                seen.dedup();
+                (
+                    flags_in(&text),
+                    format!(
+                        "no running kubelet; its flavour's files ({})",
+                        seen.join(", ")
+                    ),
+                )
+            }
+        };
+        match found {
+            (Some(c), Some(b)) => {
+                r.add(
+                    Status::Ok,
+                    format!(
+                        "kubelet flags ({from}): --{CONFIG_FLAG}={} --{BIN_DIR_FLAG}={}",
+                        c, b
+                    ),
+                );
+                Some((PathBuf::from(c), PathBuf::from(b)))
+            }
+            (c, b) => {
+                let missing: Vec<&str> = [(c.is_none(), CONFIG_FLAG), (b.is_none(), BIN_DIR_FLAG)]
+                    .into_iter()
+                    .filter_map(|(m, f)| m.then_some(f))
+                    .collect();
+                r.add(
+                    Status::Fail,
+                    format!(
+                        "kubelet flags ({from}): no --{}: the kubelet asks no credential provider; \
+                         run install/install.sh (or set the flags) and restart the kubelet",
+                        missing.join(", --")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn kubelet_config(
+        &self,
+        config: &Path,
+        bin_dir: &Path,
+        r: &mut Report,
+    ) -> Vec<kubelet::Provider> {
+        let (config_path, bin_path) = (self.under(config), self.under(bin_dir));
+        if !bin_path.is_dir() {
+            r.add(
+                Status::Fail,
+                format!(
+                    "bin dir {}: missing: install the binary there (install/install.sh)",
+                    bin_dir.display()
+                ),
+            );
+        } else {
+            r.add(Status::Ok, format!("bin dir {}", bin_dir.display()));
+        }
+        let (providers, mut findings) = kubelet::load(&config_path);
+        if bin_path.is_dir() {
+            findings.extend(kubelet::check_bin_dir(&providers, &bin_path));
+        }
+        if let Ok(c) = &self.config {
+            let file = match &c.origin {
+                Origin::File(p) => p.clone(),
+                Origin::Builtin => PathBuf::from(crate::config::DEFAULT_CONFIG_PATH),
+            };
+            findings.extend(kubelet::cross_check(&providers, c, &file));
+        }
+        let shown = |f: &kubelet::Finding| {
+            // Name the node's path, not the fake root's.
+            f.to_string()
+                .replacen(&self.root.display().to_string(), "", 1)
+                .trim_start_matches("error: ")
+                .trim_start_matches("warning: ")
+                .to_string()
+        };
+        for f in &findings {
+            let status = match f.severity {
+                Severity::Error => Status::Fail,
+                Severity::Warning => Status::Warn,
+            };
+            r.add(status, format!("kubelet config {}", shown(f)));
+        }
+        if findings.iter().all(|f| f.severity != Severity::Error) {
+            let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+            r.add(
+                Status::Ok,
+                format!(
+                    "kubelet config {}: providers {}",
+                    config.display(),
+                    names.join(", ")
+                ),
+            );
+        }
+        providers
+    }
+
+    fn cache(&self, r: &mut Report) {
+        let Some(dir) = &self.cache_dir else {
+            r.add(
+                Status::Warn,
+                "cache dir: none (HOME unset): every request mints",
+            );
+            return;
+        };
+        match std::fs::metadata(dir) {
+            Err(_) => r.add(
+                Status::Ok,
+                format!(
+                    "cache dir {}: not made yet (the first mint makes it, 0700)",
+                    dir.display()
+                ),
+            ),
+            Ok(m) if m.uid() != self.env.uid() => r.add(
+                Status::Fail,
+                format!(
+                    "cache dir {}: owned by uid {}, not {}: remove it (pullcred remakes it)",
+                    dir.display(),
+                    m.uid(),
+                    self.env.uid()
+                ),
+            ),
+            Ok(m) if m.mode() & 0o077 != 0 => r.add(
+                Status::Fail,
+                format!(
+                    "cache dir {}: mode {:04o}: chmod 0700 it",
+                    dir.display(),
+                    m.mode() & 0o7777
+                ),
+            ),
+            Ok(_) => r.add(
+                Status::Ok,
+                format!("cache dir {}: the caller's, 0700", dir.display()),
+            ),
+        }
+    }
+
+    /// Each image (or each rule without wildcards) answered as the kubelet would be.
+    fn images(
+        &self,
+        config: &Config,
+        providers: &[kubelet::Provider],
+        wired: bool,
+        r: &mut Report,
+    ) {
+        let mut images = self.images.clone();
+        if images.is_empty() {
+            for rule in &config.rules {
+                match rule.patterns.iter().find(|p| !p.to_string().contains(['*', '?', '['])) {
+                    Some(p) => images.push(format!("{p}/doctor:latest")),
+                    None => r.add(
+                        Status::Ok,
+                        format!("rule {}: every pattern has wildcards; name an image to try it (pullcred doctor IMAGE)", rule.number),
+                    ),
+                }
+            }
+        }
+        let cache = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .as_ref()
+                .and_then(|d| Cache::open(d, self.env.uid()).ok())
+        };
+        for image in images {
+            if wired && let Ok(parsed) = ImageRef::parse(&image) {
+                let routed = providers
+                    .iter()
+                    .filter(|p| p.name.starts_with("pullcred"))
+                    .any(|p| p.match_images.iter().any(|m| m.matches(&parsed)));
+                if !routed {
+                    r.add(
+                        Status::Fail,
+                        format!("image {image}: no pullcred provider's matchImages covers it: the kubelet pulls it anonymously"),
+                    );
+                }
+            }
+            let req = Request {
+                api_version: ApiVersion::V1,
+                image: image.clone(),
+                service_account_token: None,
+                service_account_annotations: Default::default(),
+            };
+            let deadline = Instant::now() + config.deadline.min(Duration::from_secs(20));
+            match app::answer(&req, config, self.env, cache.as_ref(), deadline) {
+                Ok(resp) if resp.auth.is_empty() => r.add(
+                    Status::Warn,
+                    format!("image {image}: no rule matches: answered with no credentials"),
+                ),
+                Ok(resp) => {
+                    let (key, auth) = resp.auth.iter().next().expect("one entry");
+                    r.add(
+                        Status::Ok,
+                        format!(
+                            "image {image}: answered for {key} as {:?}, cacheDuration {}",
+                            auth.username,
+                            go_duration(resp.cache_duration)
+                        ),
+                    )
+                }
+                Err(e) => r.add(
+                    Status::Fail,
+                    format!("image {image}: {}", crate::logging::error_chain(&e)),
+                ),
+            }
+        }
+    }
+}
+
+/// The argv of a process whose program is `kubelet`, under a `/proc`.
+fn running_kubelet(proc_dir: &Path) -> Option<Vec<String>> {
+    let mut pids: Vec<PathBuf> = std::fs::read_dir(proc_dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    pids.sort();
+    pids.into_iter().find_map(|p| {
+        let raw = std::fs::read(p.join("cmdline")).ok()?;
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let program = args.first()?;
+        (Path::new(program).file_name()? == "kubelet").then_some(args)
+    })
+}
+
+/// The two flags' values in a command line or a config file's text: `--flag=v`, `--flag v`,
+/// or k3s's `flag=v` in a `kubelet-arg` list; the last one wins, as for the kubelet.
+fn flags_in(text: &str) -> (Option<String>, Option<String>) {
+    let value = |flag: &str| {
+        let mut found = None;
+        let mut rest = text;
+        while let Some(i) = rest.find(flag) {
+            let after = &rest[i + flag.len()..];
+            let v = after
+                .trim_start_matches(['=', ' '])
+                .split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                .next()
+                .unwrap_or("");
+            if !v.is_empty() && !v.starts_with('-') {
+                found = Some(v.to_string());
+            }
+            rest = after;
+        }
+        found
+    };
+    (value(CONFIG_FLAG), value(BIN_DIR_FLAG))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_found_in_each_flavours_spelling() {
+        for text in [
+            "kubelet --image-credential-provider-config=/c --image-credential-provider-bin-dir=/b",
+            "KUBELET_EXTRA_ARGS=\"--x --image-credential-provider-config /c --image-credential-provider-bin-dir=/b\"",
+            "kubelet-arg+:\n  - image-credential-provider-config=/c\n  - image-credential-provider-bin-dir=/b\n",
+        ] {
+            assert_eq!(
+                flags_in(text),
+                (Some("/c".into()), Some("/b".into())),
+                "{text}"
+            );
+        }
+        assert_eq!(flags_in("kubelet --config=/k"), (None, None));
+    }
+}
