@@ -65,6 +65,10 @@ fi
 if [ -z "$binary" ] || [ ! -x "$binary" ]; then
   die "no pullcred binary (cargo build --release, or --binary PATH)"
 fi
+# The front binary answers cache hits and hands the rest to pullcred-mint, which must be
+# installed beside it.
+mint_binary=$(dirname "$binary")/pullcred-mint
+[ -x "$mint_binary" ] || die "no pullcred-mint beside $binary (both are built and installed together)"
 if [ -n "$config_src" ] && [ ! -f "$config_src" ]; then die "no config at $config_src"; fi
 
 kubelet_unit_dirs="etc/systemd/system lib/systemd/system usr/lib/systemd/system"
@@ -229,8 +233,9 @@ put() {
   fi
 }
 
-# 1. The binary.
+# 1. The binaries: the front, and the minting binary it hands misses to.
 put "$bin_dir/pullcred" 0755 "$binary" whole
+put "$bin_dir/pullcred-mint" 0755 "$mint_binary" whole
 
 # 2. pullcred's config, unless the node has one.
 ensure_dir /etc/pullcred 0700
@@ -251,6 +256,12 @@ if [ -s "$work/provider.orig" ]; then
 fi
 kubelet_config > "$work/provider"
 put "$provider_config" 0644 "$work/provider" merge
+# A provider per token audience is the front under another name (pullcred-ecr, …).
+sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
+  "$work/provider" > "$work/names"
+while read -r name; do
+  [ "$name" = pullcred-mint ] || put "$bin_dir/$name" 0755 "$binary" whole
+done < "$work/names"
 
 # 4. The kubelet flags, where this flavour's kubelet reads them.
 case $flavor in

@@ -3,19 +3,64 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cache::{Cache, obtain};
-use crate::config::Config;
-use crate::config::Rule;
+use crate::cache::{Cache, Entry, Outcome, lookup, obtain};
+use crate::config::{Config, Rule, Selected};
 use crate::env::Env;
 use crate::error::Error;
 use crate::image::ImageRef;
+use crate::metrics::{self, Event};
 use crate::protocol::{Auth, CacheKeyType, Quoted, Request, Response};
-use crate::sources::{MintRequest, Source, SourceError};
+use crate::sources::{MintRequest, SourceError, Spec};
 use crate::workload::{IdentityMode, ServiceAccount, Workload};
 
 /// When minting fails and a still-valid cached credential is served instead, the kubelet is
 /// told to ask again soon, so a recovered upstream is used within this time.
 const STALE_KUBELET_CACHE: Duration = Duration::from_secs(60);
+
+/// What a request resolves to before the cache is read: the image, the rule, the host to
+/// mint for, and whose identity.
+pub struct Plan<'c, T: ?Sized + 'static> {
+    image: ImageRef,
+    selected: Selected<'c, T>,
+    mint_host: String,
+    workload: Option<Workload>,
+}
+
+/// The rule and identity for a request; `None` when no rule matches the image.
+fn plan<'c, T: ?Sized + Spec + 'static>(
+    req: &Request,
+    config: &'c Config<T>,
+    env: &Env,
+) -> Result<Option<Plan<'c, T>>, Error> {
+    let image = ImageRef::parse(&req.image).map_err(|err| Error::Image {
+        image: Quoted::new(&req.image),
+        err,
+    })?;
+    let Some(selected) = config.select(&image) else {
+        return Ok(None);
+    };
+    let rule = selected.rule;
+    let mint_host = rule.mint_host.clone().unwrap_or_else(|| image.host.clone());
+    let source = rule.source.as_ref();
+    let source_error = |err| source_error(rule, &mint_host, err);
+    source.check(&mint_host).map_err(source_error)?;
+    let workload = workload_for(rule, source, req, env).map_err(source_error)?;
+    Ok(Some(Plan {
+        image,
+        selected,
+        mint_host,
+        workload,
+    }))
+}
+
+fn source_error<T: ?Sized + Spec>(rule: &Rule<T>, mint_host: &str, err: SourceError) -> Error {
+    Error::Source {
+        rule: rule.number,
+        source_name: rule.source.name(),
+        mint_host: mint_host.to_string(),
+        err,
+    }
+}
 
 /// Answers one request under `config`, using `cache` when there is one.
 pub fn answer(
@@ -29,45 +74,87 @@ pub fn answer(
     if env.var("PULLCRED_TEST_PANIC").is_some() {
         panic!("a test panic that quotes s3cret-panic-payload");
     }
-    let image = ImageRef::parse(&req.image).map_err(|err| Error::Image {
-        image: Quoted::new(&req.image),
-        err,
-    })?;
-    let Some(selected) = config.select(&image) else {
-        tracing::warn!(
-            "no rule matches {}; answering with no credentials",
-            image.host
-        );
+    let Some(plan) = plan(req, config, env)? else {
+        let host = ImageRef::parse(&req.image)
+            .map(|i| i.host)
+            .unwrap_or_default();
+        tracing::warn!("no rule matches {host}; answering with no credentials");
         return Ok(Response::empty(req.api_version));
     };
-    let rule = selected.rule;
-    let mint_host = rule.mint_host.as_deref().unwrap_or(&image.host);
+    let rule = plan.selected.rule;
     let source = rule.source.as_ref();
-    let source_error = |err| Error::Source {
-        rule: rule.number,
-        source_name: source.name(),
-        mint_host: mint_host.to_string(),
-        err,
-    };
-    source.check(mint_host).map_err(source_error)?;
-    let workload = workload_for(rule, source, req, env).map_err(source_error)?;
     let mint = MintRequest {
-        mint_host,
+        mint_host: &plan.mint_host,
         env,
         deadline,
-        workload: workload.as_ref(),
+        workload: plan.workload.as_ref(),
     };
     // A source whose answer is the request's own token keeps nothing.
     let cache = cache.filter(|_| source.cacheable());
-    let (entry, stale) = obtain(source, &mint, cache, &config.cache).map_err(source_error)?;
+    let obtained = obtain(source, &mint, cache, &config.cache);
+    if let Some(path) = &config.metrics {
+        let event = match &obtained {
+            Ok((entry, Outcome::Minted)) => Some(Event::Minted {
+                expires_at: Some(entry.expires_at),
+            }),
+            Ok((entry, Outcome::Stale { failed: true })) => Some(Event::ServedStale {
+                expires_at: entry.expires_at,
+            }),
+            Ok(_) => None,
+            Err(_) => Some(Event::Failed),
+        };
+        if let Some(event) = event
+            && let Err(e) = metrics::record(path, source.name(), &plan.mint_host, event, env.now())
+        {
+            tracing::warn!("metrics: {e}");
+        }
+    }
+    let (entry, outcome) = obtained.map_err(|err| source_error(rule, &plan.mint_host, err))?;
+    Ok(respond(req, config, &plan, entry, outcome.is_stale(), env))
+}
 
+/// The answer from a fresh cache entry alone: what the front binary gives without minting.
+/// `None` when anything more is needed (no entry, a stale one, no rule, any error): the
+/// minting binary then answers, and says what went wrong.
+pub fn answer_hit(
+    req: &Request,
+    config: &Config<dyn Spec>,
+    env: &Env,
+    cache: &Cache,
+) -> Option<Response> {
+    let plan = plan(req, config, env).ok()??;
+    let source = plan.selected.rule.source.as_ref();
+    if !source.cacheable() {
+        return None;
+    }
+    let mint = MintRequest {
+        mint_host: &plan.mint_host,
+        env,
+        deadline: Instant::now(),
+        workload: plan.workload.as_ref(),
+    };
+    let entry = lookup(source, &mint, cache)?;
+    Some(respond(req, config, &plan, entry, false, env))
+}
+
+/// The response for an entry: keyed as the kubelet looks it up, cached by the kubelet until
+/// pullcred would refresh (or briefly, for a stale answer).
+fn respond<T: ?Sized + Spec + 'static>(
+    req: &Request,
+    config: &Config<T>,
+    plan: &Plan<'_, T>,
+    entry: Entry,
+    stale: bool,
+    env: &Env,
+) -> Response {
+    let image = &plan.image;
     // Credentials are keyed by the image's host as the kubelet parsed it (it matches them
     // against the image, label by label), narrowed to the rule's path where it has one.
-    let key = match selected.pattern.path() {
+    let key = match plan.selected.pattern.path() {
         Some(path) => format!("{}/{path}", image.requested_host),
         None => image.requested_host.clone(),
     };
-    let cache_key_type = if config.host_has_path_rules(&image) {
+    let cache_key_type = if config.host_has_path_rules(image) {
         CacheKeyType::Image
     } else {
         CacheKeyType::Registry
@@ -82,10 +169,10 @@ pub fn answer(
     if let Some(max) = config.cache.max_kubelet_cache {
         cache_duration = cache_duration.min(max);
     }
-    if !source.cacheable() {
+    if !plan.selected.rule.source.cacheable() {
         cache_duration = Duration::ZERO;
     }
-    Ok(Response {
+    Response {
         api_version: req.api_version,
         cache_key_type,
         cache_duration,
@@ -97,7 +184,7 @@ pub fn answer(
             },
         )]
         .into(),
-    })
+    }
 }
 
 /// The workload whose identity the mint uses, if the rule's `identity` and the request call
@@ -105,9 +192,9 @@ pub fn answer(
 /// turn to the node's identity; under `service-account-or-node` a request without a token,
 /// or a service account without what the source needs, gets the node's identity. A token
 /// that is malformed or expired is an error under both.
-fn workload_for(
-    rule: &Rule,
-    source: &dyn Source,
+fn workload_for<T: ?Sized + Spec>(
+    rule: &Rule<T>,
+    source: &T,
     req: &Request,
     env: &Env,
 ) -> Result<Option<Workload>, SourceError> {

@@ -270,7 +270,10 @@ impl Cli {
                     }
                 }
             }
-            Some(Command::Version) => print(&format!("pullcred {}\n", env!("CARGO_PKG_VERSION"))),
+            Some(Command::Version) => print(&format!(
+                "pullcred {0} (pullcred and pullcred-mint {0})\n",
+                env!("CARGO_PKG_VERSION")
+            )),
         }
     }
 }
@@ -283,8 +286,8 @@ fn serve(
     cache: Option<Cache>,
     request: impl FnOnce(&Env) -> Result<Request, Error>,
 ) -> Result<(), Error> {
-    let armed = deadline::arm(config.deadline);
-    let deadline = Instant::now() + config.deadline;
+    let (armed, left) = deadline::arm_within(config.deadline);
+    let deadline = Instant::now() + left;
     let req = request(&env)?;
     let out = app::answer(&req, &config, &env, cache.as_ref(), deadline)?.encode();
     drop(armed);

@@ -17,7 +17,7 @@ use toml::Spanned;
 use crate::cache::{RefreshWindow, Settings as CacheSettings};
 use crate::image::ImageRef;
 use crate::rules::Pattern;
-use crate::sources::{KINDS, Kind, OptionError, Options, Source, Workloads};
+use crate::sources::{KINDS, Kind, OptionError, Options, Source, Spec, Workloads};
 use crate::units::parse_duration;
 use crate::workload::IdentityMode;
 
@@ -29,13 +29,17 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The keys this module reads; every other key of a rule belongs to its source.
 const SHARED_KEYS: [&str; 4] = ["match", "source", "registry", "identity"];
 
+/// A config whose rules' sources are `T`: [`Source`]s that mint (the default), or only their
+/// [`Spec`]s (the front binary, which answers cache hits).
 #[derive(Debug)]
-pub struct Config {
+pub struct Config<T: ?Sized + 'static = dyn Source> {
     pub origin: Origin,
     /// Hard limit on one request, from stdin to stdout.
     pub deadline: Duration,
     pub cache: CacheSettings,
-    pub rules: Vec<Rule>,
+    /// `[metrics] textfile`: the node_exporter textfile each mint rewrites.
+    pub metrics: Option<PathBuf>,
+    pub rules: Vec<Rule<T>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +49,7 @@ pub enum Origin {
 }
 
 #[derive(Debug)]
-pub struct Rule {
+pub struct Rule<T: ?Sized + 'static = dyn Source> {
     /// 1-based position in the config, for messages.
     pub number: usize,
     pub patterns: Vec<Pattern>,
@@ -54,12 +58,12 @@ pub struct Rule {
     pub mint_host: Option<String>,
     /// Whose identity a mint uses: the node's, or the pod's service account's.
     pub identity: IdentityMode,
-    pub source: Box<dyn Source>,
+    pub source: Box<T>,
 }
 
 /// A rule chosen for an image, with the pattern that matched.
-pub struct Selected<'c> {
-    pub rule: &'c Rule,
+pub struct Selected<'c, T: ?Sized + 'static = dyn Source> {
+    pub rule: &'c Rule<T>,
     pub pattern: &'c Pattern,
 }
 
@@ -82,8 +86,23 @@ impl Config {
         Self::builtin_with(KINDS)
     }
 
+    /// Loads `explicit` if given (it must exist), else the default path, else the built-in rules.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(explicit, KINDS)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_file_with(path, KINDS)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_with(text, path, KINDS)
+    }
+}
+
+impl<T: ?Sized + Spec + 'static> Config<T> {
     /// [`Config::builtin`] over the given kinds.
-    pub fn builtin_with(kinds: &[Kind]) -> Self {
+    pub fn builtin_with(kinds: &[Kind<T>]) -> Self {
         let rules = kinds
             .iter()
             .filter(|k| !k.builtin.is_empty())
@@ -104,22 +123,23 @@ impl Config {
             origin: Origin::Builtin,
             deadline: DEFAULT_DEADLINE,
             cache: CacheSettings::default(),
+            metrics: None,
             rules,
         }
     }
 
-    /// Loads `explicit` if given (it must exist), else the default path, else the built-in rules.
-    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+    /// [`Config::load`] over the given kinds.
+    pub fn load_with(explicit: Option<&Path>, kinds: &[Kind<T>]) -> Result<Self, ConfigError> {
         match explicit {
-            Some(path) => Self::from_file(path),
+            Some(path) => Self::from_file_with(path, kinds),
             None => match std::fs::metadata(DEFAULT_CONFIG_PATH) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin()),
-                _ => Self::from_file(Path::new(DEFAULT_CONFIG_PATH)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin_with(kinds)),
+                _ => Self::from_file_with(Path::new(DEFAULT_CONFIG_PATH), kinds),
             },
         }
     }
 
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+    pub fn from_file_with(path: &Path, kinds: &[Kind<T>]) -> Result<Self, ConfigError> {
         use std::io::Read;
         let read_err = |reason: String| ConfigError::Read {
             path: path.into(),
@@ -133,15 +153,11 @@ impl Config {
         if text.len() as u64 > MAX_CONFIG_BYTES {
             return Err(read_err(format!("larger than {MAX_CONFIG_BYTES} bytes")));
         }
-        Self::parse(&text, path)
-    }
-
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        Self::parse_with(text, path, KINDS)
+        Self::parse_with(&text, path, kinds)
     }
 
     /// [`Config::parse`] with the given source kinds.
-    pub fn parse_with(text: &str, path: &Path, kinds: &[Kind]) -> Result<Self, ConfigError> {
+    pub fn parse_with(text: &str, path: &Path, kinds: &[Kind<T>]) -> Result<Self, ConfigError> {
         let invalid = |span: Option<Range<usize>>, message: String| ConfigError::Invalid {
             path: path.into(),
             line: span.map_or(1, |s| line_of(text, s.start)),
@@ -186,16 +202,18 @@ impl Config {
                     .map_err(|(s, m)| invalid(Some(s.unwrap_or(span)), m))
             })
             .collect::<Result<_, _>>()?;
+        let metrics = raw.metrics.and_then(|m| m.textfile).map(|f| base.join(f));
         Ok(Config {
             origin: Origin::File(path.into()),
             deadline,
             cache,
+            metrics,
             rules,
         })
     }
 
     /// The first rule with a pattern covering the image.
-    pub fn select(&self, image: &ImageRef) -> Option<Selected<'_>> {
+    pub fn select(&self, image: &ImageRef) -> Option<Selected<'_, T>> {
         self.rules.iter().find_map(|rule| {
             let pattern = rule.patterns.iter().find(|p| p.matches(image))?;
             Some(Selected { rule, pattern })
@@ -226,10 +244,17 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct RawConfig {
     deadline: Option<Spanned<String>>,
     cache: Option<Spanned<RawCache>>,
+    metrics: Option<RawMetrics>,
     /// Each rule as its keys, each key's value with its place in the text: the shared keys
     /// are read here, the rest go to the source kind.
     #[serde(default)]
     registry: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    textfile: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -270,12 +295,12 @@ impl RawCache {
 
 type RuleError = (Option<Range<usize>>, String);
 
-impl Rule {
+impl<T: ?Sized + Spec + 'static> Rule<T> {
     fn from_raw(
         number: usize,
         mut raw: BTreeMap<String, Spanned<toml::Value>>,
         base: &Path,
-        kinds: &[Kind],
+        kinds: &[Kind<T>],
     ) -> Result<Self, RuleError> {
         let shared: Vec<(&str, Option<Spanned<toml::Value>>)> =
             SHARED_KEYS.iter().map(|k| (*k, raw.remove(*k))).collect();
@@ -370,9 +395,9 @@ impl Rule {
 
 /// A rule's `identity`, as its kind allows it: `node` unless said otherwise (or, for a kind
 /// that answers with the token itself, `service-account`).
-fn rule_identity(
+fn rule_identity<T: ?Sized>(
     value: Option<Spanned<toml::Value>>,
-    kind: &Kind,
+    kind: &Kind<T>,
 ) -> Result<IdentityMode, RuleError> {
     let default = match kind.workloads {
         Workloads::Required => IdentityMode::ServiceAccount,
@@ -417,7 +442,12 @@ fn rule_identity(
 
 /// Whether a key some rule of `kind` does not take is another kind's: each other kind is
 /// asked to build from that key alone, and one that does not call it unknown takes it.
-fn known_elsewhere(kinds: &[Kind], kind: &Kind, key: &str, options: &Options<'_>) -> bool {
+fn known_elsewhere<T: ?Sized>(
+    kinds: &[Kind<T>],
+    kind: &Kind<T>,
+    key: &str,
+    options: &Options<'_>,
+) -> bool {
     let Some(value) = options.table.get(key) else {
         return false;
     };
@@ -439,7 +469,7 @@ fn known_elsewhere(kinds: &[Kind], kind: &Kind, key: &str, options: &Options<'_>
     })
 }
 
-impl fmt::Display for Rule {
+impl<T: ?Sized + Spec> fmt::Display for Rule<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let patterns: Vec<String> = self.patterns.iter().map(Pattern::to_string).collect();
         write!(f, "rule {}: match {}", self.number, patterns.join(", "))?;

@@ -18,6 +18,35 @@ static LINE_LEN: AtomicUsize = AtomicUsize::new(0);
 #[must_use = "the deadline is disarmed when this is dropped"]
 pub struct Armed(());
 
+/// Arms the deadline `limit` from now, or sooner: a timer already running (the front binary's,
+/// kept across its `exec` of the minting binary) is not extended. Returns the armed guard
+/// and the time it allows.
+pub fn arm_within(limit: Duration) -> (Armed, Duration) {
+    let left = remaining()
+        .filter(|r| !r.is_zero())
+        .map_or(limit, |r| r.min(limit));
+    (arm(left), left)
+}
+
+/// The time left on a running timer, if one is.
+fn remaining() -> Option<Duration> {
+    let mut current = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+    };
+    // SAFETY: a plain system call filling a value we own.
+    let ok = unsafe { libc::getitimer(libc::ITIMER_REAL, &mut current) } == 0;
+    let v = current.it_value;
+    (ok && (v.tv_sec > 0 || v.tv_usec > 0))
+        .then(|| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000))
+}
+
 /// Arms the deadline `limit` from now.
 pub fn arm(limit: Duration) -> Armed {
     let text = format!(

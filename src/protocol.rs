@@ -106,15 +106,21 @@ pub struct Request {
 
 /// Reads a request from `input` (stdin), refusing more than [`MAX_REQUEST_BYTES`].
 pub fn read_request(input: impl Read) -> Result<Request, RequestError> {
+    let buf = read_bytes(input)?;
+    if buf.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge);
+    }
+    decode_request(&buf)
+}
+
+/// Stdin's bytes, no more than one past [`MAX_REQUEST_BYTES`] (so that too much is told).
+pub fn read_bytes(input: impl Read) -> Result<Vec<u8>, RequestError> {
     let mut buf = Vec::new();
     input
         .take(MAX_REQUEST_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| RequestError::Read(e.kind().to_string()))?;
-    if buf.len() as u64 > MAX_REQUEST_BYTES {
-        return Err(RequestError::TooLarge);
-    }
-    decode_request(&buf)
+    Ok(buf)
 }
 
 pub fn decode_request(bytes: &[u8]) -> Result<Request, RequestError> {

@@ -108,13 +108,55 @@ fn without_a_config_file_the_builtin_rules_apply() {
     assert_eq!(resp["auth"], serde_json::json!({}));
 }
 
+/// The front binary hands everything but a cache hit to `pullcred-mint` beside it; without
+/// it, or with one of another release, the error says so.
+#[test]
+fn the_front_needs_its_minting_binary_beside_it() {
+    let home = tempfile::tempdir().unwrap();
+    let lonely = home.path().join("pullcred");
+    std::fs::copy(env!("CARGO_BIN_EXE_pullcred"), &lonely).unwrap();
+    let cmd = pullcred(home.path());
+    let out = run(
+        std::process::Command::new(&lonely)
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .arg("version"),
+        b"",
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains(&format!(
+            "pullcred: cannot run {}/pullcred-mint: No such file or directory",
+            home.path().display()
+        )) && out.stderr.contains("installed together"),
+        "{out:?}"
+    );
+    let mint = std::path::Path::new(env!("CARGO_BIN_EXE_pullcred")).with_file_name("pullcred-mint");
+    let out = run(
+        std::process::Command::new(&mint)
+            .env("PULLCRED_FRONT_VERSION", "0.0.0-other")
+            .arg("version"),
+        b"",
+    );
+    assert_eq!(out.code, Some(1));
+    assert_eq!(
+        out.stderr,
+        format!(
+            "pullcred: pullcred 0.0.0-other handed over to pullcred-mint {}: install both from one release\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
 #[test]
 fn version_and_usage() {
     let home = tempfile::tempdir().unwrap();
     let out = run(pullcred(home.path()).arg("version"), b"");
     assert_eq!(
         out.stdout,
-        format!("pullcred {}\n", env!("CARGO_PKG_VERSION"))
+        format!(
+            "pullcred {0} (pullcred and pullcred-mint {0})\n",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     let out = run(pullcred(home.path()).arg("frobnicate"), b"");
     assert_eq!(out.code, Some(2));

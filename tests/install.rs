@@ -134,6 +134,7 @@ fn kubeadm_debian_gets_the_flags_in_etc_default_kubelet() {
     );
     for file in [
         "/usr/local/libexec/kubelet-credential-providers/pullcred",
+        "/usr/local/libexec/kubelet-credential-providers/pullcred-mint",
         "/etc/pullcred/config.toml",
         "/etc/kubernetes/credential-provider-config.yaml",
         "/etc/default/kubelet",
@@ -168,6 +169,32 @@ fn kubeadm_debian_gets_the_flags_in_etc_default_kubelet() {
     let out = script("uninstall.sh", r, &[]);
     assert!(out.ok, "{}{}", out.stdout, out.stderr);
     assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn service_account_rules_get_the_front_under_each_providers_name() {
+    let root = node("kubeadm-debian");
+    let r = root.path();
+    let out = installed(r, &["--example", "service-account-tokens"]);
+    for name in [
+        "pullcred-ecr",
+        "pullcred-gcp",
+        "pullcred-acr",
+        "pullcred-passthrough",
+    ] {
+        let file = format!("/usr/local/libexec/kubelet-credential-providers/{name}");
+        assert!(out.contains(&format!("wrote {file}\n")), "{name}: {out}");
+        assert_eq!(
+            fs::read(r.join(file.trim_start_matches('/'))).unwrap(),
+            fs::read(env!("CARGO_BIN_EXE_pullcred")).unwrap(),
+            "the front binary"
+        );
+    }
+    check_clean(
+        r,
+        "/etc/kubernetes/credential-provider-config.yaml",
+        "/usr/local/libexec/kubelet-credential-providers",
+    );
 }
 
 #[test]

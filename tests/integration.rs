@@ -16,6 +16,7 @@ mod gcp;
 mod install;
 mod kubelet;
 mod matching;
+mod metrics;
 mod protocol;
 mod registry;
 mod resolution;

@@ -2,7 +2,8 @@
 # Runs pullcred's whole test suite, first installing the test peers that are missing:
 # Debian's docker-registry (distribution), skopeo, umoci, htpasswd (apache2-utils), strace, shellcheck and
 # the NSS module libnss-myhostname (the resolution tests prove it is never loaded), and moto
-# (in server mode: the AWS peer for ECR and STS) from PyPI.
+# (in server mode: the AWS peer for ECR and STS) and prometheus_client (its text-format parser
+# checks the metrics textfile) from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,11 @@ if ! command -v moto_server >/dev/null 2>&1; then
   echo "tests/run.sh: installing moto[server]" >&2
   python3 -m pip install -q 'moto[server]>=5.1,<6'
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+# Prometheus' own text-format parser, which the metrics textfile must satisfy.
+if ! python3 -c 'import prometheus_client.parser' 2>/dev/null; then
+  echo "tests/run.sh: installing prometheus_client" >&2
+  python3 -m pip install -q 'prometheus_client>=0.20,<1'
 fi
 
 exec cargo test --locked --features test-clock "$@"

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::store::{Cache, Entry, Key};
 use crate::credential::Credential;
-use crate::sources::{MintRequest, Source, SourceError};
+use crate::sources::{MintRequest, Source, SourceError, Spec};
 
 /// How far the clock may have stepped back since an entry was minted before its times are
 /// no longer trusted.
@@ -137,6 +137,44 @@ impl Entry {
     }
 }
 
+/// How [`obtain`] came by its entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A fresh entry (perhaps after waiting for another process's mint).
+    Cached,
+    /// Minted now.
+    Minted,
+    /// Not fresh, but still valid: answered because minting failed (`failed`) or another
+    /// process was still minting.
+    Stale { failed: bool },
+}
+
+impl Outcome {
+    pub fn is_stale(self) -> bool {
+        matches!(self, Outcome::Stale { .. })
+    }
+}
+
+/// The cache key of what `source` mints for `req`: the source's identity, the host, and the
+/// workload's identity when a workload's.
+fn key_of(source: &dyn Spec, req: &MintRequest<'_>) -> Key {
+    let mut material = format!("{}\n{}", source.cache_identity(req.env), req.mint_host);
+    // A workload's entries are its service account's alone: never served to another.
+    if let Some(w) = req.workload {
+        material = format!("{material}\n{}", w.cache_identity());
+    }
+    Key::new(&material)
+}
+
+/// A fresh cache entry for `req`, if there is one: the whole of a cache hit, with no lock
+/// and no mint (what the front binary answers with).
+pub fn lookup(source: &dyn Spec, req: &MintRequest<'_>, cache: &Cache) -> Option<Entry> {
+    let key = key_of(source, req);
+    cache
+        .read(&key)
+        .filter(|e| e.mint_host == req.mint_host && e.is_fresh(req.env.now()))
+}
+
 /// The credential for one source and registry: a fresh cache entry if there is one;
 /// otherwise minted under the key's lock (so a burst of processes mints once); otherwise,
 /// if minting fails, a cached credential that has not expired (`true`: served stale).
@@ -145,20 +183,15 @@ pub fn obtain(
     req: &MintRequest<'_>,
     cache: Option<&Cache>,
     settings: &Settings,
-) -> Result<(Entry, bool), SourceError> {
+) -> Result<(Entry, Outcome), SourceError> {
     let env = req.env;
-    let mut material = format!("{}\n{}", source.cache_identity(env), req.mint_host);
-    // A workload's entries are its service account's alone: never served to another.
-    if let Some(w) = req.workload {
-        material = format!("{material}\n{}", w.cache_identity());
-    }
-    let key = Key::new(&material);
+    let key = key_of(source, req);
     let read = |c: &Cache| c.read(&key).filter(|e| e.mint_host == req.mint_host);
 
     let mut cached = cache.and_then(read);
     if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
         tracing::debug!(key = key.as_str(), "cache hit");
-        return Ok((entry, false));
+        return Ok((entry, Outcome::Cached));
     }
     // Miss: wait for whoever may be minting this key, then look again before minting.
     // Held until the new entry is written (end of this function).
@@ -187,7 +220,14 @@ pub fn obtain(
                     humantime::format_rfc3339_seconds(entry.expires_at)
                 );
                 let stale = !entry.is_fresh(env.now());
-                return Ok((entry, stale));
+                return Ok((
+                    entry,
+                    if stale {
+                        Outcome::Stale { failed: false }
+                    } else {
+                        Outcome::Cached
+                    },
+                ));
             }
             tracing::warn!("cache lock for {}: {e}; minting without it", req.mint_host);
             None
@@ -198,7 +238,7 @@ pub fn obtain(
         cached = cache.and_then(read);
         if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
             tracing::debug!(key = key.as_str(), "cache hit after waiting for the lock");
-            return Ok((entry, false));
+            return Ok((entry, Outcome::Cached));
         }
     }
 
@@ -225,7 +265,7 @@ pub fn obtain(
             {
                 tracing::warn!("cache dir {}: cannot write entry: {e}", c.dir().display());
             }
-            Ok((entry, false))
+            Ok((entry, Outcome::Minted))
         }
         Err(err) => match cached.filter(|e| e.is_valid(env.now())) {
             Some(entry) => {
@@ -234,7 +274,7 @@ pub fn obtain(
                     req.mint_host,
                     humantime::format_rfc3339_seconds(entry.expires_at)
                 );
-                Ok((entry, true))
+                Ok((entry, Outcome::Stale { failed: true }))
             }
             None => Err(err),
         },

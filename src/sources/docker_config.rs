@@ -20,7 +20,7 @@ use base64::Engine;
 use serde::Deserialize;
 use wait_timeout::ChildExt;
 
-use super::{Kind, MintRequest, OptionError, Options, Source, SourceError};
+use super::{Kind, MintRequest, OptionError, Options, Source, SourceError, Spec};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::image::{DOCKER_HUB, is_docker_hub};
@@ -31,7 +31,14 @@ const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 /// A helper's reply is a few hundred bytes; more is not a helper.
 const MAX_HELPER_OUTPUT: u64 = 1 << 20;
 
-pub const KIND: Kind = Kind {
+pub const KIND: Kind<dyn Source> = Kind {
+    name: "docker-config",
+    build: |options| Ok(Box::new(DockerConfigSource::from_options(options)?)),
+    builtin: &[],
+    workloads: super::Workloads::NodeOnly,
+};
+/// The same kind without minting (see `sources::SPECS`).
+pub const SPEC: Kind<dyn Spec> = Kind {
     name: "docker-config",
     build: |options| Ok(Box::new(DockerConfigSource::from_options(options)?)),
     builtin: &[],
@@ -114,7 +121,7 @@ impl DockerConfigSource {
     }
 }
 
-impl Source for DockerConfigSource {
+impl Spec for DockerConfigSource {
     fn name(&self) -> &'static str {
         KIND.name
     }
@@ -140,7 +147,9 @@ impl Source for DockerConfigSource {
     fn max_mint_time(&self) -> Duration {
         self.helper_timeout
     }
+}
 
+impl Source for DockerConfigSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let path = self.resolve_path(req.env)?;
         let text = secret_file::read(&path, req.env.uid())?;

@@ -21,9 +21,9 @@ use crate::credential::Credential;
 use crate::env::Env;
 use crate::workload::{IdentityMode, Inputs, Workload};
 
-/// Every source kind. The order is the order of the built-in rules. Adding a source is one
-/// module and one line here.
-pub const KINDS: &[Kind] = &[
+/// Every source kind, able to mint. The order is the order of the built-in rules. Adding a
+/// source is one module and one line here and in [`SPECS`].
+pub const KINDS: &[Kind<dyn Source>] = &[
     static_file::KIND,
     docker_config::KIND,
     ecr::KIND,
@@ -32,11 +32,23 @@ pub const KINDS: &[Kind] = &[
     passthrough::KIND,
 ];
 
-/// A source kind, as a config names it in `source = "…"`.
-pub struct Kind {
+/// The same kinds without their minting: what the front binary (`pullcred`, which answers
+/// cache hits) links, so that no SDK is reachable from it. Same order as [`KINDS`].
+pub const SPECS: &[Kind<dyn Spec>] = &[
+    static_file::SPEC,
+    docker_config::SPEC,
+    ecr::SPEC,
+    gcp::SPEC,
+    acr::SPEC,
+    passthrough::SPEC,
+];
+
+/// A source kind, as a config names it in `source = "…"`, building `T`: a [`Source`], or
+/// only its [`Spec`].
+pub struct Kind<T: ?Sized + 'static> {
     pub name: &'static str,
-    /// Validates a rule's keys (all but `match`, `source`, `registry`) into a source.
-    pub build: fn(&Options<'_>) -> Result<Box<dyn Source>, OptionError>,
+    /// Validates a rule's keys (all but the shared ones) into a source.
+    pub build: fn(&Options<'_>) -> Result<Box<T>, OptionError>,
     /// Host patterns this kind serves, with default options, when there is no config file.
     pub builtin: &'static [&'static str],
     /// Whether it mints with a workload's service account token (a rule's `identity`).
@@ -54,9 +66,9 @@ pub enum Workloads {
     Required,
 }
 
-impl Kind {
+impl<T: ?Sized> Kind<T> {
     /// The kind named `name` among `kinds`.
-    pub fn find<'k>(kinds: &'k [Kind], name: &str) -> Option<&'k Kind> {
+    pub fn find<'k>(kinds: &'k [Kind<T>], name: &str) -> Option<&'k Kind<T>> {
         kinds.iter().find(|k| k.name == name)
     }
 }
@@ -211,7 +223,9 @@ pub struct MintRequest<'a> {
     pub workload: Option<&'a Workload>,
 }
 
-pub trait Source: fmt::Debug + Send + Sync {
+/// What a source is without minting: its options, the hosts it serves, its part of the cache
+/// key. Enough to answer from the cache.
+pub trait Spec: fmt::Debug + Send + Sync {
     /// The source's name as written in the config (`static`, `docker-config`, …).
     fn name(&self) -> &'static str;
 
@@ -267,7 +281,10 @@ pub trait Source: fmt::Debug + Send + Sync {
     fn cacheable(&self) -> bool {
         true
     }
+}
 
+/// A source that mints.
+pub trait Source: Spec {
     /// Mints (or reads) a credential for `req.mint_host`.
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
 }
@@ -371,7 +388,7 @@ mod tests {
         #[derive(Debug)]
         struct Fixed(String);
 
-        pub const KIND: Kind = Kind {
+        pub const KIND: Kind<dyn Source> = Kind {
             name: "fixed",
             build: |options| {
                 let o: FixedOptions = options.parse()?;
@@ -383,7 +400,7 @@ mod tests {
             workloads: Workloads::NodeOnly,
         };
 
-        impl Source for Fixed {
+        impl Spec for Fixed {
             fn name(&self) -> &'static str {
                 "fixed"
             }
@@ -393,6 +410,9 @@ mod tests {
             fn cache_identity(&self, _env: &Env) -> String {
                 format!("fixed {}", self.0)
             }
+        }
+
+        impl Source for Fixed {
             fn mint(&self, _req: &MintRequest<'_>) -> Result<Credential, SourceError> {
                 Ok(Credential {
                     username: self.0.clone(),

@@ -9,12 +9,19 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Kind, MintRequest, Options, Source, SourceError, Workloads};
+use super::{Kind, MintRequest, Options, Source, SourceError, Spec, Workloads};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::workload::Inputs;
 
-pub const KIND: Kind = Kind {
+pub const KIND: Kind<dyn Source> = Kind {
+    name: "passthrough",
+    build: |o| Ok(Box::new(from_options(o)?)),
+    builtin: &[],
+    workloads: Workloads::Required,
+};
+/// The same kind without minting (see `sources::SPECS`).
+pub const SPEC: Kind<dyn Spec> = Kind {
     name: "passthrough",
     build: |o| Ok(Box::new(from_options(o)?)),
     builtin: &[],
@@ -47,7 +54,7 @@ fn from_options(options: &Options<'_>) -> Result<PassthroughSource, super::Optio
     Ok(PassthroughSource { username })
 }
 
-impl Source for PassthroughSource {
+impl Spec for PassthroughSource {
     fn name(&self) -> &'static str {
         KIND.name
     }
@@ -71,7 +78,9 @@ impl Source for PassthroughSource {
     fn cacheable(&self) -> bool {
         false
     }
+}
 
+impl Source for PassthroughSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let workload = req.workload.ok_or_else(|| {
             SourceError::Local(

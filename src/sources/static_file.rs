@@ -4,11 +4,18 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Kind, MintRequest, OptionError, Options, Source, SourceError};
+use super::{Kind, MintRequest, OptionError, Options, Source, SourceError, Spec};
 use crate::credential::{Credential, Secret};
 use crate::secret_file;
 
-pub const KIND: Kind = Kind {
+pub const KIND: Kind<dyn Source> = Kind {
+    name: "static",
+    build: |options| Ok(Box::new(StaticSource::from_options(options)?)),
+    builtin: &[],
+    workloads: super::Workloads::NodeOnly,
+};
+/// The same kind without minting (see `sources::SPECS`).
+pub const SPEC: Kind<dyn Spec> = Kind {
     name: "static",
     build: |options| Ok(Box::new(StaticSource::from_options(options)?)),
     builtin: &[],
@@ -58,7 +65,7 @@ impl StaticSource {
     }
 }
 
-impl Source for StaticSource {
+impl Spec for StaticSource {
     fn name(&self) -> &'static str {
         KIND.name
     }
@@ -78,7 +85,9 @@ impl Source for StaticSource {
             self.password_file.display()
         )
     }
+}
 
+impl Source for StaticSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let uid = req.env.uid();
         let username = match &self.username {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Kind, MintRequest, Source, SourceError, run_mint};
+use super::{Kind, MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -31,7 +31,25 @@ use crate::workload::{Inputs, Workload};
 use entra::{App, Proof};
 use imds::Identity;
 
-pub const KIND: Kind = Kind {
+pub const KIND: Kind<dyn Source> = Kind {
+    name: "acr",
+    build: |o| Ok(Box::new(options::from_options(o)?)),
+    // Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
+    // matching needs the same number of labels, hence one pattern per form).
+    builtin: &[
+        "*.azurecr.io",
+        "*.azurecr.cn",
+        "*.azurecr.us",
+        "*.azurecr.de",
+        "*.*.geo.azurecr.io",
+        "*.*.geo.azurecr.cn",
+        "*.*.geo.azurecr.us",
+        "*.*.geo.azurecr.de",
+    ],
+    workloads: super::Workloads::Optional,
+};
+/// The same kind without minting (see `sources::SPECS`).
+pub const SPEC: Kind<dyn Spec> = Kind {
     name: "acr",
     build: |o| Ok(Box::new(options::from_options(o)?)),
     // Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
@@ -130,7 +148,7 @@ struct EntraToken {
     tenant: Option<String>,
 }
 
-impl Source for AcrSource {
+impl Spec for AcrSource {
     fn name(&self) -> &'static str {
         KIND.name
     }
@@ -230,7 +248,9 @@ impl Source for AcrSource {
         }
         Ok(inputs)
     }
+}
 
+impl Source for AcrSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         self.check(req.mint_host)?;
         let login_server = req.mint_host.to_ascii_lowercase();

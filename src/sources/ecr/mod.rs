@@ -13,13 +13,20 @@ mod token;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{Kind, MintRequest, Source, SourceError};
+use super::{Kind, MintRequest, Source, SourceError, Spec};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::workload::Inputs;
 use host::{EcrHost, PrivateRegistry};
 
-pub const KIND: Kind = Kind {
+pub const KIND: Kind<dyn Source> = Kind {
+    name: "ecr",
+    build: |o| Ok(Box::new(options::from_options(o)?)),
+    builtin: BUILTIN_HOSTS,
+    workloads: super::Workloads::Optional,
+};
+/// The same kind without minting (see `sources::SPECS`).
+pub const SPEC: Kind<dyn Spec> = Kind {
     name: "ecr",
     build: |o| Ok(Box::new(options::from_options(o)?)),
     builtin: BUILTIN_HOSTS,
@@ -154,7 +161,7 @@ impl EcrSource {
     }
 }
 
-impl Source for EcrSource {
+impl Spec for EcrSource {
     fn name(&self) -> &'static str {
         KIND.name
     }
@@ -212,7 +219,9 @@ impl Source for EcrSource {
         };
         Ok(Inputs::from([("role_arn", role)]))
     }
+}
 
+impl Source for EcrSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let target = self.target(req.mint_host)?;
         check_shared_files(req.env)?;

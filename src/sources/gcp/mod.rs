@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Kind, MintRequest, Source, SourceError, run_mint};
+use super::{Kind, MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -29,7 +29,14 @@ use crate::workload::Inputs;
 /// A Kubernetes service account token, as STS names its type.
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
-pub const KIND: Kind = Kind {
+pub const KIND: Kind<dyn Source> = Kind {
+    name: "gcp",
+    build: |o| Ok(Box::new(options::from_options(o)?)),
+    builtin: &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"],
+    workloads: super::Workloads::Optional,
+};
+/// The same kind without minting (see `sources::SPECS`).
+pub const SPEC: Kind<dyn Spec> = Kind {
     name: "gcp",
     build: |o| Ok(Box::new(options::from_options(o)?)),
     builtin: &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"],
@@ -80,7 +87,7 @@ const TIMEOUTS: WebTimeouts = WebTimeouts {
     attempt: Duration::from_secs(6),
 };
 
-impl Source for GcpSource {
+impl Spec for GcpSource {
     fn name(&self) -> &'static str {
         KIND.name
     }
@@ -161,7 +168,9 @@ impl Source for GcpSource {
         }
         Ok(inputs)
     }
+}
 
+impl Source for GcpSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         self.check(req.mint_host)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
