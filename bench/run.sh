@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# pullcred's benchmarks. Needs hyperfine and GNU time (apt-get install hyperfine time).
-#   bench/run.sh            run everything, print a summary
+# pullcred's benchmarks. Needs GNU time (apt-get install time); installs what else it needs
+# when missing: hyperfine 1.20 (cargo install, into bench/.tools: Debian's is too old for
+# --input), moto[server] (pip), Debian's amazon-ecr-credential-helper (apt-get, for the
+# comparison with docker-credential-ecr-login).
+#   bench/run.sh            run everything, print a summary; fails when a limit is broken
 #   BASELINE=/path/to/older/pullcred bench/run.sh
-#                           also time that binary's cache hit in the same runs, so a change
-#                           is compared with what came before as a ratio of one run
+#                           also time that binary's cache hit and cold ECR mint in the same
+#                           runs, so a change is compared with what came before as a ratio
 # Figures on shared machines are noisy: compare ratios within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q
-bin=$PWD/target/x86_64-unknown-linux-gnu/release/pullcred
+release=$PWD/target/x86_64-unknown-linux-gnu/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 chmod 700 "$work"
 # Every binary timed is run from the same directory: exec's path lookup and the kernel's
-# handling of the file differ measurably between a deep target/ path and a short one.
-cp "$bin" "$work/pullcred"
+# handling of the file differ measurably between a deep target/ path and a short one. The
+# front binary needs pullcred-mint beside it.
+cp "$release/pullcred" "$release/pullcred-mint" "$work/"
 bin=$work/pullcred
+
+hyperfine=hyperfine
+if ! hyperfine --help 2>/dev/null | grep -q -- '--input'; then
+  hyperfine=$PWD/bench/.tools/bin/hyperfine
+  [ -x "$hyperfine" ] || cargo install -q --locked hyperfine@1.20.0 --root "$PWD/bench/.tools"
+fi
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 
 # A docker-config source whose credential helper logs each call: every call is one mint.
 mkdir -p "$work/bin" "$work/docker"
@@ -53,34 +64,76 @@ PY
 
 # A baseline binary (an older build) reads the same cache: the entry format is versioned,
 # and the check after the hit runs below fails if either one had to mint.
-base_hit=() base_plugin=() base_names=()
+base_hit=() base_names=()
 if [ -n "${BASELINE:-}" ]; then
   cp "$BASELINE" "$work/baseline"
   BASELINE=$work/baseline
-  base_hit=("$BASELINE get registry.example.com/team/app:1")
-  base_plugin=("sh -c '$BASELINE < $work/request.json'")
+  base_hit=("$BASELINE")
   base_names=("baseline hit")
 fi
 
-echo "## cache-hit exec latency (hyperfine; pullcred get, exec'd directly)"
-"$bin" get registry.example.com/team/app:1 >/dev/null   # warm the cache
-hyperfine -N --warmup 100 --runs 2000 --export-json "$work/hit.json" \
-  '/bin/true' "$bin get registry.example.com/team/app:1" "${base_hit[@]}" | grep -E 'Time|±|Benchmark'
-medians "$work/hit.json" /bin/true "pullcred hit" "${base_names[@]}"
+# Debian's Go helper, docker-credential-ecr-login, answering from its own warm cache: its
+# cache file (~/.ecr/cache.json, or AWS_ECR_CACHE_DIR) written as it writes it, under the key
+# it looks up (region, a checksum of the access key id as its credentials cache computes
+# it, the registry id), with a token valid for 12 hours; static keys, so nothing is fetched.
+command -v docker-credential-ecr-login >/dev/null || {
+  $sudo apt-get install -y -qq amazon-ecr-credential-helper >/dev/null
+}
+ecr_host=123456789012.dkr.ecr.us-west-2.amazonaws.com
+printf '%s' "$ecr_host" > "$work/ecr-server"
+python3 - "$work/ecr-cache" <<'PY'
+import base64, datetime, hashlib, json, os, sys
+d = sys.argv[1]; os.makedirs(d, exist_ok=True)
+key_id = "AKIABENCH0000000001"
+checksum = base64.b64encode(key_id.encode() + hashlib.md5(b"").digest()).decode()
+now = datetime.datetime.now(datetime.timezone.utc)
+fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+entry = {"AuthorizationToken": base64.b64encode(b"AWS:bench-ecr-password").decode(),
+         "RequestedAt": fmt(now), "ExpiresAt": fmt(now + datetime.timedelta(hours=12)),
+         "ProxyEndpoint": "https://123456789012.dkr.ecr.us-west-2.amazonaws.com", "Service": "ecr"}
+json.dump({"Registries": {f"us-west-2-{checksum}-123456789012": entry}, "Version": "1.0"},
+          open(os.path.join(d, "cache.json"), "w"))
+PY
+ecr_login=(env AWS_ECR_CACHE_DIR="$work/ecr-cache" AWS_ACCESS_KEY_ID=AKIABENCH0000000001
+  AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_REGION=us-west-2 AWS_EC2_METADATA_DISABLED=true
+  docker-credential-ecr-login get)
+"${ecr_login[@]}" < "$work/ecr-server" | grep -q '"Secret":"bench-ecr-password"' || {
+  echo "bench/run.sh: docker-credential-ecr-login did not answer from its cache" >&2; exit 1; }
 
-echo "## cache-hit exec latency in plugin mode (request on stdin; both through sh -c)"
-hyperfine --warmup 50 --runs 1000 -N --export-json "$work/plugin.json" \
-  "sh -c '/bin/true < $work/request.json'" "sh -c '$bin < $work/request.json'" "${base_plugin[@]}" | grep -E 'Time|Benchmark'
-medians "$work/plugin.json" "sh+/bin/true" "sh+pullcred hit" "${base_names[@]}"
+echo "## cache hit, plugin mode: the request on stdin (hyperfine --input), /bin/true and docker-credential-ecr-login's warm-cache hit in the same run"
+"$bin" < "$work/request.json" >/dev/null   # warm the cache
+env AWS_ECR_CACHE_DIR="$work/ecr-cache" AWS_ACCESS_KEY_ID=AKIABENCH0000000001 \
+  AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_REGION=us-west-2 AWS_EC2_METADATA_DISABLED=true \
+  "$hyperfine" -N --warmup 100 --runs 2000 --input "$work/request.json" --export-json "$work/hit.json" \
+  /bin/true "$bin" "${base_hit[@]}" | grep -E 'Time|Benchmark'
+env AWS_ECR_CACHE_DIR="$work/ecr-cache" AWS_ACCESS_KEY_ID=AKIABENCH0000000001 \
+  AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_REGION=us-west-2 AWS_EC2_METADATA_DISABLED=true \
+  "$hyperfine" -N --warmup 100 --runs 2000 --input "$work/ecr-server" --export-json "$work/ecr-login.json" \
+  /bin/true "docker-credential-ecr-login get" | grep -E 'Time|Benchmark'
+medians "$work/hit.json" /bin/true "pullcred hit" "${base_names[@]}"
+medians "$work/ecr-login.json" /bin/true "docker-credential-ecr-login hit"
+python3 - "$work/hit.json" <<'PY'
+import json, statistics, sys
+m = [statistics.median(x["times"]) for x in json.load(open(sys.argv[1]))["results"]]
+ratio = m[1] / m[0]
+print(f"pullcred hit vs /bin/true: {ratio:.2f}x (limit 1.3x)")
+assert ratio <= 1.3, f"a cache hit costs {ratio:.2f}x /bin/true, over 1.3x"
+PY
 # Every one of those runs was a hit: one mint, the warm-up's.
 [ "$(wc -l < "$work/mints.log")" = 1 ] || { echo "bench/run.sh: the hit runs minted" >&2; exit 1; }
 
+echo "## cache hit, pullcred get IMAGE (exec'd directly, no stdin)"
+"$hyperfine" -N --warmup 100 --runs 1000 --export-json "$work/get.json" \
+  /bin/true "$bin get registry.example.com/team/app:1" | grep -E 'Time|Benchmark'
+medians "$work/get.json" /bin/true "pullcred get hit"
+
 echo "## peak RSS (/usr/bin/time -v)"
-hit_rss=$(/usr/bin/time -v "$bin" get registry.example.com/team/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
+hit_rss=$(/usr/bin/time -v "$bin" < "$work/request.json" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
 rm -rf "$work/cache"
 miss_rss=$(/usr/bin/time -v "$bin" get registry.example.com/team/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
 true_rss=$(/usr/bin/time -v /bin/true 2>&1 | awk -F': ' '/Maximum resident/ {print $2}')
-echo "peak RSS: hit ${hit_rss} KiB, miss ${miss_rss} KiB (/bin/true ${true_rss} KiB)"
+echo "peak RSS: hit ${hit_rss} KiB (limit 3 MiB), miss ${miss_rss} KiB (/bin/true ${true_rss} KiB)"
+((hit_rss <= 3 * 1024)) || { echo "bench/run.sh: a hit's peak RSS is over 3 MiB" >&2; exit 1; }
 
 echo "## 64 concurrent execs for 64 images of one registry, cold cache"
 rm -rf "$work/cache" "$work/mints.log"
@@ -105,7 +158,7 @@ wait_port() {
 cold_mint() {
   local name=$1 limit=$2 image=$3
   "$bin" get "$image" >/dev/null
-  hyperfine -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --export-json "$work/$name.json" \
+  "$hyperfine" -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --export-json "$work/$name.json" \
     "$bin get $image" | grep -E 'Time|Benchmark'
   python3 - "$work/$name.json" "$name" "$limit" <<'PY'
 import json, statistics, sys
@@ -142,10 +195,18 @@ CONFIG
     PULLCRED_CONFIG="$work/ecr.toml"
   "$bin" get 123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1 >/dev/null  # moto loads its backends
   "$bin" get 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1 >/dev/null
-  hyperfine -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --export-json "$work/ecr.json" \
+  "$hyperfine" -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --export-json "$work/ecr.json" \
     "$bin get 123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1" \
     "$bin get 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1" | grep -E 'Time|Benchmark'
   medians "$work/ecr.json" "GetAuthorizationToken" "AssumeRole+GetAuthorizationToken"
+  if [ -n "${BASELINE:-}" ]; then
+    # The miss path against the build before: the front binary's exec of pullcred-mint is
+    # the difference.
+    "$hyperfine" -N --warmup 5 --runs 200 --prepare "rm -rf $work/cache" --export-json "$work/miss.json" \
+      "$bin get 123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1" \
+      "$BASELINE get 123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1" | grep -E 'Time|Benchmark'
+    medians "$work/miss.json" "cold mint" "baseline cold mint"
+  fi
   rm -rf "$work/cache"
   ecr_rss=$(/usr/bin/time -v "$bin" get 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
   echo "ECR cold mint peak RSS (with AssumeRole): ${ecr_rss} KiB"
@@ -228,7 +289,7 @@ PY
   node_hit="sh -c 'PULLCRED_CONFIG=$work/acr.toml $bin < $work/request-node.json'"
   sa_hit="sh -c 'PULLCRED_CONFIG=$work/acr-sa.toml $bin < $work/request-sa.json'"
   eval "$node_hit" >/dev/null && eval "$sa_hit" >/dev/null   # warm both entries
-  hyperfine --warmup 50 --runs 1000 -N --export-json "$work/sa.json" \
+  "$hyperfine" --warmup 50 --runs 1000 -N --export-json "$work/sa.json" \
     "sh -c '/bin/true < $work/request-sa.json'" "$node_hit" "$sa_hit" | grep -E 'Time|Benchmark'
   medians "$work/sa.json" "sh+/bin/true" "node hit" "service-account hit"
   python3 - "$work/sa.json" <<'PY'

@@ -132,6 +132,11 @@ impl Env {
     /// The node's machine id, used to spread refreshes across a fleet; the hostname where
     /// there is none. Read only when minting, never on a cache hit.
     pub fn machine_id(&self) -> String {
+        // The fleet simulation (bench/fleet.py) runs many "nodes" on one machine.
+        #[cfg(feature = "test-clock")]
+        if let Some(id) = self.var("PULLCRED_TEST_MACHINE_ID") {
+            return id.to_string();
+        }
         MACHINE_ID_FILES
             .iter()
             .find_map(|p| {
