@@ -8,13 +8,22 @@ ACR's Entra ID integration documents it: `POST /oauth2/exchange` with `grant_typ
 three hours on. Entra ID as its client credentials flow documents it: `POST
 /<tenant>/oauth2/v2.0/token` with `grant_type=client_credentials`, `client_id`, `scope` and a
 `client_assertion` (here a workload's service account token), answered with an access token.
-Runs until killed."""
+For the fleet simulation (bench/fleet.py) it also keeps a simulated clock, moved with
+`POST /_clock?offset=<seconds>` as pullcred's is moved with PULLCRED_TEST_CLOCK_OFFSET, so
+token lifetimes stay true, and counts calls: `GET /_stats`. Runs until killed."""
 import base64
 import json
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+OFFSET = [0]
+STATS = {"imds": 0, "entra": 0, "exchange": 0}
+
+
+def now():
+    return int(time.time()) + OFFSET[0]
 
 
 def b64(value):
@@ -35,6 +44,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
+        if url.path == "/_stats":
+            return self.answer(200, STATS)
         ok = (
             self.headers.get("Metadata") == "true"
             and url.path == "/metadata/identity/oauth2/token"
@@ -42,13 +53,18 @@ class Handler(BaseHTTPRequestHandler):
         )
         if not ok:
             return self.answer(400, {"error": "invalid_request"})
+        STATS["imds"] += 1
         token = b64({"alg": "RS256"}) + "." + b64({"tid": "bench-tenant"}) + ".sig"
         self.answer(200, {"access_token": token, "expires_in": "86399", "token_type": "Bearer"})
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
         form = parse_qs(self.rfile.read(length).decode())
+        if self.path.startswith("/_clock"):
+            OFFSET[0] = int(parse_qs(urlsplit(self.path).query)["offset"][0])
+            return self.answer(200, {"offset": OFFSET[0]})
         if self.path.endswith("/oauth2/v2.0/token"):
+            STATS["entra"] += 1
             ok = (
                 form.get("grant_type") == ["client_credentials"]
                 and form.get("scope") == ["https://containerregistry.azure.net/.default"]
@@ -57,7 +73,7 @@ class Handler(BaseHTTPRequestHandler):
             if not ok:
                 return self.answer(400, {"error": "invalid_request"})
             tenant = self.path.split("/")[1]
-            exp = int(time.time()) + 3600
+            exp = now() + 3600
             token = b64({"alg": "RS256"}) + "." + b64({"tid": tenant, "exp": exp}) + ".sig"
             return self.answer(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
         ok = (
@@ -68,7 +84,8 @@ class Handler(BaseHTTPRequestHandler):
         )
         if not ok:
             return self.answer(400, {"errors": [{"code": "DENIED", "message": "bad form"}]})
-        refresh = b64({"alg": "RS256"}) + "." + b64({"exp": int(time.time()) + 3 * 3600}) + ".sig"
+        STATS["exchange"] += 1
+        refresh = b64({"alg": "RS256"}) + "." + b64({"exp": now() + 3 * 3600}) + ".sig"
         self.answer(200, {"refresh_token": refresh})
 
     def log_message(self, *args):
