@@ -17,6 +17,7 @@ pub mod kubelet;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;
+pub mod process;
 pub mod protocol;
 pub mod proxy;
 pub mod resolver;

@@ -31,39 +31,30 @@ use crate::workload::{Inputs, Workload};
 use entra::{App, Proof};
 use imds::Identity;
 
+/// Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
+/// matching needs the same number of labels, hence one pattern per form).
+const BUILTIN_HOSTS: &[&str] = &[
+    "*.azurecr.io",
+    "*.azurecr.cn",
+    "*.azurecr.us",
+    "*.azurecr.de",
+    "*.*.geo.azurecr.io",
+    "*.*.geo.azurecr.cn",
+    "*.*.geo.azurecr.us",
+    "*.*.geo.azurecr.de",
+];
+
 pub const KIND: Kind<dyn Source> = Kind {
     name: "acr",
     build: |o| Ok(Box::new(options::from_options(o)?)),
-    // Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
-    // matching needs the same number of labels, hence one pattern per form).
-    builtin: &[
-        "*.azurecr.io",
-        "*.azurecr.cn",
-        "*.azurecr.us",
-        "*.azurecr.de",
-        "*.*.geo.azurecr.io",
-        "*.*.geo.azurecr.cn",
-        "*.*.geo.azurecr.us",
-        "*.*.geo.azurecr.de",
-    ],
+    builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
 };
 /// The same kind without minting (see `sources::SPECS`).
 pub const SPEC: Kind<dyn Spec> = Kind {
     name: "acr",
     build: |o| Ok(Box::new(options::from_options(o)?)),
-    // Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
-    // matching needs the same number of labels, hence one pattern per form).
-    builtin: &[
-        "*.azurecr.io",
-        "*.azurecr.cn",
-        "*.azurecr.us",
-        "*.azurecr.de",
-        "*.*.geo.azurecr.io",
-        "*.*.geo.azurecr.cn",
-        "*.*.geo.azurecr.us",
-        "*.*.geo.azurecr.de",
-    ],
+    builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
 };
 

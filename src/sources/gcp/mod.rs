@@ -29,17 +29,20 @@ use crate::workload::Inputs;
 /// A Kubernetes service account token, as STS names its type.
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
+/// Artifact Registry's and Container Registry's hosts (`check` then tests each strictly).
+const BUILTIN_HOSTS: &[&str] = &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"];
+
 pub const KIND: Kind<dyn Source> = Kind {
     name: "gcp",
     build: |o| Ok(Box::new(options::from_options(o)?)),
-    builtin: &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"],
+    builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
 };
 /// The same kind without minting (see `sources::SPECS`).
 pub const SPEC: Kind<dyn Spec> = Kind {
     name: "gcp",
     build: |o| Ok(Box::new(options::from_options(o)?)),
-    builtin: &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"],
+    builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
 };
 
