@@ -50,21 +50,10 @@ fn node(home: &Path) -> Command {
     cmd
 }
 
-/// A node's Azure: Entra ID and the exchange behind `api`, IMDS at `imds`, files in `home`.
-struct Azure {
-    home: tempfile::TempDir,
-    api: FakeHttp,
-    imds: FakeHttp,
-}
+/// The shared fixture, with this file's commands (`cmd`, `config`).
+type Azure = azure::Node;
 
 impl Azure {
-    fn new() -> Self {
-        let (api, imds) = azure::fakes(SERVICES);
-        let home = tempfile::tempdir().unwrap();
-        fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).unwrap();
-        Azure { home, api, imds }
-    }
-
     fn path(&self, rel: &str) -> PathBuf {
         self.home.path().join(rel)
     }
@@ -156,7 +145,7 @@ fn entries(dir: &Path) -> usize {
 
 #[test]
 fn each_identity_mints_end_to_end() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     az.write_secrets();
     let dir = az.home.path().display().to_string();
     let json = |name: &str, text: serde_json::Value| {
@@ -300,7 +289,7 @@ fn each_identity_mints_end_to_end() {
 
 #[test]
 fn the_imds_and_exchange_requests_are_as_documented() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     let out = run(
         &mut az.cmd(&format!("client_id = \"{USER_MI}\""), "c"),
         &request(V1, ACR),
@@ -337,7 +326,7 @@ fn the_imds_and_exchange_requests_are_as_documented() {
 
 #[test]
 fn the_chain_takes_the_first_identity_that_is_set_up() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     az.write_secrets();
     secret_file(
         &az.path("azure.json"),
@@ -396,7 +385,7 @@ fn the_chain_takes_the_first_identity_that_is_set_up() {
 
 #[test]
 fn with_no_identity_each_link_is_named_and_the_search_ends_fast() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     // Nothing answers on this address: as off Azure, connecting to IMDS goes unanswered.
     let mut cmd = node(az.home.path());
     cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", "https://10.255.255.1");
@@ -418,7 +407,7 @@ fn with_no_identity_each_link_is_named_and_the_search_ends_fast() {
 
 #[test]
 fn azure_json_faults_are_named_without_its_secret() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     let cases: [(&str, String, u32, &str); 5] = [
         (
             "malformed",
@@ -467,7 +456,7 @@ fn azure_json_faults_are_named_without_its_secret() {
 
 #[test]
 fn secret_files_get_the_secret_file_checks() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     az.write_secrets();
     let dir = az.home.path().display().to_string();
     let sp = |proof: &str| {
@@ -531,7 +520,7 @@ fn secret_files_get_the_secret_file_checks() {
 
 #[test]
 fn every_login_server_form_mints_and_look_alikes_are_refused() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     let keys =
         "suffixes = [\"azurecr.example\"]\nclient_id = \"11111111-2222-4333-8444-555555555555\"";
     // Wide patterns, so that the source's own check is what refuses.
@@ -598,7 +587,7 @@ fn the_built_in_rules_cover_every_form_and_no_look_alike() {
 
 #[test]
 fn a_mirror_rule_mints_for_the_acr_and_answers_for_the_image_host() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     let config = az.config(
         "mirror.toml",
         "match = [\"mcr.microsoft.com\"]\nregistry = \"myregistry.azurecr.io\"",
@@ -617,7 +606,7 @@ fn a_mirror_rule_mints_for_the_acr_and_answers_for_the_image_host() {
 
 #[test]
 fn one_mint_for_many_execs_and_the_cached_token_outlives_an_outage() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     let keys = format!("client_id = \"{USER_MI}\"");
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -653,7 +642,7 @@ fn one_mint_for_many_execs_and_the_cached_token_outlives_an_outage() {
 
 #[test]
 fn client_errors_are_not_retried() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     // An unknown user-assigned identity: IMDS answers 400.
     let keys = "client_id = \"99999999-2222-4333-8444-555555555555\"";
     let out = run(&mut az.cmd(keys, "c1"), &request(V1, ACR));
@@ -680,7 +669,7 @@ fn client_errors_are_not_retried() {
 
 #[test]
 fn entra_and_the_exchange_go_through_the_proxy_and_imds_never_does() {
-    let az = Azure::new();
+    let az = Azure::new(SERVICES);
     az.write_secrets();
     let to_api = az.api.addr;
     let proxy = FakeHttp::start(move |_| Reply::Forward(to_api));

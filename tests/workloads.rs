@@ -51,24 +51,11 @@ fn with_config(home: &Path, config: &str) -> Command {
     cmd
 }
 
-/// Entra ID and ACR's exchange behind `api`, IMDS at `imds`: an `acr` rule with `identity`.
-struct Azure {
-    home: tempfile::TempDir,
-    api: FakeHttp,
-    imds: FakeHttp,
-}
+/// The shared fixture (support::azure::Node), with this file's commands.
+type Azure = azure::Node;
 
 impl Azure {
-    fn new() -> Self {
-        let (api, imds) = azure::fakes(&["myregistry.azurecr.io"]);
-        Azure {
-            home: tempfile::tempdir().unwrap(),
-            api,
-            imds,
-        }
-    }
-
-    fn cmd(&self, identity: &str, keys: &str) -> Command {
+    fn cmd_as(&self, identity: &str, keys: &str) -> Command {
         let config = format!(
             "[[registry]]\nmatch = [\"*.azurecr.io\"]\nsource = \"acr\"\nidentity = \"{identity}\"\nauthority_host = \"{0}\"\nendpoint = \"{0}\"\nimds_endpoint = \"{1}\"\n{keys}\n",
             self.api.url(),
@@ -249,10 +236,10 @@ fn gcp_exchanges_the_pods_token_and_impersonates_the_annotated_account() {
 
 #[test]
 fn acr_presents_the_pods_token_as_the_client_assertion() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     let token = PULLER.token("api://AzureADTokenExchange", 3600);
     let out = run(
-        &mut az.cmd("service-account", ""),
+        &mut az.cmd_as("service-account", ""),
         &kube::request(ACR, &token, &ACR_IDS),
     );
     assert_eq!(
@@ -274,7 +261,7 @@ fn acr_presents_the_pods_token_as_the_client_assertion() {
     // Nor longer than the service account token: one of ten minutes.
     let short = BUILDER.token("api://AzureADTokenExchange", 600);
     let out = run(
-        &mut az.cmd("service-account", ""),
+        &mut az.cmd_as("service-account", ""),
         &kube::request(ACR, &short, &ACR_IDS),
     );
     let d = go_seconds(&out.response()["cacheDuration"]);
@@ -282,7 +269,7 @@ fn acr_presents_the_pods_token_as_the_client_assertion() {
     // The rule's IDs when the service account has no annotations.
     let keys = format!("tenant_id = \"{TENANT}\"\nclient_id = \"{SP_CLIENT}\"");
     let out = run(
-        &mut az.cmd("service-account", &keys),
+        &mut az.cmd_as("service-account", &keys),
         &kube::request(ACR, &token, &[]),
     );
     assert_eq!(
@@ -293,11 +280,11 @@ fn acr_presents_the_pods_token_as_the_client_assertion() {
 
 #[test]
 fn service_accounts_never_share_an_entry() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     let mint = |account: &Account| {
         let token = account.token("api://AzureADTokenExchange", 3600);
         let out = run(
-            &mut az.cmd("service-account", ""),
+            &mut az.cmd_as("service-account", ""),
             &kube::request(ACR, &token, &ACR_IDS),
         );
         Azure::minted_for(&out)
@@ -333,13 +320,13 @@ fn service_accounts_never_share_an_entry() {
     mint(&recreated);
     assert_eq!(az.exchanges(), 4);
     // And the node's own entry is apart from all of them.
-    let out = run(&mut az.cmd("node", ""), &request(V1, ACR));
+    let out = run(&mut az.cmd_as("node", ""), &request(V1, ACR));
     assert_eq!(Azure::minted_for(&out), "mi-system");
 }
 
 #[test]
 fn one_mint_per_service_account_however_many_pods_pull_at_once() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     std::thread::scope(|s| {
         for i in 0..12 {
             let account = if i % 2 == 0 { PULLER } else { BUILDER };
@@ -347,7 +334,7 @@ fn one_mint_per_service_account_however_many_pods_pull_at_once() {
             s.spawn(move || {
                 let token = account.token("api://AzureADTokenExchange", 3600);
                 let out = run(
-                    &mut az.cmd("service-account", ""),
+                    &mut az.cmd_as("service-account", ""),
                     &kube::request(ACR, &token, &ACR_IDS),
                 );
                 let want = format!(
@@ -363,7 +350,7 @@ fn one_mint_per_service_account_however_many_pods_pull_at_once() {
 
 #[test]
 fn the_raw_token_never_reaches_a_file_or_a_log() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     let token = PULLER.token("api://AzureADTokenExchange", 3600);
     let config = format!(
         "[[registry]]\nmatch = [\"harbor.example.com\"]\nsource = \"passthrough\"\n[[registry]]\nmatch = [\"*.azurecr.io\"]\nsource = \"acr\"\nidentity = \"service-account\"\nauthority_host = \"{0}\"\nendpoint = \"{0}\"\n",
@@ -394,15 +381,15 @@ fn the_raw_token_never_reaches_a_file_or_a_log() {
 
 #[test]
 fn service_account_mode_never_falls_back_to_the_node() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     // No token in the request.
-    run(&mut az.cmd("service-account", ""), &request(V1, ACR)).assert_error(
+    run(&mut az.cmd_as("service-account", ""), &request(V1, ACR)).assert_error(
         "identity is \"service-account\" and the request has no service account token",
     );
     // No client annotation, and none in the rule.
     let token = PULLER.token("api://AzureADTokenExchange", 3600);
     run(
-        &mut az.cmd("service-account", ""),
+        &mut az.cmd_as("service-account", ""),
         &kube::request(ACR, &token, &ACR_IDS[1..]),
     )
     .assert_error(
@@ -418,7 +405,7 @@ fn service_account_mode_never_falls_back_to_the_node() {
         ACR_IDS[1],
     ];
     run(
-        &mut az.cmd("service-account", ""),
+        &mut az.cmd_as("service-account", ""),
         &kube::request(ACR, &token, &unknown),
     )
     .assert_error("HTTP 400: unauthorized_client: AADSTS700016: application not found");
@@ -427,10 +414,10 @@ fn service_account_mode_never_falls_back_to_the_node() {
 
 #[test]
 fn service_account_or_node_falls_back_only_without_token_or_annotation() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     let token = PULLER.token("api://AzureADTokenExchange", 3600);
     let exec = |identity: &str, req: Vec<u8>| {
-        let mut cmd = az.cmd(identity, "");
+        let mut cmd = az.cmd_as(identity, "");
         let out = run(cmd.arg("-vv"), &req);
         (Azure::minted_for(&out), out.stderr)
     };
@@ -457,7 +444,7 @@ fn service_account_or_node_falls_back_only_without_token_or_annotation() {
         headers: vec![],
         body: r#"{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found"}"#.into(),
     });
-    let mut cmd = az.cmd("service-account-or-node", "");
+    let mut cmd = az.cmd_as("service-account-or-node", "");
     cmd.env("PULLCRED_CACHE_DIR", az.home.path().join("other-cache"));
     run(&mut cmd, &kube::request(ACR, &token, &ACR_IDS))
         .assert_error("AADSTS70021: No matching federated identity record found");
@@ -501,16 +488,16 @@ fn passthrough_answers_the_token_itself_for_no_time() {
 
 #[test]
 fn an_expired_or_malformed_token_is_refused_in_every_mode() {
-    let az = Azure::new();
+    let az = Azure::new(&["myregistry.azurecr.io"]);
     let expired = PULLER.token("api://AzureADTokenExchange", -60);
     for identity in ["service-account", "service-account-or-node"] {
         run(
-            &mut az.cmd(identity, ""),
+            &mut az.cmd_as(identity, ""),
             &kube::request(ACR, &expired, &ACR_IDS),
         )
         .assert_error("the service account token of team-a/puller expired at ");
         run(
-            &mut az.cmd(identity, ""),
+            &mut az.cmd_as(identity, ""),
             &kube::request(ACR, "not-a-jwt", &ACR_IDS),
         )
         .assert_error("the service account token is not a JWT");

@@ -333,3 +333,21 @@ pub fn fakes(services: &'static [&'static str]) -> (super::http::FakeHttp, super
     api.set(entra_and_exchange(api.url(), services));
     (api, super::http::FakeHttp::start(imds()))
 }
+
+/// A node's Azure for a test: Entra ID and the exchange behind `api`, IMDS at `imds`, the
+/// test's files and cache under `home` (0700). Each test file adds the commands it needs.
+pub struct Node {
+    pub home: tempfile::TempDir,
+    pub api: super::http::FakeHttp,
+    pub imds: super::http::FakeHttp,
+}
+
+impl Node {
+    pub fn new(services: &'static [&'static str]) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let (api, imds) = fakes(services);
+        let home = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Node { home, api, imds }
+    }
+}
