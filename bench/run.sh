@@ -27,6 +27,9 @@ if ! hyperfine --help 2>/dev/null | grep -q -- '--input'; then
   [ -x "$hyperfine" ] || cargo install -q --locked hyperfine@1.20.0 --root "$PWD/bench/.tools"
 fi
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+# As the kubelet execs a provider on a node: no SSL_CERT_* variables (this machine sets
+# them), so every binary finds the system's CA certificates by itself.
+unset SSL_CERT_FILE SSL_CERT_DIR
 
 # A docker-config source whose credential helper logs each call: every call is one mint.
 mkdir -p "$work/bin" "$work/docker"

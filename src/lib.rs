@@ -21,6 +21,7 @@ pub mod process;
 pub mod protocol;
 pub mod proxy;
 pub mod resolver;
+pub mod roots;
 pub mod rules;
 pub mod secret_file;
 pub mod sources;

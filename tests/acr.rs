@@ -807,10 +807,21 @@ fn an_aks_node_needs_no_config() {
         &["myregistry.azurecr.io", "myregistry.westus.geo.azurecr.io"],
         azure::exchange(SERVICES),
     );
-    for host in ["myregistry.azurecr.io", "myregistry.westus.geo.azurecr.io"] {
+    // Trust as pullcred reads it (roots): `SSL_CERT_FILE` alone is the bundle; with
+    // `SSL_CERT_DIR` too (here an empty one) the TLS libraries load both, as before.
+    let empty = home.path().join("no-certs");
+    fs::create_dir_all(&empty).unwrap();
+    for (host, cert_dir) in [
+        ("myregistry.azurecr.io", None),
+        ("myregistry.westus.geo.azurecr.io", Some(&empty)),
+    ] {
         let mut cmd = node(home.path());
         cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())
             .env("SSL_CERT_FILE", &ca);
+        match cert_dir {
+            Some(dir) => cmd.env("SSL_CERT_DIR", dir),
+            None => cmd.env_remove("SSL_CERT_DIR"),
+        };
         let out = run(
             &mut in_node(&cmd, home.path(), &files, None),
             &request(V1, &format!("{host}/app:1")),
@@ -828,6 +839,19 @@ fn an_aks_node_needs_no_config() {
         hosts,
         ["myregistry.azurecr.io", "myregistry.westus.geo.azurecr.io"]
     );
+    // The bundle is all that is trusted: without the test CA in it, the login server's
+    // certificate is refused.
+    let mut cmd = node(home.path());
+    cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", imds.url())
+        .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+        .env_remove("SSL_CERT_DIR")
+        .env("PULLCRED_CACHE_DIR", home.path().join("other-cache"));
+    let out = run(
+        &mut in_node(&cmd, home.path(), &files, None),
+        &request(V1, "myregistry.azurecr.io/app:1"),
+    );
+    out.assert_error("ACR token exchange https://myregistry.azurecr.io/oauth2/exchange");
+    out.assert_error("invalid peer certificate: UnknownIssuer");
 }
 
 #[test]
