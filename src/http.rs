@@ -5,7 +5,7 @@
 //! than read into memory). Timeouts are each caller's, set per operation.
 
 use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -18,7 +18,6 @@ use aws_smithy_types::body::SdkBody;
 use crate::env::Env;
 use crate::proxy::ProxySettings;
 use crate::resolver::Resolver;
-use crate::roots::{Roots, roots};
 
 /// The largest upstream answer read.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -34,10 +33,9 @@ impl SdkClients {
     /// Fails only on proxy settings that are not URLs.
     pub fn new(env: &Env, resolver: &Resolver, extra_direct: &[&str]) -> Result<Self, String> {
         let settings = ProxySettings::from_env(env, extra_direct);
-        let tls = sdk_tls_context(roots(env))?;
         Ok(SdkClients {
-            upstream: sdk_client(proxy_config(&settings)?, resolver.clone(), tls.clone()),
-            direct: sdk_client(ProxyConfig::disabled(), resolver.clone(), tls),
+            upstream: sdk_client(proxy_config(&settings)?, resolver.clone()),
+            direct: sdk_client(ProxyConfig::disabled(), resolver.clone()),
         })
     }
 }
@@ -54,26 +52,11 @@ fn proxy_config(p: &ProxySettings) -> Result<ProxyConfig, String> {
     Ok(config.no_proxy(&p.no_proxy))
 }
 
-/// The SDK's TLS trust: the process's roots (see `roots`).
-fn sdk_tls_context(roots: &Roots) -> Result<TlsContext, String> {
-    let store = match roots {
-        Roots::Bundle { pem, .. } => TrustStore::empty()
-            .with_native_roots(false)
-            .with_pem_certificate(pem.clone()),
-        Roots::Native => TrustStore::default(),
-    };
-    TlsContext::builder()
-        .with_trust_store(store)
-        .build()
-        .map_err(|e| format!("TLS setup: {e}"))
-}
-
-fn sdk_client(proxy: ProxyConfig, resolver: Resolver, tls: TlsContext) -> SharedHttpClient {
+fn sdk_client(proxy: ProxyConfig, resolver: Resolver) -> SharedHttpClient {
     let client = aws_smithy_http_client::Builder::new().build_with_connector_fn(
         move |settings, components| {
             let mut connector = aws_smithy_http_client::Connector::builder()
-                .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-                .tls_context(tls.clone());
+                .tls_provider(Provider::Rustls(CryptoMode::AwsLc));
             connector.set_connector_settings(settings.cloned());
             if let Some(components) = components {
                 connector.set_sleep_impl(components.sleep_impl());
@@ -104,16 +87,7 @@ pub fn web_client(
     direct: bool,
     timeouts: &WebTimeouts,
 ) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder();
-    if let Roots::Bundle { ders, .. } = roots(env) {
-        let certs = ders
-            .iter()
-            .map(|d| reqwest::Certificate::from_der(d.as_ref()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("TLS setup: {e}"))?;
-        builder = builder.tls_certs_only(certs);
-    }
-    let mut builder = builder
+    let mut builder = reqwest::Client::builder()
         .no_proxy()
         .dns_resolver(std::sync::Arc::new(resolver.clone()))
         .connect_timeout(timeouts.connect)

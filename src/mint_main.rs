@@ -15,6 +15,8 @@ use pullcred::env::Env;
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     pullcred::process::harden();
+    // SAFETY: nothing else runs yet, no thread exists.
+    unsafe { pullcred::roots::name_bundle() };
     let env = Env::from_process();
     if let Err(e) = pullcred::front::check_front_version(&env) {
         eprintln!("pullcred: {e}");
