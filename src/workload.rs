@@ -59,6 +59,35 @@ impl fmt::Display for IdentityMode {
 /// or service account, or the rule's), by name: part of the cache key.
 pub type Inputs = BTreeMap<&'static str, String>;
 
+/// The claims of a projected service account token that are read.
+#[derive(serde::Deserialize)]
+struct Claims {
+    exp: Option<u64>,
+    aud: Option<Audience>,
+    #[serde(rename = "kubernetes.io")]
+    kubernetes: Option<K8sClaims>,
+}
+
+/// `aud`: a string or a list.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Default, serde::Deserialize)]
+struct K8sClaims {
+    namespace: Option<String>,
+    serviceaccount: Option<Named>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct Named {
+    name: Option<String>,
+    uid: Option<String>,
+}
+
 /// The pod's service account, from a request's token and annotations.
 #[derive(Debug)]
 pub struct ServiceAccount {
@@ -89,40 +118,21 @@ impl ServiceAccount {
         annotations: &BTreeMap<String, String>,
         now: SystemTime,
     ) -> Result<Self, TokenError> {
-        let claims = jwt::unverified_claims(token.expose()).ok_or(TokenError::NotAJwt)?;
-        let text = |v: Option<&serde_json::Value>, what| {
-            v.and_then(|v| v.as_str())
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .ok_or(TokenError::Missing(what))
-        };
-        // `kubernetes.io` holds the namespace and the service account's name and uid in the
-        // tokens the kubelet requests (bound tokens, since Kubernetes 1.21).
-        let k8s = claims.get("kubernetes.io");
-        let namespace = text(
-            k8s.and_then(|k| k.get("namespace")),
-            "kubernetes.io.namespace",
-        )?;
-        let sa = k8s.and_then(|k| k.get("serviceaccount"));
-        let name = text(
-            sa.and_then(|s| s.get("name")),
-            "kubernetes.io.serviceaccount.name",
-        )?;
-        let uid = text(
-            sa.and_then(|s| s.get("uid")),
-            "kubernetes.io.serviceaccount.uid",
-        )?;
-        let exp = claims
-            .get("exp")
-            .and_then(|e| e.as_u64())
-            .ok_or(TokenError::Missing("exp"))?;
-        let audience = match claims.get("aud") {
-            Some(serde_json::Value::String(a)) => vec![a.clone()],
-            Some(serde_json::Value::Array(list)) => list
-                .iter()
-                .filter_map(|a| a.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
+        // Only the claims used, as a struct: the rest of the token is skipped, not copied.
+        let claims: Claims =
+            jwt::unverified_claims_as(token.expose()).ok_or(TokenError::NotAJwt)?;
+        let k8s = claims.kubernetes.unwrap_or_default();
+        let sa = k8s.serviceaccount.unwrap_or_default();
+        let some =
+            |v: Option<String>, what| v.filter(|s| !s.is_empty()).ok_or(TokenError::Missing(what));
+        let namespace = some(k8s.namespace, "kubernetes.io.namespace")?;
+        let name = some(sa.name, "kubernetes.io.serviceaccount.name")?;
+        let uid = some(sa.uid, "kubernetes.io.serviceaccount.uid")?;
+        let exp = claims.exp.ok_or(TokenError::Missing("exp"))?;
+        let audience = match claims.aud {
+            Some(Audience::One(a)) => vec![a],
+            Some(Audience::Many(list)) => list,
+            None => Vec::new(),
         };
         let expires_at = UNIX_EPOCH + Duration::from_secs(exp);
         if expires_at <= now {
@@ -161,10 +171,17 @@ impl Workload {
     /// never the token.
     pub fn cache_identity(&self) -> String {
         let a = &self.account;
-        format!(
-            "service account {}/{} uid={} aud={:?} inputs={:?}",
-            a.namespace, a.name, a.uid, a.audience, self.inputs
-        )
+        let mut text = format!(
+            "service account {}/{} uid={} aud={}",
+            a.namespace,
+            a.name,
+            a.uid,
+            a.audience.join(",")
+        );
+        for (k, v) in &self.inputs {
+            text.push_str(&format!(" {k}={v}"));
+        }
+        text
     }
 
     /// An input the source resolved (see [`Inputs`]).

@@ -73,6 +73,14 @@ pub fn random_id() -> Result<String, &'static str> {
 
 /// The claims of a compact JWT, not verified: `None` when it is not one.
 pub fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match unverified_claims_as(token)? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// The claims of a compact JWT as `T`, not verified (only the fields `T` names are kept).
+pub fn unverified_claims_as<T: serde::de::DeserializeOwned>(token: &str) -> Option<T> {
     let mut parts = token.split('.');
     let (_header, claims, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -80,10 +88,7 @@ pub fn unverified_claims(token: &str) -> Option<serde_json::Map<String, serde_js
     }
     // Some issuers pad; base64url without padding is the standard.
     let bytes = URL_SAFE_NO_PAD.decode(claims.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        serde_json::Value::Object(map) => Some(map),
-        _ => None,
-    }
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]
