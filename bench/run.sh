@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked -q
 release=$PWD/target/x86_64-unknown-linux-gnu/release
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+servers=()
+trap 'kill "${servers[@]}" 2>/dev/null; rm -rf "$work"' EXIT
 chmod 700 "$work"
 # Every binary timed is run from the same directory: exec's path lookup and the kernel's
 # handling of the file differ measurably between a deep target/ path and a short one. The
@@ -153,6 +154,13 @@ echo "64-way cold burst: wall $(python3 -c "print(f'{($end-$start)*1000:.0f}')")
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+# Starts a server (the command, its port last) in the background, killed on exit, and
+# waits until it listens.
+serve() {
+  "$@" >/dev/null 2>&1 &
+  servers+=($!)
+  wait_port "${!#}"
+}
 wait_port() {
   until python3 -c "import socket; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; do sleep 0.1; done
 }
@@ -178,10 +186,7 @@ echo "## ECR cold mint against moto on loopback (whole exec; cache emptied befor
 # be sure. The second command adds an STS AssumeRole before GetAuthorizationToken.
 command -v moto_server >/dev/null || pip install -q 'moto[server]'
 port=$(free_port)
-TZ=UTC moto_server -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
-moto_pid=$!
-trap 'kill $moto_pid 2>/dev/null; rm -rf "$work"' EXIT
-wait_port "$port"
+serve env TZ=UTC moto_server -H 127.0.0.1 -p "$port"
 cat > "$work/ecr.toml" <<CONFIG
 [[registry]]
 match = ["*.dkr.ecr.eu-west-1.amazonaws.com"]
@@ -227,10 +232,7 @@ echo "## GCP cold mint against a fake metadata server on loopback (whole exec; c
 # No config: the built-in rule serves Artifact Registry; the metadata server is the last link
 # of Google's credential chain (the others are absent: no key file, no gcloud credentials).
 gport=$(free_port)
-python3 bench/fake_metadata.py "$gport" &
-gcp_pid=$!
-trap 'kill $moto_pid $gcp_pid 2>/dev/null; rm -rf "$work"' EXIT
-wait_port "$gport"
+serve python3 bench/fake_metadata.py "$gport"
 (
   unset PULLCRED_CONFIG GOOGLE_APPLICATION_CREDENTIALS CLOUDSDK_CONFIG
   export GCE_METADATA_HOST="127.0.0.1:$gport" HOME="$work/gcp-home"
@@ -242,10 +244,7 @@ echo "## ACR cold mint against fake IMDS and exchange on loopback (whole exec; c
 # A managed identity's token from IMDS, then ACR's exchange for a refresh token: the chain's
 # last link, as on an AKS node (no Azure variables, no azure.json).
 aport=$(free_port)
-python3 bench/fake_azure.py "$aport" &
-acr_pid=$!
-trap 'kill $moto_pid $gcp_pid $acr_pid 2>/dev/null; rm -rf "$work"' EXIT
-wait_port "$aport"
+serve python3 bench/fake_azure.py "$aport"
 cat > "$work/acr.toml" <<CONFIG
 [[registry]]
 match = ["*.azurecr.io"]

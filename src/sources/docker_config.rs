@@ -20,7 +20,7 @@ use base64::Engine;
 use serde::Deserialize;
 use wait_timeout::ChildExt;
 
-use super::{Kind, MintRequest, OptionError, Options, Source, SourceError, Spec};
+use super::{MintRequest, OptionError, Options, Source, SourceError, Spec};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::image::{DOCKER_HUB, is_docker_hub};
@@ -31,19 +31,12 @@ const DOCKER_HUB_SERVER: &str = "https://index.docker.io/v1/";
 /// A helper's reply is a few hundred bytes; more is not a helper.
 const MAX_HELPER_OUTPUT: u64 = 1 << 20;
 
-pub const KIND: Kind<dyn Source> = Kind {
+kinds! {
     name: "docker-config",
-    build: |options| Ok(Box::new(DockerConfigSource::from_options(options)?)),
+    build: DockerConfigSource::from_options,
     builtin: &[],
     workloads: super::Workloads::NodeOnly,
-};
-/// The same kind without minting (see `sources::SPECS`).
-pub const SPEC: Kind<dyn Spec> = Kind {
-    name: "docker-config",
-    build: |options| Ok(Box::new(DockerConfigSource::from_options(options)?)),
-    builtin: &[],
-    workloads: super::Workloads::NodeOnly,
-};
+}
 
 const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -2,6 +2,29 @@
 //! rule's own keys into a source, and the hosts it serves with no config file. One module
 //! per source; no source depends on another; `config` knows sources only through [`KINDS`].
 
+/// Declares a source module's `KIND` (it mints; see [`KINDS`]) and `SPEC` (the same kind
+/// without minting, for the front binary; see [`SPECS`]) from one description, so that the
+/// two never drift apart. `build` is the module's `fn(&Options) -> Result<T, OptionError>`.
+macro_rules! kinds {
+    (name: $name:expr, build: $build:path, builtin: $builtin:expr, workloads: $workloads:expr $(,)?) => {
+        /// This source kind (see `sources::KINDS`).
+        pub const KIND: $crate::sources::Kind<dyn $crate::sources::Source> =
+            $crate::sources::Kind {
+                name: $name,
+                build: |o| Ok(Box::new($build(o)?)),
+                builtin: $builtin,
+                workloads: $workloads,
+            };
+        /// The same kind without minting (see `sources::SPECS`).
+        pub const SPEC: $crate::sources::Kind<dyn $crate::sources::Spec> = $crate::sources::Kind {
+            name: $name,
+            build: |o| Ok(Box::new($build(o)?)),
+            builtin: $builtin,
+            workloads: $workloads,
+        };
+    };
+}
+
 pub mod acr;
 pub mod docker_config;
 pub mod ecr;

@@ -9,24 +9,17 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Kind, MintRequest, Options, Source, SourceError, Spec, Workloads};
+use super::{MintRequest, Options, Source, SourceError, Spec, Workloads};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::workload::Inputs;
 
-pub const KIND: Kind<dyn Source> = Kind {
+kinds! {
     name: "passthrough",
-    build: |o| Ok(Box::new(from_options(o)?)),
+    build: from_options,
     builtin: &[],
     workloads: Workloads::Required,
-};
-/// The same kind without minting (see `sources::SPECS`).
-pub const SPEC: Kind<dyn Spec> = Kind {
-    name: "passthrough",
-    build: |o| Ok(Box::new(from_options(o)?)),
-    builtin: &[],
-    workloads: Workloads::Required,
-};
+}
 
 /// The username Docker's clients send with an identity token.
 pub const DEFAULT_USERNAME: &str = "<token>";

@@ -4,23 +4,16 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Kind, MintRequest, OptionError, Options, Source, SourceError, Spec};
+use super::{MintRequest, OptionError, Options, Source, SourceError, Spec};
 use crate::credential::{Credential, Secret};
 use crate::secret_file;
 
-pub const KIND: Kind<dyn Source> = Kind {
+kinds! {
     name: "static",
-    build: |options| Ok(Box::new(StaticSource::from_options(options)?)),
+    build: StaticSource::from_options,
     builtin: &[],
     workloads: super::Workloads::NodeOnly,
-};
-/// The same kind without minting (see `sources::SPECS`).
-pub const SPEC: Kind<dyn Spec> = Kind {
-    name: "static",
-    build: |options| Ok(Box::new(StaticSource::from_options(options)?)),
-    builtin: &[],
-    workloads: super::Workloads::NodeOnly,
-};
+}
 
 /// The rule keys of `static`.
 #[derive(Deserialize)]

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Kind, MintRequest, Source, SourceError, Spec, run_mint};
+use super::{MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -44,19 +44,12 @@ const BUILTIN_HOSTS: &[&str] = &[
     "*.*.geo.azurecr.de",
 ];
 
-pub const KIND: Kind<dyn Source> = Kind {
+kinds! {
     name: "acr",
-    build: |o| Ok(Box::new(options::from_options(o)?)),
+    build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
-};
-/// The same kind without minting (see `sources::SPECS`).
-pub const SPEC: Kind<dyn Spec> = Kind {
-    name: "acr",
-    build: |o| Ok(Box::new(options::from_options(o)?)),
-    builtin: BUILTIN_HOSTS,
-    workloads: super::Workloads::Optional,
-};
+}
 
 /// ACR's Entra ID resource, and the scope of a token for it.
 const RESOURCE: &str = "https://containerregistry.azure.net";

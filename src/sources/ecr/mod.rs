@@ -13,25 +13,18 @@ mod token;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::{Kind, MintRequest, Source, SourceError, Spec};
+use super::{MintRequest, Source, SourceError, Spec};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::workload::Inputs;
 use host::{EcrHost, PrivateRegistry};
 
-pub const KIND: Kind<dyn Source> = Kind {
+kinds! {
     name: "ecr",
-    build: |o| Ok(Box::new(options::from_options(o)?)),
+    build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
-};
-/// The same kind without minting (see `sources::SPECS`).
-pub const SPEC: Kind<dyn Spec> = Kind {
-    name: "ecr",
-    build: |o| Ok(Box::new(options::from_options(o)?)),
-    builtin: BUILTIN_HOSTS,
-    workloads: super::Workloads::Optional,
-};
+}
 
 /// Private ECR in every partition (plain, FIPS, dual-stack) and ECR Public: what the kind
 /// serves with no config file. `check` then tests each host strictly (12-digit account, a

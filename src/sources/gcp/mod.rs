@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Kind, MintRequest, Source, SourceError, Spec, run_mint};
+use super::{MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -32,19 +32,12 @@ const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 /// Artifact Registry's and Container Registry's hosts (`check` then tests each strictly).
 const BUILTIN_HOSTS: &[&str] = &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"];
 
-pub const KIND: Kind<dyn Source> = Kind {
+kinds! {
     name: "gcp",
-    build: |o| Ok(Box::new(options::from_options(o)?)),
+    build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
-};
-/// The same kind without minting (see `sources::SPECS`).
-pub const SPEC: Kind<dyn Spec> = Kind {
-    name: "gcp",
-    build: |o| Ok(Box::new(options::from_options(o)?)),
-    builtin: BUILTIN_HOSTS,
-    workloads: super::Workloads::Optional,
-};
+}
 
 /// The environment variables that change which credentials a mint uses; they are part of
 /// the cache key.
