@@ -214,9 +214,9 @@ fn workload_for<T: ?Sized + Spec>(
                 .into(),
         ));
     };
-    let account = ServiceAccount::from_token(token, &req.service_account_annotations, env.now())
+    let account = ServiceAccount::from_token(token, env.now())
         .map_err(|e| SourceError::Local(e.to_string()))?;
-    match source.workload_inputs(&account.annotations, env) {
+    match source.workload_inputs(&req.service_account_annotations, env) {
         Ok(inputs) => Ok(Some(Workload { account, inputs })),
         Err(missing) if fallback => {
             tracing::debug!(

@@ -68,12 +68,34 @@ struct Claims {
     kubernetes: Option<K8sClaims>,
 }
 
-/// `aud`: a string or a list.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum Audience {
-    One(String),
-    Many(Vec<String>),
+/// `aud`: a string or a list (RFC 7519 4.1.3), read by a visitor of both rather than an
+/// untagged enum, which would buffer the value and try each shape in turn on every hit.
+struct Audience(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Audience;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience(vec![v.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Audience, A::Error> {
+                let mut all = Vec::new();
+                while let Some(one) = seq.next_element()? {
+                    all.push(one);
+                }
+                Ok(Audience(all))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -88,7 +110,8 @@ struct Named {
     uid: Option<String>,
 }
 
-/// The pod's service account, from a request's token and annotations.
+/// The pod's service account, from a request's token. (Its annotations are read once, by the
+/// source's `workload_inputs`, straight from the request: what they decide is in `Inputs`.)
 #[derive(Debug)]
 pub struct ServiceAccount {
     pub token: Secret,
@@ -98,7 +121,6 @@ pub struct ServiceAccount {
     /// The token's audiences (`aud`, a string or a list).
     pub audience: Vec<String>,
     pub expires_at: SystemTime,
-    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -113,11 +135,7 @@ pub enum TokenError {
 
 impl ServiceAccount {
     /// The service account a request's token names, refused if it has expired at `now`.
-    pub fn from_token(
-        token: &Secret,
-        annotations: &BTreeMap<String, String>,
-        now: SystemTime,
-    ) -> Result<Self, TokenError> {
+    pub fn from_token(token: &Secret, now: SystemTime) -> Result<Self, TokenError> {
         // Only the claims used, as a struct: the rest of the token is skipped, not copied.
         let claims: Claims =
             jwt::unverified_claims_as(token.expose()).ok_or(TokenError::NotAJwt)?;
@@ -129,11 +147,7 @@ impl ServiceAccount {
         let name = some(sa.name, "kubernetes.io.serviceaccount.name")?;
         let uid = some(sa.uid, "kubernetes.io.serviceaccount.uid")?;
         let exp = claims.exp.ok_or(TokenError::Missing("exp"))?;
-        let audience = match claims.aud {
-            Some(Audience::One(a)) => vec![a],
-            Some(Audience::Many(list)) => list,
-            None => Vec::new(),
-        };
+        let audience = claims.aud.map(|a| a.0).unwrap_or_default();
         let expires_at = UNIX_EPOCH + Duration::from_secs(exp);
         if expires_at <= now {
             return Err(TokenError::Expired {
@@ -148,7 +162,6 @@ impl ServiceAccount {
             uid,
             audience,
             expires_at,
-            annotations: annotations.clone(),
         })
     }
 
@@ -168,20 +181,32 @@ pub struct Workload {
 impl Workload {
     /// Everything about the workload that changes the credential, for the cache key: the
     /// service account (a recreated one has a new uid), the token's audience and the inputs;
-    /// never the token.
-    pub fn cache_identity(&self) -> String {
+    /// never the token. Appended to `key` (the hit path builds the key in one string).
+    pub fn write_cache_identity(&self, key: &mut String) {
+        // Pushed piece by piece: no formatting machinery on the hit path.
         let a = &self.account;
-        let mut text = format!(
-            "service account {}/{} uid={} aud={}",
-            a.namespace,
-            a.name,
-            a.uid,
-            a.audience.join(",")
-        );
-        for (k, v) in &self.inputs {
-            text.push_str(&format!(" {k}={v}"));
+        for piece in [
+            "service account ",
+            &a.namespace,
+            "/",
+            &a.name,
+            " uid=",
+            &a.uid,
+            " aud=",
+        ] {
+            key.push_str(piece);
         }
-        text
+        for (i, aud) in a.audience.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(aud);
+        }
+        for (k, v) in &self.inputs {
+            for piece in [" ", k, "=", v] {
+                key.push_str(piece);
+            }
+        }
     }
 
     /// An input the source resolved (see [`Inputs`]).
@@ -212,12 +237,12 @@ mod tests {
             "kubernetes.io": {"namespace": "team-a", "pod": {"name": "p", "uid": "pu"},
                 "serviceaccount": {"name": "puller", "uid": "su-1"}},
         });
-        let sa = ServiceAccount::from_token(&token(claims.clone()), &BTreeMap::new(), now).unwrap();
+        let sa = ServiceAccount::from_token(&token(claims.clone()), now).unwrap();
         assert_eq!((sa.id(), sa.uid.as_str()), ("team-a/puller".into(), "su-1"));
         assert_eq!(sa.audience, ["sts.amazonaws.com"]);
         let later = UNIX_EPOCH + Duration::from_secs(1_800_003_600);
         assert_eq!(
-            ServiceAccount::from_token(&token(claims), &BTreeMap::new(), later)
+            ServiceAccount::from_token(&token(claims), later)
                 .unwrap_err()
                 .to_string(),
             "the service account token of team-a/puller expired at 2027-01-15T09:00:00Z"
@@ -225,12 +250,43 @@ mod tests {
         let no_uid = serde_json::json!({"exp": 1_800_003_600u64,
             "kubernetes.io": {"namespace": "n", "serviceaccount": {"name": "s"}}});
         assert_eq!(
-            ServiceAccount::from_token(&token(no_uid), &BTreeMap::new(), now).unwrap_err(),
+            ServiceAccount::from_token(&token(no_uid), now).unwrap_err(),
             TokenError::Missing("kubernetes.io.serviceaccount.uid")
         );
         assert_eq!(
-            ServiceAccount::from_token(&Secret::new("opaque"), &BTreeMap::new(), now).unwrap_err(),
+            ServiceAccount::from_token(&Secret::new("opaque"), now).unwrap_err(),
             TokenError::NotAJwt
+        );
+    }
+
+    #[test]
+    fn the_audience_is_a_string_or_a_list_and_keys_the_cache() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let with_aud = |aud: serde_json::Value| {
+            token(serde_json::json!({"aud": aud, "exp": 1_800_003_600u64,
+                "kubernetes.io": {"namespace": "ns", "serviceaccount": {"name": "sa", "uid": "u"}}}))
+        };
+        let one = ServiceAccount::from_token(&with_aud("a".into()), now).unwrap();
+        assert_eq!(one.audience, ["a"]);
+        let two =
+            ServiceAccount::from_token(&with_aud(serde_json::json!(["a", "b"])), now).unwrap();
+        assert_eq!(two.audience, ["a", "b"]);
+        for bad in [serde_json::json!(5), serde_json::json!(["a", 5])] {
+            assert_eq!(
+                ServiceAccount::from_token(&with_aud(bad), now).unwrap_err(),
+                TokenError::NotAJwt
+            );
+        }
+        let mut key = String::from("rule\n");
+        let inputs = Inputs::from([("client_id", "c".to_string()), ("tenant_id", "t".into())]);
+        Workload {
+            account: two,
+            inputs,
+        }
+        .write_cache_identity(&mut key);
+        assert_eq!(
+            key,
+            "rule\nservice account ns/sa uid=u aud=a,b client_id=c tenant_id=t"
         );
     }
 }

@@ -158,10 +158,13 @@ impl Outcome {
 /// The cache key of what `source` mints for `req`: the source's identity, the host, and the
 /// workload's identity when a workload's.
 fn key_of(source: &dyn Spec, req: &MintRequest<'_>) -> Key {
-    let mut material = format!("{}\n{}", source.cache_identity(req.env), req.mint_host);
+    let mut material = source.cache_identity(req.env);
+    material.push('\n');
+    material.push_str(req.mint_host);
     // A workload's entries are its service account's alone: never served to another.
     if let Some(w) = req.workload {
-        material = format!("{material}\n{}", w.cache_identity());
+        material.push('\n');
+        w.write_cache_identity(&mut material);
     }
     Key::new(&material)
 }
