@@ -245,26 +245,8 @@ echo "## ACR cold mint against fake IMDS and exchange on loopback (whole exec; c
 # last link, as on an AKS node (no Azure variables, no azure.json).
 aport=$(free_port)
 serve python3 bench/fake_azure.py "$aport"
-cat > "$work/acr.toml" <<CONFIG
-[[registry]]
-match = ["*.azurecr.io"]
-source = "acr"
-imds_endpoint = "http://127.0.0.1:$aport"
-endpoint = "http://127.0.0.1:$aport"
-CONFIG
-(
-  unset AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH \
-    AZURE_FEDERATED_TOKEN_FILE AZURE_AUTHORITY_HOST AZURE_POD_IDENTITY_AUTHORITY_HOST
-  export PULLCRED_CONFIG="$work/acr.toml"
-  cold_mint ACR 50 myregistry.azurecr.io/app:1
-)
-
-echo "## cache hit with a workload's identity vs the node's (plugin mode, the same request on stdin)"
-# The same request (a service account token and annotations) to the same acr rule, once with
-# identity "service-account" (the token's claims are read, the key is the service account's)
-# and once with the node's identity (the token is ignored): a service-account hit must cost
-# what a node hit costs. Both exec'd directly, `--config` choosing the rule; the two configs
-# differ in the identity alone, so parsing them costs the same.
+# One rule per identity, differing in nothing else: the node's for the cold mint, both for the
+# hit comparison below.
 for identity in node service-account; do
   cat > "$work/acr-$identity.toml" <<CONFIG
 [[registry]]
@@ -276,6 +258,19 @@ authority_host = "http://127.0.0.1:$aport"
 endpoint = "http://127.0.0.1:$aport"
 CONFIG
 done
+(
+  unset AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH \
+    AZURE_FEDERATED_TOKEN_FILE AZURE_AUTHORITY_HOST AZURE_POD_IDENTITY_AUTHORITY_HOST
+  export PULLCRED_CONFIG="$work/acr-node.toml"
+  cold_mint ACR 50 myregistry.azurecr.io/app:1
+)
+
+echo "## cache hit with a workload's identity vs the node's (plugin mode, the same request on stdin)"
+# The same request (a service account token and annotations) to the same acr rule, once with
+# identity "service-account" (the token's claims are read, the key is the service account's)
+# and once with the node's identity (the token is ignored): a service-account hit must cost
+# what a node hit costs. Both exec'd directly, `--config` choosing the rule; the two configs
+# (written above) differ in the identity alone, so parsing them costs the same.
 python3 - "$work/request-sa.json" <<'PY'
 import base64, json, sys, time
 b64 = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).decode().rstrip("=")
