@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::google::{self, key_file, user_file};
@@ -23,6 +23,24 @@ fn gcp(home: &Path, metadata: &FakeHttp) -> Command {
     cmd
 }
 
+/// A node on GCP: the metadata server fake, answering with the node's token, and a home for
+/// pullcred.
+fn node() -> (FakeHttp, tempfile::TempDir) {
+    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
+    (metadata, tempfile::tempdir().unwrap())
+}
+
+/// A service account key for puller@proj, signing for `token_uri`, written (owner-only) as
+/// `home/sa.json`.
+fn puller_key(home: &Path, token_uri: &str) -> PathBuf {
+    let key = home.join("sa.json");
+    secret(
+        &key,
+        &key_file("puller@proj.iam.gserviceaccount.com", token_uri),
+    );
+    key
+}
+
 /// The token endpoint fake, and the `token_uri` that names it.
 fn token_fake() -> (FakeHttp, String) {
     let endpoint = FakeHttp::start(|_| crate::support::http::Reply::Hang);
@@ -33,8 +51,7 @@ fn token_fake() -> (FakeHttp, String) {
 
 #[test]
 fn the_metadata_server_serves_artifact_registry_and_gcr_with_no_config() {
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     for image in [AR, "gcr.io/proj/app:1", "europe-west4-docker.pkg.dev/p/r/a"] {
         let resp = run(&mut gcp(home.path(), &metadata), &request(V1, image)).response();
         let host = image.split('/').next().unwrap();
@@ -77,13 +94,8 @@ fn an_answer_without_the_metadata_flavor_header_is_refused() {
 #[test]
 fn a_service_account_key_signs_an_assertion_the_token_endpoint_verifies() {
     let (_endpoint, token_uri) = token_fake();
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
-    let key = home.path().join("sa.json");
-    secret(
-        &key,
-        &key_file("puller@proj.iam.gserviceaccount.com", &token_uri),
-    );
+    let (metadata, home) = node();
+    let key = puller_key(home.path(), &token_uri);
     let mut cmd = gcp(home.path(), &metadata);
     cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key).arg("-vvv");
     let resp = run(&mut cmd, &request(V1, AR)).response();
@@ -101,8 +113,7 @@ fn a_service_account_key_signs_an_assertion_the_token_endpoint_verifies() {
 #[test]
 fn the_adc_order_is_rule_key_then_env_then_gcloud_then_metadata() {
     let (_endpoint, token_uri) = token_fake();
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     let h = home.path();
     secret(
         &h.join("rule.json"),
@@ -143,8 +154,7 @@ fn the_adc_order_is_rule_key_then_env_then_gcloud_then_metadata() {
 
 #[test]
 fn look_alike_hosts_get_nothing_and_touch_no_cache() {
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     // Matched by the built-in `*.gcr.io`, but not one of Google's hosts.
     run(
         &mut gcp(home.path(), &metadata),
@@ -197,13 +207,8 @@ fn refusals_are_not_retried_and_garbage_is_named() {
     let token_uri = format!("{}/token", endpoint.url());
     // The fake refuses: a key it cannot verify (another email, same key, wrong audience).
     endpoint.set(google::token_endpoint("http://elsewhere/token".into()));
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
-    let key = home.path().join("sa.json");
-    secret(
-        &key,
-        &key_file("puller@proj.iam.gserviceaccount.com", &token_uri),
-    );
+    let (metadata, home) = node();
+    let key = puller_key(home.path(), &token_uri);
     let exec = || {
         let mut cmd = gcp(home.path(), &metadata);
         cmd.env("GOOGLE_APPLICATION_CREDENTIALS", &key);
@@ -238,8 +243,7 @@ fn apis() -> (FakeHttp, String) {
 #[test]
 fn workload_identity_federation_exchanges_a_file_subject_token_then_impersonates() {
     let (fake, base) = apis();
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     let h = home.path();
     secret(&h.join("subject"), "s3cret-gcp-subject\n");
     let source = serde_json::json!({"file": h.join("subject")});
@@ -304,8 +308,7 @@ fn a_url_subject_token_in_json_with_headers() {
             body: r#"{"access_token": "s3cret-gcp-subject", "other": 1}"#.into(),
         }
     });
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     let source = serde_json::json!({
         "url": format!("{}/subject", subject.url()),
         "headers": {"Metadata": "True"},
@@ -327,8 +330,7 @@ fn a_url_subject_token_in_json_with_headers() {
 #[test]
 fn a_rule_impersonates_with_the_metadata_servers_token() {
     let (fake, base) = apis();
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     let h = home.path();
     fs::write(
         h.join("config.toml"),
@@ -366,8 +368,7 @@ fn a_rule_impersonates_with_the_metadata_servers_token() {
 
 #[test]
 fn a_burst_mints_once_and_a_failing_metadata_server_is_answered_from_the_cache() {
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     // 16 cold execs at once: one mint.
     std::thread::scope(|s| {
         let runs: Vec<_> = (0..16)
@@ -443,8 +444,7 @@ fn federation_from_aws_signs_get_caller_identity_with_the_nodes_credentials() {
             },
         }
     });
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
+    let (metadata, home) = node();
     let file = serde_json::json!({
         "type": "external_account",
         "audience": AUDIENCE,
@@ -499,13 +499,8 @@ fn token_calls_go_through_the_proxy_and_the_metadata_server_never_does() {
     let to_endpoint = endpoint.addr;
     // A forward proxy that records what it is asked and passes it on.
     let proxy = FakeHttp::start(move |_| crate::support::http::Reply::Forward(to_endpoint));
-    let metadata = FakeHttp::start(google::metadata("s3cret-gcp-token-for-node", true));
-    let home = tempfile::tempdir().unwrap();
-    let key = home.path().join("sa.json");
-    secret(
-        &key,
-        &key_file("puller@proj.iam.gserviceaccount.com", &token_uri),
-    );
+    let (metadata, home) = node();
+    let key = puller_key(home.path(), &token_uri);
     let exec = |key_file: bool, cache: &str| {
         let mut cmd = gcp(home.path(), &metadata);
         cmd.env("HTTP_PROXY", proxy.url())
