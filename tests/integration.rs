@@ -15,6 +15,7 @@ mod faults;
 mod gcp;
 mod install;
 mod kubelet;
+mod local_user;
 mod matching;
 mod metrics;
 mod protocol;
