@@ -12,9 +12,13 @@ pub enum SecretFileError {
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: String },
     /// The file could have been planted or changed by someone other than the caller, so its
-    /// contents are not trusted as credentials.
-    #[error("{path}: refusing a secret file {reason}")]
-    Insecure { path: PathBuf, reason: String },
+    /// contents are not trusted (as credentials, or as settings that run commands).
+    #[error("{path}: refusing a {what} {reason}")]
+    Insecure {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
     #[error("{path}: not a regular file")]
     NotAFile { path: PathBuf },
     #[error("{path}: larger than {MAX_SECRET_FILE_BYTES} bytes")]
@@ -26,6 +30,22 @@ pub enum SecretFileError {
 /// Reads a secret file owned by `uid` and writable by nobody else. A file readable by others
 /// is read, with a warning: the secret may already be out.
 pub fn read(path: &Path, uid: u32) -> Result<String, SecretFileError> {
+    read_checked(path, uid, "secret file", true)
+}
+
+/// Reads a file whose contents are trusted though not secret (settings that name commands
+/// or endpoints, such as the AWS shared config), under the same owner and mode rule as a
+/// secret file; `what` names it in a refusal. Being readable by others is no fault here.
+pub fn read_trusted(path: &Path, uid: u32, what: &'static str) -> Result<String, SecretFileError> {
+    read_checked(path, uid, what, false)
+}
+
+fn read_checked(
+    path: &Path,
+    uid: u32,
+    what: &'static str,
+    secret: bool,
+) -> Result<String, SecretFileError> {
     let io = |e: std::io::Error| SecretFileError::Io {
         path: path.into(),
         reason: e.to_string(),
@@ -46,11 +66,12 @@ pub fn read(path: &Path, uid: u32) -> Result<String, SecretFileError> {
     only_owner_writes(meta.uid(), meta.mode(), uid).map_err(|reason| {
         SecretFileError::Insecure {
             path: path.into(),
+            what,
             reason,
         }
     })?;
     let mode = meta.mode() & 0o777;
-    if mode & 0o004 != 0 {
+    if secret && mode & 0o004 != 0 {
         tracing::warn!(
             "{}: secret file is readable by others (mode {mode:04o}); chmod o-r it",
             path.display()

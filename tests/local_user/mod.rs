@@ -8,6 +8,8 @@
 // Each submodule uses the moves it needs.
 #![allow(dead_code)]
 
+mod aws;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

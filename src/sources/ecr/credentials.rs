@@ -7,6 +7,7 @@ use aws_config::Region;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
 use aws_sdk_ecr::config::Credentials;
 
 use super::EcrSource;
@@ -27,6 +28,7 @@ const IMDS_OPERATION_TIMEOUT: Duration = Duration::from_secs(1);
 pub(super) async fn node_credentials(
     source: &EcrSource,
     clients: &SdkClients,
+    shared: &ProfileFiles,
     region: &Region,
     timeouts: &TimeoutConfig,
     retries: &RetryConfig,
@@ -47,7 +49,10 @@ pub(super) async fn node_credentials(
         .operation_timeout(IMDS_OPERATION_TIMEOUT)
         .max_attempts(1)
         .build();
-    let profile = profile::ProfileFileCredentialsProvider::builder().configure(&conf);
+    // The checked contents, never the paths: see `shared_files`.
+    let profile = profile::ProfileFileCredentialsProvider::builder()
+        .configure(&conf)
+        .profile_files(shared.clone());
     if let Some(name) = &source.profile {
         // A rule that names a profile means that profile, not whatever else the node has.
         let only: (&str, Box<dyn ProvideCredentials>) =

@@ -8,6 +8,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
 use aws_sdk_ecr::config::SharedCredentialsProvider;
 
 use super::{DEFAULT_SESSION_NAME, EcrSource, Target, credentials, sts, token};
@@ -33,6 +34,7 @@ pub(super) fn mint(
     source: &EcrSource,
     target: &Target,
     env: &Env,
+    shared: &ProfileFiles,
     workload: Option<&Workload>,
     budget: Duration,
 ) -> Result<Credential, SourceError> {
@@ -41,7 +43,10 @@ pub(super) fn mint(
     run_mint(
         budget,
         |resolver, limit| async move {
-            mint_async(source, target, env, workload, limit, &resolver, stage).await
+            mint_async(
+                source, target, env, shared, workload, limit, &resolver, stage,
+            )
+            .await
         },
         || stage.get(),
     )
@@ -61,10 +66,12 @@ impl Stage {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn mint_async(
     source: &EcrSource,
     target: &Target,
     env: &Env,
+    shared: &ProfileFiles,
     workload: Option<&Workload>,
     limit: Duration,
     resolver: &Resolver,
@@ -108,7 +115,8 @@ async fn mint_async(
         .region(RegionProviderChain::first_try(region.clone()))
         .http_client(clients.upstream.clone())
         .timeout_config(timeouts.clone())
-        .retry_config(retries.clone());
+        .retry_config(retries.clone())
+        .profile_files(shared.clone());
     let mut cloud_expiry = None;
     let mut conf = if let Some(w) = workload {
         // The workload's token alone: the node's credentials are never looked up.
@@ -125,7 +133,8 @@ async fn mint_async(
     } else {
         stage.set("AWS credentials");
         let node_credentials =
-            credentials::node_credentials(source, &clients, &region, &timeouts, &retries).await?;
+            credentials::node_credentials(source, &clients, shared, &region, &timeouts, &retries)
+                .await?;
         let mut loader =
             loader.credentials_provider(SharedCredentialsProvider::new(node_credentials));
         if let Some(profile) = &source.profile {

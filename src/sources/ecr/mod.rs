@@ -7,6 +7,7 @@ mod errors;
 pub mod host;
 mod mint;
 mod options;
+mod shared_files;
 mod sts;
 mod token;
 
@@ -217,50 +218,11 @@ impl Spec for EcrSource {
 impl Source for EcrSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let target = self.target(req.mint_host)?;
-        check_shared_files(req.env)?;
+        let shared = shared_files::read(req.env)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
-        mint::mint(self, &target, req.env, req.workload, budget)
+        mint::mint(self, &target, req.env, &shared, req.workload, budget)
     }
 }
-
-/// The SDK reads the shared config and credentials files and the web identity token file
-/// whole; refuse ones no real setup has (huge, or not a regular file, such as a FIFO that
-/// would block the read) before it does.
-fn check_shared_files(env: &Env) -> Result<(), SourceError> {
-    let home = env.home();
-    let default = |rel: &str| home.as_ref().map(|h| h.join(rel));
-    let files = [
-        env.var("AWS_CONFIG_FILE")
-            .map(Into::into)
-            .or_else(|| default(".aws/config")),
-        env.var("AWS_SHARED_CREDENTIALS_FILE")
-            .map(Into::into)
-            .or_else(|| default(".aws/credentials")),
-        env.var("AWS_WEB_IDENTITY_TOKEN_FILE").map(Into::into),
-    ];
-    for path in files.into_iter().flatten() {
-        let path: std::path::PathBuf = path;
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            return Err(SourceError::Local(format!(
-                "{}: not a regular file",
-                path.display()
-            )));
-        }
-        if meta.len() > MAX_SHARED_FILE_BYTES {
-            return Err(SourceError::Local(format!(
-                "{}: larger than {MAX_SHARED_FILE_BYTES} bytes",
-                path.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The most a shared AWS file may hold.
-const MAX_SHARED_FILE_BYTES: u64 = 1 << 20;
 
 #[cfg(test)]
 mod tests {
