@@ -93,12 +93,13 @@ impl Env {
         }
     }
 
-    /// `NAME=value` for each of `names` (empty when unset), space-separated: the variables
-    /// that select a source's principal or endpoint, for its cache key.
+    /// `NAME="value"` for each of `names` (`""` when unset), space-separated: the variables
+    /// that select a source's principal or endpoint, for its cache key. Values are quoted
+    /// and escaped, so no value can pass for the next variable.
     pub fn vars_text(&self, names: &[&str]) -> String {
         names
             .iter()
-            .map(|n| format!("{n}={}", self.var(n).unwrap_or("")))
+            .map(|n| format!("{n}={:?}", self.var(n).unwrap_or("")))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -194,6 +195,16 @@ mod tests {
         );
         assert_eq!(env.var("PULLCRED_SURELY_UNSET_VARIABLE"), None);
         assert_eq!(env.clone().var("PATH").map(str::to_string), path);
+    }
+
+    #[test]
+    fn vars_text_values_cannot_pass_for_another_variable() {
+        let text = |vars: Vec<(&str, &str)>| Env::from_vars(vars, 0).vars_text(&["A", "B"]);
+        assert_ne!(
+            text(vec![("A", "x B=y")]),
+            text(vec![("A", "x"), ("B", "y")])
+        );
+        assert_eq!(text(vec![("B", "y")]), "A=\"\" B=\"y\"");
     }
 
     #[test]

@@ -183,29 +183,23 @@ impl Workload {
     /// service account (a recreated one has a new uid), the token's audience and the inputs;
     /// never the token. Appended to `key` (the hit path builds the key in one string).
     pub fn write_cache_identity(&self, key: &mut String) {
-        // Pushed piece by piece: no formatting machinery on the hit path.
+        // Pushed piece by piece: no formatting machinery on the hit path. Every value is
+        // length-prefixed, so no value can pass for a separator and two different workloads
+        // never write the same key (audiences `["a","b"]` and `["a,b"]` included).
         let a = &self.account;
-        for piece in [
-            "service account ",
-            &a.namespace,
-            "/",
-            &a.name,
-            " uid=",
-            &a.uid,
-            " aud=",
-        ] {
-            key.push_str(piece);
+        key.push_str("service account");
+        for value in [&a.namespace, &a.name, &a.uid] {
+            push_field(key, value);
         }
-        for (i, aud) in a.audience.iter().enumerate() {
-            if i > 0 {
-                key.push(',');
-            }
-            key.push_str(aud);
+        key.push_str(" aud");
+        push_len(key, a.audience.len());
+        for aud in &a.audience {
+            push_field(key, aud);
         }
         for (k, v) in &self.inputs {
-            for piece in [" ", k, "=", v] {
-                key.push_str(piece);
-            }
+            key.push(' ');
+            key.push_str(k);
+            push_field(key, v);
         }
     }
 
@@ -213,6 +207,30 @@ impl Workload {
     pub fn input(&self, name: &str) -> Option<&str> {
         self.inputs.get(name).map(String::as_str)
     }
+}
+
+/// ` <length>:<value>`, for a cache key.
+fn push_field(key: &mut String, value: &str) {
+    key.push(' ');
+    push_len(key, value.len());
+    key.push(':');
+    key.push_str(value);
+}
+
+/// A number in decimal, without the formatting machinery.
+fn push_len(key: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    key.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
 }
 
 #[cfg(test)]
@@ -286,7 +304,48 @@ mod tests {
         .write_cache_identity(&mut key);
         assert_eq!(
             key,
-            "rule\nservice account ns/sa uid=u aud=a,b client_id=c tenant_id=t"
+            "rule\nservice account 2:ns 2:sa 1:u aud2 1:a 1:b client_id 1:c tenant_id 1:t"
         );
+    }
+
+    #[test]
+    fn values_that_hold_separators_never_share_a_key() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let key = |aud: serde_json::Value, inputs: &[(&'static str, &str)]| {
+            let t = token(serde_json::json!({"aud": aud, "exp": 1_800_003_600u64,
+                "kubernetes.io": {"namespace": "ns", "serviceaccount": {"name": "sa", "uid": "u"}}}));
+            let mut key = String::new();
+            Workload {
+                account: ServiceAccount::from_token(&t, now).unwrap(),
+                inputs: inputs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            }
+            .write_cache_identity(&mut key);
+            key
+        };
+        let pairs = [
+            (
+                key(serde_json::json!(["a", "b"]), &[]),
+                key(serde_json::json!(["a,b"]), &[]),
+            ),
+            (
+                key(serde_json::json!(["a b"]), &[]),
+                key(serde_json::json!(["a", "b"]), &[]),
+            ),
+            (
+                key("a".into(), &[("role_arn", "r tenant_id=t")]),
+                key("a".into(), &[("role_arn", "r"), ("tenant_id", "t")]),
+            ),
+        ];
+        for (one, other) in pairs {
+            assert_ne!(one, other);
+        }
+        assert_eq!(push_len_of(0), "0");
+        assert_eq!(push_len_of(1234567), "1234567");
+    }
+
+    fn push_len_of(n: usize) -> String {
+        let mut s = String::new();
+        push_len(&mut s, n);
+        s
     }
 }
