@@ -76,6 +76,7 @@ pub fn run(args: Vec<OsString>, env: &Env) -> i32 {
         return hand_over(&args, None);
     };
     let armed = crate::deadline::arm(config.deadline);
+    let hand_over = |args: &[OsString], stdin| hand_over_within(args, stdin, Some(config.deadline));
     let (req, bytes) = match front.get {
         Some(image) => (
             Request {
@@ -89,7 +90,8 @@ pub fn run(args: Vec<OsString>, env: &Env) -> i32 {
         None => {
             let bytes = match protocol::read_bytes(std::io::stdin().lock()) {
                 Ok(b) => b,
-                Err(_) => return keep_timer(armed, hand_over(&args, Some(&[]))),
+                // The minting binary reads the same stdin again and names the error.
+                Err(_) => return keep_timer(armed, hand_over(&args, None)),
             };
             if bytes.len() as u64 > protocol::MAX_REQUEST_BYTES {
                 return keep_timer(armed, hand_over(&args, Some(&bytes)));
@@ -137,6 +139,17 @@ fn keep_timer(armed: crate::deadline::Armed, code: i32) -> i32 {
 /// Becomes the minting binary beside this one, with the same arguments and `stdin` (the
 /// request's bytes already read) as its standard input. Returns only if that fails.
 fn hand_over(args: &[OsString], stdin: Option<&[u8]>) -> i32 {
+    hand_over_within(args, stdin, None)
+}
+
+/// [`hand_over`] with the deadline's timer running: SIGALRM is held blocked across the
+/// `exec` and the configured `deadline` named to the minting binary, which handles the
+/// signal first thing, so a timer that fires in between still ends with its one line.
+fn hand_over_within(
+    args: &[OsString],
+    stdin: Option<&[u8]>,
+    deadline: Option<std::time::Duration>,
+) -> i32 {
     let mint = match std::env::current_exe() {
         Ok(exe) => exe.with_file_name(MINT_BINARY),
         Err(e) => {
@@ -146,6 +159,10 @@ fn hand_over(args: &[OsString], stdin: Option<&[u8]>) -> i32 {
     };
     let mut cmd = std::process::Command::new(&mint);
     cmd.args(args).env(FRONT_VERSION_VAR, VERSION);
+    if let Some(d) = deadline {
+        let text = humantime::format_duration(d).to_string();
+        cmd.env(crate::deadline::FRONT_DEADLINE_VAR, text);
+    }
     if let Some(bytes) = stdin {
         match memfd_with(bytes) {
             Ok(file) => {
@@ -157,7 +174,9 @@ fn hand_over(args: &[OsString], stdin: Option<&[u8]>) -> i32 {
             }
         }
     }
+    crate::deadline::hold();
     let e = cmd.exec();
+    crate::deadline::install(None);
     eprintln!(
         "pullcred: cannot run {}: {e} (pullcred and pullcred-mint are installed together, in one directory)",
         mint.display()

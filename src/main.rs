@@ -10,6 +10,7 @@ use pullcred::env::Env;
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     pullcred::process::harden();
+    pullcred::deadline::install(None);
     let env = Env::from_process();
     pullcred::front::run(std::env::args_os().skip(1).collect(), &env)
 }

@@ -15,9 +15,11 @@ use pullcred::env::Env;
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     pullcred::process::harden();
+    let env = Env::from_process();
+    // Before anything else: the front's timer may have fired during the hand-over.
+    pullcred::deadline::install(env.var(pullcred::deadline::FRONT_DEADLINE_VAR));
     // SAFETY: nothing else runs yet, no thread exists.
     unsafe { pullcred::roots::name_bundle() };
-    let env = Env::from_process();
     if let Err(e) = pullcred::front::check_front_version(&env) {
         eprintln!("pullcred: {e}");
         return 1;

@@ -1,7 +1,8 @@
 //! What both binaries set up before anything else: SIGPIPE ignored (a closed stdout is an
 //! error, not a silent death), a panic hook that prints one line with the location only (a
 //! message could quote data) and exits 1 before unwinding or an abort can add a second line
-//! or a core, and no core dumps or debuggers at all: memory holds credentials.
+//! or a core (killing any child process group the request started, as the deadline does),
+//! and no core dumps or debuggers at all: memory holds credentials.
 
 pub fn harden() {
     // SAFETY: setting a signal's disposition to ignore, before any thread exists.
@@ -13,6 +14,7 @@ pub fn harden() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
+        crate::deadline::kill_child_group();
         eprintln!("pullcred: internal error: panic{at}");
         std::process::exit(1);
     }));

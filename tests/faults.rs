@@ -518,3 +518,140 @@ fn credential_helper_faults() {
         );
     }
 }
+
+/// Whether a process still runs (a zombie not yet reaped by init counts as gone).
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| !s.contains("State:\tZ"))
+}
+
+/// A helper that never answers, given longer than the request's deadline: the exec ends by
+/// itself within the deadline with one line, and neither the helper nor its child outlives
+/// it (the kubelet retries pulls, so each leaked helper would stay until the node reboots).
+#[test]
+fn a_helper_that_sleeps_forever_ends_with_the_deadline_and_leaves_nothing() {
+    let fx = Fixture::new("docker-config");
+    // Its helper is given longer than the request's deadline.
+    fx.prepend_config(&format!(
+        "deadline = \"2s\"\n[[registry]]\nmatch = [\"forever.example.com\"]\n\
+         source = \"docker-config\"\npath = \"{}\"\nhelper_timeout = \"5m\"\n",
+        fx.path("docker/config.json").display()
+    ));
+    let start = Instant::now();
+    let out = fx.plugin("forever.example.com/app");
+    let took = start.elapsed();
+    out.assert_error("forever.example.com");
+    assert!(took < Duration::from_secs(2) + SLACK, "took {took:?}");
+    let pids = std::fs::read_to_string(fx.path("forever.pids")).unwrap();
+    let start = Instant::now();
+    for pid in pids.split_whitespace() {
+        while running(pid) {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "process {pid} of the helper outlived the exec"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The request arrives just before the deadline, so the timer fires around the front's hand
+/// over to the minting binary: every exec still ends with an answer or the one deadline line
+/// (naming the configured deadline), never silently by the signal.
+#[test]
+fn a_request_arriving_just_before_the_deadline_ends_with_one_line_or_an_answer() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let fx = Fixture::new("deadline");
+    let mut outcomes = (0, 0);
+    for i in 0..40u64 {
+        // From 900 to 997 ms into a 1 s deadline; each run a miss (its own cache dir).
+        let late = Duration::from_millis(900 + i * 5 / 2);
+        let mut cmd = fx.cmd();
+        cmd.env("PULLCRED_CACHE_DIR", fx.path(&format!("cache-{i}")));
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(late);
+        let _ = std::io::Write::write_all(&mut stdin, &request(V1, "registry.example.com/app"));
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            None,
+            "run {i} ({late:?}) killed by a signal: {out:?}"
+        );
+        match out.status.code() {
+            Some(0) => {
+                outcomes.0 += 1;
+                assert!(out.stdout.starts_with(b"{"), "{out:?}");
+            }
+            _ => {
+                outcomes.1 += 1;
+                assert!(out.stdout.is_empty(), "{out:?}");
+                assert_eq!(
+                    stderr.trim_end(),
+                    "pullcred: no answer within the deadline of 1s",
+                    "run {i} ({late:?})"
+                );
+            }
+        }
+    }
+    assert!(outcomes.1 > 0, "no run met the deadline: {outcomes:?}");
+}
+
+/// A parent that blocks or ignores SIGALRM (both are inherited across exec) must not take
+/// the deadline away: the exec still ends at it, with its one line.
+#[test]
+fn a_parent_that_blocks_or_ignores_sigalrm_does_not_remove_the_deadline() {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let fx = Fixture::new("deadline");
+    for ignore in [false, true] {
+        let mut cmd = fx.cmd();
+        // SAFETY: async-signal-safe calls only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if ignore {
+                    libc::signal(libc::SIGALRM, libc::SIG_IGN);
+                } else {
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGALRM);
+                    libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                }
+                Ok(())
+            });
+        }
+        let start = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Stdin stays open and unfinished: only the deadline ends this.
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, b"{\"apiVersion\":").unwrap();
+        let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+        while !waiter.is_finished() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(stdin);
+        let out = waiter.join().unwrap();
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_secs(1) + SLACK,
+            "ignore={ignore}: took {took:?}"
+        );
+        assert_eq!(out.status.code(), Some(1), "ignore={ignore}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim_end(),
+            "pullcred: no answer within the deadline of 1s"
+        );
+    }
+}

@@ -183,3 +183,19 @@ fn a_panic_is_one_line_and_exit_1_never_a_signal_or_core() {
     );
     assert!(!stderr.contains("s3cret-panic-payload"), "{stderr}");
 }
+
+#[test]
+fn a_stdin_that_cannot_be_read_is_named_not_called_empty() {
+    let fx = Fixture::new("static");
+    let out = fx
+        .cmd()
+        .stdin(std::fs::File::open("/").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim_end(),
+        "pullcred: request: reading stdin: is a directory"
+    );
+}

@@ -39,6 +39,9 @@ kinds! {
 }
 
 const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long before the request's deadline a helper is given up, leaving time to kill it and
+/// answer with the error.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 
 /// The rule keys of `docker-config`.
 #[derive(Deserialize)]
@@ -263,28 +266,46 @@ fn run_helper(
     } else {
         registry
     };
-    let limit = timeout.min(deadline.saturating_duration_since(Instant::now()));
+    // Stop waiting a little before the request's deadline, so that this request, not the
+    // deadline's exit, ends the helper and says so.
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(DEADLINE_MARGIN);
+    let limit = timeout.min(left);
     let until = Instant::now() + limit;
     let timed_out = || {
-        fail(format!(
-            "timed out after {}",
-            humantime::format_duration(limit)
-        ))
+        fail(if limit < timeout {
+            format!(
+                "no answer in the {} left before the request's deadline",
+                humantime::format_duration(limit)
+            )
+        } else {
+            format!("timed out after {}", humantime::format_duration(limit))
+        })
     };
-    // Its own process group, so that whatever it leaves behind can be killed with it.
-    let mut child = Command::new(&program)
+    // Its own process group, so that whatever it leaves behind can be killed with it. The
+    // deadline's signal is held until the group is registered, so that no way out (the
+    // deadline included) can leave it running; the child starts with no signal blocked.
+    crate::deadline::hold();
+    let spawned = Command::new(&program)
         .arg("get")
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                SourceError::Local(format!("credential helper {program}: not found on PATH"))
-            }
-            kind => fail(format!("cannot start: {kind}")),
-        })?;
+        .spawn();
+    let watched = spawned
+        .as_ref()
+        .ok()
+        .map(|c| crate::deadline::ChildGroup::watch(c.id() as i32));
+    crate::deadline::release();
+    let mut child = spawned.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            SourceError::Local(format!("credential helper {program}: not found on PATH"))
+        }
+        kind => fail(format!("cannot start: {kind}")),
+    })?;
+    let _watched = watched;
     let group = rustix::process::Pid::from_child(&child);
     // Read both pipes on threads so a chatty helper cannot fill a pipe and stall; hand the
     // output over by channel, so waiting for it is bounded too.
