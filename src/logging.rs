@@ -69,10 +69,11 @@ where
 /// and can be of any length.
 pub const MAX_LINE: usize = 1000;
 
-/// `text` made safe for one stderr line: line breaks and other control characters become
-/// spaces (nobody can forge a second line), and it is cut at [`MAX_LINE`] bytes.
+/// `text` made safe for one stderr line: URLs lose their user info, query and fragment
+/// ([`redact_urls`]), line breaks and other control characters become spaces (nobody can
+/// forge a second line), and it is cut at [`MAX_LINE`] bytes.
 pub fn one_line(text: &str) -> String {
-    let mut out: String = text
+    let mut out: String = redact_urls(text)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -85,6 +86,47 @@ pub fn one_line(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// Every URL in `text` with its user info, query and fragment replaced by `[redacted]`:
+/// they are where URLs carry secrets (`user:password@`, `?api-key=`, `?sig=`), and every log
+/// and error line passes through here. A URL runs from its `scheme://` to white space, a
+/// quote or an angle bracket.
+pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| c.is_whitespace() || c.is_control() || "\"'`<>\\".contains(c))
+            .unwrap_or(after.len());
+        let url = &after[..end];
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let authority = &url[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("[redacted]@");
+                out.push_str(&authority[at + 1..]);
+            }
+            None => out.push_str(authority),
+        }
+        let tail = &url[authority_end..];
+        match tail.find(['?', '#']) {
+            Some(q) => {
+                out.push_str(&tail[..q]);
+                out.push_str(&tail[q..q + 1]);
+                out.push_str("[redacted]");
+            }
+            None => out.push_str(tail),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// An error and all its causes, on one line, without repeats: the one way every module
@@ -118,6 +160,30 @@ pub fn error_causes(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_user_info_query_and_fragment() {
+        for (text, want) in [
+            (
+                "GET https://sts.example/v1?api-key=s3cret&x=1 failed",
+                "GET https://sts.example/v1?[redacted] failed",
+            ),
+            (
+                "endpoint \"http://[::1]@192.0.2.2:18080/token\" refused",
+                "endpoint \"http://[redacted]@192.0.2.2:18080/token\" refused",
+            ),
+            (
+                "url (https://u:p@h/a#frag) and http://plain/path",
+                "url (https://[redacted]@h/a#[redacted] and http://plain/path",
+            ),
+            ("http://h?k=v\nnext", "http://h?[redacted]\nnext"),
+            ("no urls here", "no urls here"),
+            ("a:// b", "a:// b"),
+        ] {
+            assert_eq!(redact_urls(text), want, "{text}");
+        }
+        assert!(!one_line("x https://h/?token=s3cret").contains("s3cret"));
+    }
 
     #[test]
     fn lines_are_single_and_bounded() {

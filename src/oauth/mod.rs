@@ -183,33 +183,50 @@ fn refusal(body: &[u8]) -> Option<String> {
 
 /// Tokens and keys travel only over `https://`; plain `http://` only to this machine.
 pub fn endpoint_allowed(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") && !url.contains(char::is_whitespace) {
-        return Ok(());
-    }
-    if url_host(url, "http://").is_some_and(is_loopback) {
-        return Ok(());
-    }
-    Err(format!(
-        "endpoint {url:?} must be https:// (plain http only to a loopback address)"
-    ))
+    endpoint_allowed_with(url, |_| false, "a loopback address")
 }
 
-/// The host of `url` if it starts with `scheme`: a name, an IPv4 address, or an IPv6 one
-/// without its brackets.
-pub fn url_host<'u>(url: &'u str, scheme: &str) -> Option<&'u str> {
-    let rest = url.strip_prefix(scheme)?;
-    Some(match rest.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => rest.split(['/', ':', '?', '#']).next().unwrap_or(""),
-    })
+/// Like [`endpoint_allowed`], also letting plain `http://` reach a host `also_plain` accepts
+/// (`what` names it in the refusal): a metadata service's link-local address.
+///
+/// The URL is parsed as the HTTP client will parse it and the host judged from that: a
+/// prefix check took `http://[::1]@192.0.2.2/` for loopback while the client connected to
+/// 192.0.2.2. User info is refused outright: no endpoint needs it, and it only hides where a
+/// request goes (and would put a credential in logs).
+pub fn endpoint_allowed_with(
+    url: &str,
+    also_plain: impl Fn(&url::Host<&str>) -> bool,
+    what: &str,
+) -> Result<(), String> {
+    let shown = crate::logging::redact_urls(url);
+    let refuse = |why: &str| Err(format!("endpoint {shown:?} {why}"));
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("is not a URL (it has white space)");
+    }
+    let parsed = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return refuse(&format!("is not a URL ({e})")),
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return refuse("has user info (user@ or user:password@), which no endpoint takes");
+    }
+    let Some(host) = parsed.host() else {
+        return refuse("has no host");
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(&host) || also_plain(&host) => Ok(()),
+        _ => refuse(&format!("must be https:// (plain http only to {what})")),
+    }
 }
 
-/// `localhost` or a loopback address.
-pub fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// `localhost` or a loopback address, as parsed from a URL.
+pub fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +250,12 @@ mod tests {
             "oauth2.googleapis.com",
             "http://127.0.0.1.evil.com/t",
             "http://127.0.0.1@evil.com/t",
+            "http://[::1]@192.0.2.2:18080/token",
+            "http://localhost@192.0.2.2/t",
+            "http://localhost:80@192.0.2.2/t",
+            "https://user:pw@oauth2.googleapis.com/token",
+            "http://127.0.0.1 /t",
+            "http:///t",
         ] {
             assert!(endpoint_allowed(bad).is_err(), "{bad}");
         }

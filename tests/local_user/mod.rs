@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 mod aws;
+mod urls;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::credential::Secret;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
-use crate::oauth::{Call, access_token, is_loopback, url_host};
+use crate::oauth::{Call, access_token};
 use crate::resolver::Resolver;
 use crate::sources::SourceError;
 
@@ -36,14 +36,8 @@ pub enum Identity {
 
 /// Plain http only to IMDS's own address or this machine; anything else `https://`.
 pub fn endpoint_allowed(url: &str) -> Result<(), String> {
-    if url_host(url, "http://").is_some_and(|h| h == IMDS_IP || is_loopback(h))
-        || (url.starts_with("https://") && !url.contains(char::is_whitespace))
-    {
-        return Ok(());
-    }
-    Err(format!(
-        "endpoint {url:?} must be https:// (plain http only to {IMDS_IP} or a loopback address)"
-    ))
+    let imds = |h: &url::Host<&str>| matches!(h, url::Host::Ipv4(ip) if ip.to_string() == IMDS_IP);
+    crate::oauth::endpoint_allowed_with(url, imds, &format!("{IMDS_IP} or a loopback address"))
 }
 
 /// The managed identity's Entra token for `resource`.
@@ -116,6 +110,7 @@ mod tests {
         }
         for bad in [
             "http://169.254.169.254.evil.com",
+            "http://169.254.169.254@10.0.0.1/",
             "http://10.0.0.1",
             "169.254.169.254",
         ] {

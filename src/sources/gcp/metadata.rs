@@ -24,6 +24,30 @@ const TIMEOUTS: WebTimeouts = WebTimeouts {
     attempt: Duration::from_secs(2),
 };
 
+/// `GCE_METADATA_HOST` must be a `host[:port]` and nothing more: as part of a URL, anything
+/// else (`x@other-host`, a path or query) would send the request somewhere the name hides.
+fn check_host(host: &str) -> Result<(), SourceError> {
+    let parsed = url::Url::parse(&format!("http://{host}/")).ok();
+    let plain = parsed.as_ref().is_some_and(|u| {
+        u.username().is_empty()
+            && u.password().is_none()
+            && u.host().is_some()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.fragment().is_none()
+            && !host.contains(['/', '@', '?', '#', '\\'])
+            && !host.contains(char::is_whitespace)
+    });
+    if plain {
+        Ok(())
+    } else {
+        Err(SourceError::Local(format!(
+            "GCE_METADATA_HOST {:?} is not a host[:port]",
+            crate::logging::redact_urls(host)
+        )))
+    }
+}
+
 pub async fn token(
     env: &Env,
     resolver: &Resolver,
@@ -31,6 +55,7 @@ pub async fn token(
     deadline: Instant,
 ) -> Result<Credential, SourceError> {
     let host = env.var("GCE_METADATA_HOST").unwrap_or(METADATA_HOST);
+    check_host(host)?;
     let account = service_account.unwrap_or("default");
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/{account}/token");
     let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::Local)?;
