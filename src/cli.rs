@@ -158,14 +158,14 @@ impl Cli {
         crate::logging::init(self.verbose, env.var("PULLCRED_LOG"));
         match self.command {
             None => {
-                let config = Config::load(self.config.as_deref())?;
+                let config = Config::load(self.config.as_deref(), env.uid())?;
                 let cache = open_cache(self.cache_dir, &config, &env);
                 serve(config, env, cache, |_| {
                     protocol::read_request(std::io::stdin().lock()).map_err(Error::from)
                 })
             }
             Some(Command::Get { image, api_version }) => {
-                let config = Config::load(self.config.as_deref())?;
+                let config = Config::load(self.config.as_deref(), env.uid())?;
                 let cache = open_cache(self.cache_dir, &config, &env);
                 serve(config, env, cache, move |_| {
                     Ok(Request {
@@ -181,7 +181,7 @@ impl Cli {
                 kubelet,
                 bin_dir,
             })) => {
-                let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
+                let config = Config::load(file.as_deref().or(self.config.as_deref()), env.uid())?;
                 print(&describe(&config))?;
                 match kubelet {
                     None => Ok(()),
@@ -200,7 +200,8 @@ impl Cli {
                 let config = if explicit.is_none() && root != Path::new("/") {
                     Ok(Config::builtin())
                 } else {
-                    Config::load(explicit.as_deref()).map_err(|e| crate::logging::error_chain(&e))
+                    Config::load(explicit.as_deref(), env.uid())
+                        .map_err(|e| crate::logging::error_chain(&e))
                 };
                 let cache_dir = match &config {
                     Ok(c) => cache_dir(self.cache_dir, c, &env),
@@ -228,7 +229,7 @@ impl Cli {
                 Ok(())
             }
             Some(Command::KubeletConfig { file, merge }) => {
-                let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
+                let config = Config::load(file.as_deref().or(self.config.as_deref()), env.uid())?;
                 match merge {
                     None => print(&crate::kubelet::generate(&config)),
                     Some(path) => {
@@ -241,7 +242,7 @@ impl Cli {
                 }
             }
             Some(Command::Config(ConfigCommand::MatchImages { file })) => {
-                let config = Config::load(file.as_deref().or(self.config.as_deref()))?;
+                let config = Config::load(file.as_deref().or(self.config.as_deref()), env.uid())?;
                 let mut patterns: Vec<String> = Vec::new();
                 for p in config.rules.iter().flat_map(|r| &r.patterns) {
                     let p = p.to_string();
@@ -257,7 +258,7 @@ impl Cli {
                 )
             }
             Some(Command::Cache(command)) => {
-                let config = Config::load(self.config.as_deref())?;
+                let config = Config::load(self.config.as_deref(), env.uid())?;
                 let dir = cache_dir(self.cache_dir, &config, &env)
                     .ok_or_else(|| Error::CacheIo("no cache dir (HOME is not set)".into()))?;
                 let cache = Cache::open(&dir, env.uid()).map_err(Error::Cache)?;

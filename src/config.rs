@@ -25,7 +25,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullcred/config.toml";
 /// The kubelet kills a plugin after one minute; answer (or fail) well before that.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_DEADLINE: Duration = Duration::from_secs(55);
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The keys this module reads; every other key of a rule belongs to its source.
 const SHARED_KEYS: [&str; 4] = ["match", "source", "registry", "identity"];
 
@@ -69,14 +68,31 @@ pub struct Selected<'c, T: ?Sized + 'static = dyn Source> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    /// The file could not be read, or is not to be trusted (it names its path).
+    #[error(transparent)]
+    File(#[from] crate::secret_file::SecretFileError),
     #[error("{path}: line {line}: {message}")]
     Invalid {
         path: PathBuf,
         line: usize,
         message: String,
     },
+}
+
+/// Only a path with no file and no link at it (nor a dangling link on the way) means "no
+/// config": a dangling link, a directory or an unreadable file at the default path is an
+/// error, never a silent turn to the built-in rules (which would drop the identity a config
+/// asked for).
+fn no_such_file(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return false,
+    }
+    // The nearest ancestor that exists must be a real directory, not a dangling link.
+    path.ancestors()
+        .skip(1)
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+        .is_some_and(|a| std::fs::metadata(a).is_ok_and(|m| m.is_dir()))
 }
 
 impl Config {
@@ -86,13 +102,14 @@ impl Config {
         Self::builtin_with(KINDS)
     }
 
-    /// Loads `explicit` if given (it must exist), else the default path, else the built-in rules.
-    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with(explicit, KINDS)
+    /// Loads `explicit` if given (it must exist), else the default path, else the built-in
+    /// rules. `uid` is the caller's: the file must be root's or its (see `from_file_with`).
+    pub fn load(explicit: Option<&Path>, uid: u32) -> Result<Self, ConfigError> {
+        Self::load_with(explicit, KINDS, uid)
     }
 
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        Self::from_file_with(path, KINDS)
+    pub fn from_file(path: &Path, uid: u32) -> Result<Self, ConfigError> {
+        Self::from_file_with(path, KINDS, uid)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
@@ -129,30 +146,24 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
     }
 
     /// [`Config::load`] over the given kinds.
-    pub fn load_with(explicit: Option<&Path>, kinds: &[Kind<T>]) -> Result<Self, ConfigError> {
+    pub fn load_with(
+        explicit: Option<&Path>,
+        kinds: &[Kind<T>],
+        uid: u32,
+    ) -> Result<Self, ConfigError> {
         match explicit {
-            Some(path) => Self::from_file_with(path, kinds),
-            None => match std::fs::metadata(DEFAULT_CONFIG_PATH) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::builtin_with(kinds)),
-                _ => Self::from_file_with(Path::new(DEFAULT_CONFIG_PATH), kinds),
-            },
+            Some(path) => Self::from_file_with(path, kinds, uid),
+            None if no_such_file(Path::new(DEFAULT_CONFIG_PATH)) => Ok(Self::builtin_with(kinds)),
+            None => Self::from_file_with(Path::new(DEFAULT_CONFIG_PATH), kinds, uid),
         }
     }
 
-    pub fn from_file_with(path: &Path, kinds: &[Kind<T>]) -> Result<Self, ConfigError> {
-        use std::io::Read;
-        let read_err = |reason: String| ConfigError::Read {
-            path: path.into(),
-            reason,
-        };
-        let file = std::fs::File::open(path).map_err(|e| read_err(e.to_string()))?;
-        let mut text = String::new();
-        file.take(MAX_CONFIG_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| read_err(e.to_string()))?;
-        if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(read_err(format!("larger than {MAX_CONFIG_BYTES} bytes")));
-        }
+    /// Reads and parses the config at `path`. The config names the files pullcred reads as
+    /// root, the endpoints it sends them to and the commands it runs, so it is trusted only
+    /// as a secret file is: owned by root or the caller (`uid`), writable by nobody else, on
+    /// a path only they control (`secret_file::read_config`).
+    pub fn from_file_with(path: &Path, kinds: &[Kind<T>], uid: u32) -> Result<Self, ConfigError> {
+        let text = crate::secret_file::read_config(path, uid)?;
         Self::parse_with(&text, path, kinds)
     }
 

@@ -72,7 +72,7 @@ pub fn run(args: Vec<OsString>, env: &Env) -> i32 {
     };
     let from_env = |name| env.var(name).map(PathBuf::from);
     let config_path = front.config.clone().or_else(|| from_env("PULLCRED_CONFIG"));
-    let Ok(config) = Config::<dyn Spec>::load_with(config_path.as_deref(), SPECS) else {
+    let Ok(config) = Config::<dyn Spec>::load_with(config_path.as_deref(), SPECS, env.uid()) else {
         return hand_over(&args, None);
     };
     let armed = crate::deadline::arm(config.deadline);

@@ -1,7 +1,8 @@
-//! Reading files that hold secrets, refusing ones that someone else could have written.
+//! Reading files whose contents are trusted (secrets, the config, settings that run
+//! commands), refusing any that someone other than root and the caller could have written,
+//! swapped or pointed elsewhere.
 
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Files larger than this are not credential files.
@@ -46,45 +47,211 @@ fn read_checked(
     what: &'static str,
     secret: bool,
 ) -> Result<String, SecretFileError> {
-    let io = |e: std::io::Error| SecretFileError::Io {
-        path: path.into(),
-        reason: e.to_string(),
-    };
-    // Check the opened file itself, not the path, so a swap between check and read is moot.
-    // Symlinks are followed on purpose: Kubernetes-mounted secrets are symlinks.
-    // Non-blocking, so a FIFO planted in a secret's place is refused below instead of
-    // blocking the open until someone writes to it.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(SecretFileError::NotAFile { path: path.into() });
-    }
-    only_owner_writes(meta.uid(), meta.mode(), uid).map_err(|reason| {
-        SecretFileError::Insecure {
-            path: path.into(),
-            what,
-            reason,
-        }
-    })?;
-    let mode = meta.mode() & 0o777;
+    let (file, meta) = open_checked(path, uid, Owner::Caller, what)?;
+    let mode = meta.st_mode & 0o777;
     if secret && mode & 0o004 != 0 {
         tracing::warn!(
             "{}: secret file is readable by others (mode {mode:04o}); chmod o-r it",
             path.display()
         );
     }
+    read_limited(file, path)
+}
+
+/// Reads the config file: owned by root or the caller (`uid`), writable by nobody else, on a
+/// path only they control; the same walk as a secret file's ([`open_checked`]).
+pub fn read_config(path: &Path, uid: u32) -> Result<String, SecretFileError> {
+    let (file, _) = open_checked(path, uid, Owner::RootOrCaller, "config file")?;
+    read_limited(file, path)
+}
+
+fn read_limited(file: std::fs::File, path: &Path) -> Result<String, SecretFileError> {
     let mut buf = Vec::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut buf)
-        .map_err(io)?;
+        .map_err(|e| SecretFileError::Io {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
     if buf.len() as u64 > MAX_SECRET_FILE_BYTES {
         return Err(SecretFileError::TooLarge { path: path.into() });
     }
     String::from_utf8(buf).map_err(|_| SecretFileError::NotUtf8 { path: path.into() })
+}
+
+/// Whom a trusted file itself may belong to.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The caller alone (secret files: another account's file is not the caller's secret).
+    Caller,
+    /// Root or the caller (the config: root's, also when a test or `get` runs unprivileged).
+    RootOrCaller,
+}
+
+/// How many symlinks one path may pass through, as the kernel's own limit.
+const MAX_LINKS: usize = 40;
+/// The file systems whose files describe processes and the kernel, never credentials or
+/// settings: `/proc/self/environ` holds the caller's environment, cloud secrets included.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Opens `path` for reading only if no one but root and the caller could have chosen what
+/// it reads: every directory on the way is owned by one of them and not writable by group
+/// or others (unless sticky and root's, as `/tmp`); every symlink on the way is owned by one
+/// of them (the directory holding it passing the same check) and is followed by hand, so
+/// each hop is checked; the file is looked at through an `O_PATH` descriptor before it is
+/// opened (a device or FIFO is never opened), must be a regular file outside `/proc` and
+/// `/sys`, owned as `owner` says and writable by nobody else. The file opened is checked to
+/// be the one looked at.
+fn open_checked(
+    path: &Path,
+    uid: u32,
+    owner: Owner,
+    what: &'static str,
+) -> Result<(std::fs::File, rustix::fs::Stat), SecretFileError> {
+    use rustix::fs::{CWD, FileType, Mode, OFlags, fstat, fstatfs, openat, readlinkat};
+    use std::os::unix::ffi::OsStrExt;
+
+    let insecure = |reason: String| SecretFileError::Insecure {
+        path: path.into(),
+        what,
+        reason,
+    };
+    let io = |e: rustix::io::Errno| SecretFileError::Io {
+        path: path.into(),
+        reason: std::io::Error::from(e).to_string(),
+    };
+    let look = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = || openat(CWD, "/", look | OFlags::DIRECTORY, Mode::empty());
+    let start = if path.is_absolute() { "/" } else { "." };
+    let mut dir = openat(CWD, start, look | OFlags::DIRECTORY, Mode::empty()).map_err(io)?;
+    let mut shown = PathBuf::from(start);
+    check_dir(&fstat(&dir).map_err(io)?, uid).map_err(|r| dir_refused(&insecure, &shown, r))?;
+    let mut rest: Vec<std::ffi::OsString> = components(path.as_os_str().as_bytes());
+    rest.reverse();
+    let mut links = 0;
+    while let Some(name) = rest.pop() {
+        let fd = openat(&dir, name.as_os_str(), look, Mode::empty()).map_err(io)?;
+        let stat = fstat(&fd).map_err(io)?;
+        let here = shown.join(&name);
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => {
+                if !matches!(stat.st_uid, 0) && stat.st_uid != uid {
+                    return Err(insecure(format!(
+                        "through the link {}, owned by uid {}",
+                        here.display(),
+                        stat.st_uid
+                    )));
+                }
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io(rustix::io::Errno::LOOP));
+                }
+                let target = readlinkat(&dir, name.as_os_str(), Vec::new()).map_err(io)?;
+                let target = target.as_bytes();
+                let mut more = components(target);
+                more.reverse();
+                rest.extend(more);
+                if target.starts_with(b"/") {
+                    dir = root().map_err(io)?;
+                    shown = PathBuf::from("/");
+                    check_dir(&fstat(&dir).map_err(io)?, uid)
+                        .map_err(|r| dir_refused(&insecure, &shown, r))?;
+                }
+            }
+            FileType::Directory if !rest.is_empty() => {
+                check_dir(&stat, uid).map_err(|r| dir_refused(&insecure, &here, r))?;
+                dir = fd;
+                shown = here;
+            }
+            _ if !rest.is_empty() => return Err(io(rustix::io::Errno::NOTDIR)),
+            FileType::RegularFile => {
+                let fs = fstatfs(&fd).map_err(io)?;
+                if matches!(fs.f_type as i64, PROC_SUPER_MAGIC | SYSFS_MAGIC) {
+                    return Err(insecure(format!(
+                        "that is a kernel file ({}), not a file of settings or secrets",
+                        here.display()
+                    )));
+                }
+                let owner_ok = match owner {
+                    Owner::Caller => stat.st_uid == uid,
+                    Owner::RootOrCaller => stat.st_uid == 0 || stat.st_uid == uid,
+                };
+                if !owner_ok {
+                    let want = match owner {
+                        Owner::Caller => format!("{uid}"),
+                        Owner::RootOrCaller if uid == 0 => "0".into(),
+                        Owner::RootOrCaller => format!("0 or {uid}"),
+                    };
+                    return Err(insecure(format!(
+                        "owned by uid {} (want {want})",
+                        stat.st_uid
+                    )));
+                }
+                let mode = stat.st_mode & 0o777;
+                if mode & 0o022 != 0 {
+                    return Err(insecure(format!(
+                        "writable by group or others (mode {mode:04o})"
+                    )));
+                }
+                // Non-blocking and without following a link: the name was just looked at in
+                // a directory no one else may change; the identity check below makes sure.
+                let file = openat(
+                    &dir,
+                    name.as_os_str(),
+                    OFlags::RDONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::NONBLOCK
+                        | OFlags::NOCTTY
+                        | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                let opened = fstat(&file).map_err(io)?;
+                if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
+                    return Err(insecure("that changed while it was checked".into()));
+                }
+                return Ok((std::fs::File::from(file), opened));
+            }
+            _ => return Err(SecretFileError::NotAFile { path: path.into() }),
+        }
+    }
+    // The path named a directory (`/`, `.`, `x/..`).
+    Err(SecretFileError::NotAFile { path: path.into() })
+}
+
+/// A path's parts, `.` and empty ones dropped (`..` kept: it is walked like any directory).
+fn components(bytes: &[u8]) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    bytes
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(|c| std::ffi::OsStr::from_bytes(c).to_os_string())
+        .collect()
+}
+
+/// A directory on a trusted file's path: owned by root or the caller, and writable by no one
+/// else unless it is root's and sticky (`/tmp`: others may add files, but not replace ours).
+fn check_dir(stat: &rustix::fs::Stat, uid: u32) -> Result<(), String> {
+    let (owner, mode) = (stat.st_uid, stat.st_mode & 0o7777);
+    if owner != 0 && owner != uid {
+        return Err(format!("owned by uid {owner}"));
+    }
+    if mode & 0o022 != 0 && !(owner == 0 && mode & 0o1000 != 0) {
+        return Err(format!(
+            "writable by group or others (mode {:04o})",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+fn dir_refused(
+    insecure: &impl Fn(String) -> SecretFileError,
+    dir: &Path,
+    reason: String,
+) -> SecretFileError {
+    insecure(format!("in the directory {}, {reason}", dir.display()))
 }
 
 /// The one check of who may have written a file or directory whose contents are trusted

@@ -446,16 +446,27 @@ fn a_cache_hit_reads_only_the_config_and_its_entry() {
         .collect();
     opened.sort();
     let (entry_path, _) = entry(&fx);
-    // The entry is opened relative to the cache dir's descriptor (openat), by name.
-    let mut want = vec![
-        fx.path("config.toml").display().to_string(),
+    // The config is walked from `/` one name at a time (each directory checked, then the
+    // file), and the entry opened relative to the cache dir's descriptor, by name.
+    let config = fx.path("config.toml");
+    let mut want: Vec<String> = std::iter::once("/".to_string())
+        .chain(
+            config
+                .components()
+                .skip(1)
+                .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+        )
+        .collect();
+    // The file itself is looked at, then opened for reading.
+    want.push("config.toml".into());
+    want.extend([
         fx.path("cache").display().to_string(),
         entry_path
             .file_name()
             .unwrap()
             .to_string_lossy()
             .into_owned(),
-    ];
+    ]);
     want.sort();
     assert_eq!(
         opened, want,

@@ -9,6 +9,8 @@
 #![allow(dead_code)]
 
 mod aws;
+mod config;
+mod secrets;
 mod urls;
 
 use std::fs;

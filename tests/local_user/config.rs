@@ -1,0 +1,170 @@
+//! The config names which files pullcred reads as root, where it sends them and which
+//! commands it runs: one the other user owns or may write is refused however it is named
+//! (`--config`, `PULLCRED_CONFIG`, a symlink), and so is one on a path the other user
+//! controls. A broken default config is an error, never a quiet turn to the built-in rules.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use super::{give_to_other, plant_symlink};
+use crate::support::http::{FakeHttp, Reply};
+use crate::support::{Fixture, V1, pullcred, request, run};
+
+/// One way of naming the config to a command.
+type Naming<'a> = Box<dyn Fn(&mut Command) + 'a>;
+
+/// A config the other user wrote: it sends a root-only client secret to their listener.
+fn planted_config(fx: &Fixture, listener: &FakeHttp) -> std::path::PathBuf {
+    crate::support::secret_file(&fx.path("client.secret"), "s3cret-azure-client-secret");
+    let path = fx.path("theirs.toml");
+    fs::write(
+        &path,
+        format!(
+            "[[registry]]\nmatch = [\"r.azurecr.io\"]\nsource = \"acr\"\ntenant_id = \"t\"\n\
+             client_id = \"c\"\nclient_secret_file = \"{}\"\nauthority_host = \"{}\"\n",
+            fx.path("client.secret").display(),
+            listener.url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn listener() -> FakeHttp {
+    FakeHttp::start(|_| Reply::Respond {
+        status: 500,
+        headers: vec![],
+        body: String::new(),
+    })
+}
+
+#[test]
+fn a_config_another_user_could_write_is_refused_however_it_is_named() {
+    let theirs = listener();
+    for (owner_other, mode) in [(true, 0o644), (true, 0o600), (false, 0o664), (false, 0o646)] {
+        let fx = Fixture::new("static");
+        let config = planted_config(&fx, &theirs);
+        fs::set_permissions(&config, fs::Permissions::from_mode(mode)).unwrap();
+        if owner_other {
+            give_to_other(&config);
+        }
+        let link = fx.path("link.toml");
+        std::os::unix::fs::symlink(&config, &link).unwrap();
+        let named: [(&str, Naming<'_>); 3] = [
+            (
+                "--config",
+                Box::new(|c: &mut Command| {
+                    c.arg("--config").arg(&config);
+                }),
+            ),
+            (
+                "PULLCRED_CONFIG",
+                Box::new(|c: &mut Command| {
+                    c.env("PULLCRED_CONFIG", &config);
+                }),
+            ),
+            (
+                "a symlink",
+                Box::new(|c: &mut Command| {
+                    c.arg("--config").arg(&link);
+                }),
+            ),
+        ];
+        for (how, name) in &named {
+            let mut cmd = pullcred(fx.dir.path());
+            name(&mut cmd);
+            let out = run(&mut cmd, &request(V1, "r.azurecr.io/app"));
+            out.assert_error("refusing a config file");
+            assert!(
+                out.stderr.contains(&config.display().to_string())
+                    || out.stderr.contains(&link.display().to_string()),
+                "{how}: names the file: {}",
+                out.stderr
+            );
+            let mut cmd = pullcred(fx.dir.path());
+            name(&mut cmd);
+            let check = run(cmd.args(["config", "check"]), b"");
+            check.assert_error("refusing a config file");
+        }
+    }
+    assert!(theirs.requests().is_empty(), "the secret was sent");
+}
+
+#[test]
+fn a_config_in_a_directory_the_other_user_controls_is_refused() {
+    let theirs = listener();
+    let fx = Fixture::new("static");
+    let config = planted_config(&fx, &theirs);
+    let dir = fx.path("theirs");
+    fs::create_dir(&dir).unwrap();
+    fs::rename(&config, dir.join("config.toml")).unwrap();
+    give_to_other(&dir);
+    let out = run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(dir.join("config.toml")),
+        &request(V1, "r.azurecr.io/app"),
+    );
+    out.assert_error(&format!(
+        "in the directory {}, owned by uid 1000",
+        dir.display()
+    ));
+    // A link the other user owns, even to root's own file in root's directory.
+    let link = fx.path("their-link.toml");
+    plant_symlink(&fx.path("config.toml"), &link);
+    let out = run(
+        pullcred(fx.dir.path()).arg("--config").arg(&link),
+        &request(V1, "registry.example.com/app"),
+    );
+    out.assert_error("through the link");
+    assert!(theirs.requests().is_empty());
+}
+
+/// `/etc/pullcred/config.toml` of a private mount namespace: `/etc` replaced by a test
+/// directory holding `entry` at `pullcred/config.toml`.
+fn with_default_config(fx: &Fixture, entry: impl Fn(&std::path::Path)) -> crate::support::Run {
+    crate::support::require_tool("unshare");
+    let etc = fx.path("etc");
+    fs::create_dir_all(etc.join("pullcred")).unwrap();
+    entry(&etc.join("pullcred/config.toml"));
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{}' /etc && exec '{}'",
+            etc.display(),
+            env!("CARGO_BIN_EXE_pullcred")
+        ))
+        .env("HOME", fx.dir.path())
+        .env("PULLCRED_CACHE_DIR", fx.path("cache"))
+        .env_remove("PULLCRED_CONFIG");
+    run(&mut cmd, &request(V1, "registry.example.com/app"))
+}
+
+#[test]
+fn a_broken_default_config_is_an_error_not_the_builtin_rules() {
+    // Nothing there: the built-in rules (which serve no registry.example.com).
+    let fx = Fixture::new("static");
+    let out = with_default_config(&fx, |_| {});
+    assert_eq!(out.response()["auth"], serde_json::json!({}));
+    // A dangling link, a directory: errors naming the file.
+    let fx = Fixture::new("static");
+    with_default_config(&fx, |p| {
+        std::os::unix::fs::symlink("/nonexistent/config.toml", p).unwrap()
+    })
+    .assert_error("/etc/pullcred/config.toml");
+    let fx = Fixture::new("static");
+    with_default_config(&fx, |p| fs::create_dir(p).unwrap())
+        .assert_error("/etc/pullcred/config.toml: not a regular file");
+    // The fixture's own config there works as any.
+    let fx = Fixture::new("static");
+    let text = fs::read_to_string(fx.path("config.toml")).unwrap();
+    let out = with_default_config(&fx, |p| {
+        fs::write(p, &text).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(0o600)).unwrap();
+    });
+    assert_eq!(
+        crate::support::single_auth(&out.response()).2,
+        "s3cret-static-pw"
+    );
+}
