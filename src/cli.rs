@@ -382,5 +382,8 @@ fn describe(config: &Config) -> String {
     for rule in &config.rules {
         out.push_str(&format!("{rule}\n"));
     }
+    for warning in config.warnings() {
+        out.push_str(&format!("warning: {warning}\n"));
+    }
     out
 }

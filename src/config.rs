@@ -26,7 +26,13 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullcred/config.toml";
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_DEADLINE: Duration = Duration::from_secs(55);
 /// The keys this module reads; every other key of a rule belongs to its source.
-const SHARED_KEYS: [&str; 4] = ["match", "source", "registry", "identity"];
+const SHARED_KEYS: [&str; 5] = [
+    "match",
+    "source",
+    "registry",
+    "identity",
+    "registry_for_any_host",
+];
 
 /// A config whose rules' sources are `T`: [`Source`]s that mint (the default), or only their
 /// [`Spec`]s (the front binary, which answers cache hits).
@@ -174,8 +180,11 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
             line: span.map_or(1, |s| line_of(text, s.start)),
             message,
         };
-        // Relative file paths in a config are relative to the config's own directory.
-        let base = path.parent().unwrap_or(Path::new(""));
+        // Relative file paths in a config are relative to the config's own directory, made
+        // absolute: they enter cache keys, and two configs in different directories naming
+        // the same relative file must not share an entry.
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = absolute.parent().unwrap_or(Path::new(""));
         let raw: RawConfig = toml::from_str(text)
             .map_err(|e| invalid(e.span(), e.message().trim().replace('\n', " ")))?;
 
@@ -229,6 +238,23 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
             let pattern = rule.patterns.iter().find(|p| p.matches(image))?;
             Some(Selected { rule, pattern })
         })
+    }
+
+    /// What `config check` points out about rules that are valid but risky.
+    pub fn warnings(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|r| r.mint_host.is_some())
+            .filter_map(|r| {
+                let wide = r.patterns.iter().find(|p| p.is_wide())?;
+                Some(format!(
+                    "rule {} answers {}'s credentials for any host {wide} matches \
+                     (registry_for_any_host): a pod can name any such host",
+                    r.number,
+                    r.mint_host.as_deref().unwrap_or_default()
+                ))
+            })
+            .collect()
     }
 
     /// Whether some rule narrows the image's host by path. Then answers for that host must be
@@ -315,8 +341,13 @@ impl<T: ?Sized + Spec + 'static> Rule<T> {
     ) -> Result<Self, RuleError> {
         let shared: Vec<(&str, Option<Spanned<toml::Value>>)> =
             SHARED_KEYS.iter().map(|k| (*k, raw.remove(*k))).collect();
-        let [(_, patterns), (_, source), (_, mint_host), (_, identity)] =
-            <[_; 4]>::try_from(shared).expect("four shared keys");
+        let [
+            (_, patterns),
+            (_, source),
+            (_, mint_host),
+            (_, identity),
+            (_, any_host),
+        ] = <[_; 5]>::try_from(shared).expect("five shared keys");
 
         let source = source.ok_or((None, "missing field `source`".to_string()))?;
         let kind = match source.get_ref() {
@@ -366,7 +397,7 @@ impl<T: ?Sized + Spec + 'static> Rule<T> {
         if list.is_empty() {
             return Err((Some(patterns.span()), "`match` is empty".into()));
         }
-        let patterns = list
+        let patterns: Vec<Pattern> = list
             .iter()
             .map(|p| {
                 let text = p.as_str().ok_or_else(not_strings)?;
@@ -394,6 +425,29 @@ impl<T: ?Sized + Spec + 'static> Rule<T> {
                 Some(host.to_string())
             }
         };
+        let any_host = match &any_host {
+            None => false,
+            Some(v) => v.get_ref().as_bool().ok_or((
+                Some(v.span()),
+                "invalid type: `registry_for_any_host` must be true or false".to_string(),
+            ))?,
+        };
+        // `registry` answers one registry's credentials for whatever host the patterns
+        // match; with a wildcard past the leftmost label (`*.*`), that is any host a pod
+        // names, so it takes the operator's explicit word.
+        if mint_host.is_some()
+            && !any_host
+            && let Some(wide) = patterns.iter().find(|p| p.is_wide())
+        {
+            return Err((
+                None,
+                format!(
+                    "`registry` with the pattern \"{wide}\", whose wildcards reach past the \
+                     leftmost label, answers that registry's credentials for hosts anyone may \
+                     name; narrow the pattern, or set registry_for_any_host = true"
+                ),
+            ));
+        }
         Ok(Rule {
             number,
             patterns,

@@ -18,6 +18,9 @@ use crate::image::{ImageRef, is_port, split_port};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
     labels: Vec<String>,
+    /// A bracketed IPv6 address (`[::1]`), compared as written (the kubelet compares the
+    /// address text `SplitHostPort` leaves), never read as a glob class.
+    literal: bool,
     port: Option<String>,
     path: Option<String>,
     text: String,
@@ -37,6 +40,8 @@ pub enum PatternError {
     Class(String),
     #[error("pattern {0:?} has an empty path segment")]
     Path(String),
+    #[error("pattern {0:?} has a bracketed host that is not an IPv6 address")]
+    Ipv6(String),
 }
 
 impl Pattern {
@@ -62,6 +67,19 @@ impl Pattern {
         {
             return Err(PatternError::Port(text.into()));
         }
+        if host.starts_with('[') {
+            let inner = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+            if inner.is_none_or(|a| a.parse::<std::net::Ipv6Addr>().is_err()) {
+                return Err(PatternError::Ipv6(text.into()));
+            }
+            return Ok(Pattern {
+                labels: vec![host.to_ascii_lowercase()],
+                literal: true,
+                port: port.map(str::to_string),
+                path: path.map(str::to_string),
+                text: text.to_string(),
+            });
+        }
         let labels: Vec<String> = host.split('.').map(str::to_ascii_lowercase).collect();
         if labels.iter().any(String::is_empty) {
             return Err(PatternError::EmptyLabel(text.into()));
@@ -72,10 +90,22 @@ impl Pattern {
         }
         Ok(Pattern {
             labels,
+            literal: false,
             port: port.map(str::to_string),
             path: path.map(str::to_string),
             text: text.to_string(),
         })
+    }
+
+    /// Whether a wildcard stands in a label past the leftmost (`*.*`, `a.*.com`): the
+    /// pattern then matches hosts in domains nobody chose, so anyone may name one.
+    pub fn is_wide(&self) -> bool {
+        !self.literal
+            && self
+                .labels
+                .iter()
+                .skip(1)
+                .any(|l| l.contains(['*', '?', '[']))
     }
 
     /// The path prefix this pattern narrows to, if any.
@@ -89,6 +119,9 @@ impl Pattern {
             return false;
         }
         let host = image.hostname();
+        if self.literal {
+            return host.eq_ignore_ascii_case(&self.labels[0]);
+        }
         let mut labels = host.split('.');
         let all = self.labels.iter().all(|pat| match labels.next() {
             Some(label) => glob_match(pat.as_bytes(), label.to_ascii_lowercase().as_bytes()),
@@ -110,6 +143,9 @@ impl Pattern {
                 .strip_prefix(a.as_str())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')),
         };
+        if self.literal || other.literal {
+            return self.port == other.port && path_ok && self.labels == other.labels;
+        }
         self.port == other.port
             && path_ok
             && self.labels.len() == other.labels.len()

@@ -36,6 +36,9 @@ const TABLE: &[(&str, Want)] = &[
     ("a.corp.example.com:5001/x", None),
     ("a.b.corp.example.com:5000/x", None),
     ("corp.example.com:5000/x", None),
+    // An IPv6 literal is an address, not a glob class (`[::1]` once matched the host `1`).
+    ("[::1]:5000/app", Some(("[::1]:5000", "ipv6", "Registry"))),
+    ("1:5000/app", None),
     // Docker Hub under all its names.
     ("nginx", Some(("docker.io", "hub", "Registry"))),
     (

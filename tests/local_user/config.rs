@@ -168,3 +168,94 @@ fn a_broken_default_config_is_an_error_not_the_builtin_rules() {
         "s3cret-static-pw"
     );
 }
+
+/// A pod author names the image's host. `registry =` on a rule whose patterns reach past
+/// the leftmost label (`*.*`) would answer that registry's credentials to `evil.com/x`:
+/// refused unless the operator opts in, and pointed out by `config check` either way.
+#[test]
+fn registry_on_a_wildcard_rule_needs_an_explicit_opt_in() {
+    let fx = Fixture::new("static");
+    let rule = |extra: &str| {
+        format!(
+            "[[registry]]\nmatch = [\"*.*\", \"*.*.*\"]\nsource = \"static\"\nusername = \"u\"\n\
+             password_file = \"{}\"\nregistry = \"registry.example.com\"\n{extra}",
+            fx.path("password").display()
+        )
+    };
+    let config = fx.path("wide.toml");
+    fs::write(&config, rule("")).unwrap();
+    for image in ["evil.com/x", "attacker.evil.com/x"] {
+        run(
+            pullcred(fx.dir.path()).arg("--config").arg(&config),
+            &request(V1, image),
+        )
+        .assert_error("registry_for_any_host");
+    }
+    run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"]),
+        b"",
+    )
+    .assert_error("whose wildcards reach past the leftmost label");
+    // Opted in: valid, and still pointed out.
+    fs::write(&config, rule("registry_for_any_host = true\n")).unwrap();
+    let check = run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"]),
+        b"",
+    );
+    assert_eq!(check.code, Some(0), "{check:#?}");
+    assert!(
+        check.stdout.contains(
+            "warning: rule 1 answers registry.example.com's credentials for any host *.* matches"
+        ),
+        "{}",
+        check.stdout
+    );
+    // A leftmost wildcard names hosts in the operator's own domain: no opt-in needed.
+    fs::write(
+        &config,
+        rule("").replace("[\"*.*\", \"*.*.*\"]", "[\"*.example.com\"]"),
+    )
+    .unwrap();
+    let check = run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"]),
+        b"",
+    );
+    assert_eq!(check.code, Some(0), "{check:#?}");
+    assert!(!check.stdout.contains("warning"), "{}", check.stdout);
+}
+
+/// Two configs in different directories, each naming `password_file = "pw"`, sharing one
+/// cache dir and named relatively from their own directories: each answers its own secret
+/// (the path entered the cache key as written, so the second answered the first's).
+#[test]
+fn relative_paths_in_two_configs_never_share_a_cache_entry() {
+    let fx = Fixture::new("static");
+    let cache = fx.path("shared-cache");
+    for (dir, pw) in [("a", "s3cret-static-pw"), ("b", "s3cret-team-a-pw")] {
+        let d = fx.path(dir);
+        fs::create_dir(&d).unwrap();
+        crate::support::secret_file(&d.join("pw"), pw);
+        crate::support::secret_file(
+            &d.join("config.toml"),
+            "[[registry]]\nmatch = [\"registry.example.com\"]\nsource = \"static\"\n\
+             username = \"u\"\npassword_file = \"pw\"\n",
+        );
+    }
+    for (dir, pw) in [("a", "s3cret-static-pw"), ("b", "s3cret-team-a-pw")] {
+        let mut cmd = pullcred(fx.dir.path());
+        cmd.current_dir(fx.path(dir))
+            .args(["--config", "config.toml"])
+            .env("PULLCRED_CACHE_DIR", &cache);
+        let resp = run(&mut cmd, &request(V1, "registry.example.com/app")).response();
+        assert_eq!(crate::support::single_auth(&resp).2, pw, "config in {dir}");
+    }
+}
