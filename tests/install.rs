@@ -447,3 +447,26 @@ fn the_kubelet_builtin_example_routes_exactly_what_the_builtin_rules_serve() {
     let builtin: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     assert_eq!(match_images(&example), builtin);
 }
+
+#[test]
+fn both_scripts_are_executable() {
+    for name in ["install.sh", "uninstall.sh"] {
+        let mode = fs::metadata(repo().join("install").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "install/{name} is mode {mode:o}");
+    }
+    // Run as an operator runs it: directly, not through sh.
+    let root = node("kubeadm-debian");
+    let out = Command::new(repo().join("install/uninstall.sh"))
+        .env("DESTDIR", root.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no /var/lib/pullcred/install/manifest"),
+        "{stderr}"
+    );
+}
