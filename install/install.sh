@@ -19,7 +19,17 @@
 # without --force (which keeps a .bak), and install/uninstall.sh undoes exactly this. It
 # restarts nothing unless --restart. DESTDIR installs into another root (image builds,
 # tests). The flavour is detected from the root's files unless --flavor says.
+#
+# It runs as root, so it checks everything before it writes anything, and refuses: a
+# symlink, FIFO or other non-regular file where it would write (the .bak included); a
+# directory on the way that a user other than root owns or may write; a --bin-dir or
+# --provider-config that is not a clean absolute path (no . or .., only letters, digits,
+# space and / . _ + @ , = -), or that has a space where the kubelet's flags are split at
+# whitespace (kubeadm, systemd, EKS). Each file is staged beside its target and renamed
+# over it, so the kubelet never execs a missing or half-written binary.
 set -eu
+LC_ALL=C
+export LC_ALL
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=${DESTDIR:-}
@@ -37,6 +47,17 @@ print_only=0
 die() {
   echo "install.sh: $1" >&2
   exit "${2:-1}"
+}
+
+# Dies unless PATH (under the root) is a regular file or absent: nothing is read, written or
+# backed up through a symlink (another user's link to a file of root's), and no FIFO or
+# device is opened.
+regular_or_absent() {
+  if [ -L "$root$1" ]; then
+    die "$1 is a symbolic link: the installer never reads or writes through one; remove it and run again"
+  elif [ -e "$root$1" ] && [ ! -f "$root$1" ]; then
+    die "$1 is not a regular file; remove it and run again"
+  fi
 }
 
 while [ $# -gt 0 ]; do
@@ -119,16 +140,41 @@ case $flavor in
 esac
 [ -n "$bin_dir" ] || bin_dir=$default_bin_dir
 [ -n "$provider_config" ] || provider_config=$default_provider_config
+
+# A clean absolute path: no empty, . or .. component (which could leave DESTDIR), no
+# trailing slash, and only characters that every file carrying the kubelet's flags holds as
+# they are (no quotes, $, %, |, backslash, :, # or newline).
+clean_path() {
+  case $1 in
+    /*) ;;
+    *) return 1 ;;
+  esac
+  case $1 in
+    */ | *//* | */./* | */. | */../* | */..) return 1 ;;
+    *[!A-Za-z0-9/._+@,=\ -]*) return 1 ;;
+  esac
+}
+for option in "--bin-dir $bin_dir" "--provider-config $provider_config"; do
+  path=${option#* }
+  clean_path "$path" ||
+    die "$option: not a clean absolute path (letters, digits, space and / . _ + @ , = - only; no . or .. components)" 2
+  case $flavor:$path in
+    kubeadm:*" "* | systemd:*" "* | eks:*" "*)
+      die "$option: the kubelet gets its flags on a $flavor node in one environment variable, split at whitespace; choose a path without spaces" 2 ;;
+  esac
+done
 flags="--image-credential-provider-config=$provider_config --image-credential-provider-bin-dir=$bin_dir"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+staged=""
+trap 'rm -rf "$work"; if [ -n "$staged" ]; then rm -f "$staged"; fi' EXIT
 pullcred_config=/etc/pullcred/config.toml
 
 # The routing the config needs: the config being installed, else the node's, else the
 # built-in rules; merged into $merge when set.
 if [ -n "$config_src" ]; then gen_src=$config_src
-elif [ -f "$root$pullcred_config" ]; then gen_src=$root$pullcred_config
+elif regular_or_absent "$pullcred_config" && [ -f "$root$pullcred_config" ]; then
+  gen_src=$root$pullcred_config
 else gen_src=""; fi
 merge=""
 kubelet_config() {
@@ -156,33 +202,95 @@ fi
 state=/var/lib/pullcred/install
 manifest=$root$state/manifest
 new_manifest=$work/manifest
-: > "$new_manifest"
+uid=$(id -u)
 
-sum() { sha256sum "$1" | cut -d' ' -f1; }
+sum() { sha256sum < "$1" | cut -d' ' -f1; }
 
-# The manifest's record of PATH: "<kind> <sum>", or nothing.
+# Dies unless only root can change the directory DIR (under the root): it and each directory
+# above it, up to the root, that exists is root's (or the installer's user's) and writable by
+# no other user; a symlink among them is root's and so is its target. Otherwise another user
+# could swap a name in it between this check and the write.
+checked_dirs="
+"
+trusted_dir() {
+  d=$1
+  while :; do
+    case $checked_dirs in *"
+$d
+"*) return 0 ;; esac
+    p=$root$d
+    if [ -e "$p" ] || [ -L "$p" ]; then
+      if [ -n "$(find "$p" -prune ! -user 0 ! -user "$uid" -print)" ] ||
+        [ -n "$(find -H "$p" -prune \( ! -user 0 ! -user "$uid" -o -perm -0002 -o \( -perm -0020 ! -group 0 \) \) -print)" ]; then
+        die "$d can be changed by a user other than root (it is theirs, or group or others may write it): nothing is installed under it; chown root and chmod go-w it"
+      fi
+    fi
+    checked_dirs="$checked_dirs$d
+"
+    [ "$d" != / ] || return 0
+    d=$(dirname "$d")
+  done
+}
+
+# The manifest's record of PATH: "<kind> <sum>", or nothing. A line is "<kind> <sum> <path>",
+# the path being the rest of the line (it may hold spaces).
 recorded() {
   [ -f "$manifest" ] || return 0
-  awk -v p="$1" '$1 != "dir" && $3 == p { print $1, $2 }' "$manifest"
+  P=$1 awk '($1 == "file" || $1 == "modified") && substr($0, length($1) + length($2) + 3) == ENVIRON["P"] { print $1, $2 }' "$manifest"
 }
 
 # Creates DIR (under the root) and the parents it lacks, recording each as ours.
 ensure_dir() {
+  [ "$pass" != check ] || return 0
   d=$1
   missing=""
-  while [ ! -d "$root$d" ] && [ "$d" != / ] && [ -n "$d" ]; do
-    missing="$d $missing"
+  while [ ! -d "$root$d" ] && [ "$d" != / ] && [ "$d" != . ]; do
+    missing="$d
+$missing"
     d=$(dirname "$d")
   done
-  for m in $missing; do
+  while IFS= read -r m; do
+    [ -n "$m" ] || continue
     [ "$dry_run" = 1 ] || install -d -m "${2:-0755}" "$root$m"
-    echo "dir - $m" >> "$new_manifest"
-  done
+    printf 'dir - %s\n' "$m" >> "$new_manifest"
+  done <<EOF
+$missing
+EOF
+}
+
+# Writes the content of NEW at PATH (under the root) with MODE: staged in PATH's own
+# directory, then renamed over PATH, so that a reader (the kubelet exec'ing a binary) finds
+# the old file or the new one, never a missing or half-written one, and a hard link at PATH
+# is replaced, never written through.
+replace() {
+  staged=$(mktemp "$root$(dirname "$1")/.pullcred.XXXXXX")
+  cat "$3" > "$staged"
+  chmod "$2" "$staged"
+  mv -f "$staged" "$root$1"
+  staged=""
+}
+
+# Keeps the file at PATH (under the root) as PATH.bak, the same way: a copy staged beside it
+# and renamed over whatever regular file is there.
+backup() {
+  regular_or_absent "$1.bak"
+  [ "$pass" != check ] || return 0
+  if [ "$dry_run" = 1 ]; then
+    echo "would keep the changed $1 as $1.bak"
+  else
+    staged=$(mktemp "$root$1.bak.XXXXXX")
+    cp -p "$root$1" "$staged"
+    mv -f "$staged" "$root$1.bak"
+    staged=""
+    echo "kept the changed $1 as $1.bak"
+  fi
 }
 
 # The original of a file pullcred modified (saved at the first install), or the file as it
 # is now if pullcred has not touched it; empty if there is none.
 original() {
+  regular_or_absent "$1"
+  regular_or_absent "$state/orig$1"
   if [ -f "$root$state/orig$1" ]; then cat "$root$state/orig$1"
   elif [ -f "$root$1" ] && [ -z "$(recorded "$1")" ]; then cat "$root$1"
   fi
@@ -190,10 +298,13 @@ original() {
 
 # put PATH MODE NEW HOW: installs NEW at PATH. HOW: "whole" (a file of pullcred's own),
 # "merge" (NEW was made from the file's original, which is kept for uninstall), "keep" (an
-# existing file that is not pullcred's is left alone).
+# existing file that is not pullcred's is left alone). In the check pass it only refuses
+# what the apply pass would.
 put() {
   path=$1 mode=$2 new=$3 how=$4
   target=$root$path
+  regular_or_absent "$path"
+  trusted_dir "$(dirname "$path")"
   rec=$(recorded "$path")
   kind="file"
   if [ -e "$target" ]; then
@@ -201,18 +312,20 @@ put() {
       kind=${rec% *}
       if [ "$(sum "$target")" != "${rec#* }" ]; then
         [ "$force" = 1 ] || die "$path was changed since pullcred installed it; --force replaces it (keeping $path.bak)"
-        [ "$dry_run" = 1 ] || cp -p "$target" "$target.bak"
-        echo "kept the changed $path as $path.bak"
+        backup "$path"
       fi
     else
       case $how in
-        keep) echo "kept $path (not pullcred's)"; return ;;
+        keep)
+          [ "$pass" = check ] || echo "kept $path (not pullcred's)"
+          return ;;
         whole)
           [ "$force" = 1 ] || die "$path exists and is not pullcred's; --force replaces it (keeping $path.bak)"
-          [ "$dry_run" = 1 ] || cp -p "$target" "$target.bak" ;;
+          backup "$path" ;;
       esac
       kind=modified
-      if [ "$dry_run" = 0 ] && [ ! -f "$root$state/orig$path" ]; then
+      regular_or_absent "$state/orig$path"
+      if [ "$pass" = apply ] && [ "$dry_run" = 0 ] && [ ! -f "$root$state/orig$path" ]; then
         ensure_dir "$(dirname "$state/orig$path")" 0700
         cp -p "$target" "$root$state/orig$path"
       fi
@@ -220,101 +333,118 @@ put() {
   else
     ensure_dir "$(dirname "$path")"
   fi
-  echo "$kind $(sum "$new") $path" >> "$new_manifest"
+  [ "$pass" != check ] || return 0
+  printf '%s %s %s\n' "$kind" "$(sum "$new")" "$path" >> "$new_manifest"
   if [ -e "$target" ] && cmp -s "$new" "$target"; then
     echo "unchanged $path"
   elif [ "$dry_run" = 1 ]; then
     echo "would write $path"
   else
-    cat "$new" > "$work/staged"
-    chmod "$mode" "$work/staged"
-    mv -f "$work/staged" "$target"
+    replace "$path" "$mode" "$new"
     echo "wrote $path"
   fi
 }
 
-# 1. The binaries: the front, and the minting binary it hands misses to.
-put "$bin_dir/pullcred" 0755 "$binary" whole
-put "$bin_dir/pullcred-mint" 0755 "$mint_binary" whole
+# Everything the install writes, in order. Run twice: a check pass that refuses whatever it
+# would refuse before a single file is written, then the pass that writes (or, with
+# --dry-run, shows).
+steps() {
+  printf 'bin-dir - %s\nprovider-config - %s\n' "$bin_dir" "$provider_config" > "$new_manifest"
 
-# 2. pullcred's config, unless the node has one.
-ensure_dir /etc/pullcred 0700
-if [ -n "$config_src" ]; then
-  put "$pullcred_config" 0600 "$config_src" keep
-elif [ -n "$(recorded "$pullcred_config")" ]; then
-  put "$pullcred_config" 0600 "$root$pullcred_config" keep
-fi
+  # 1. The binaries: the front, and the minting binary it hands misses to.
+  put "$bin_dir/pullcred" 0755 "$binary" whole
+  put "$bin_dir/pullcred-mint" 0755 "$mint_binary" whole
 
-# 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
-original "$provider_config" > "$work/provider.orig"
-if [ -s "$work/provider.orig" ]; then
-  case $provider_config in
-    *.json) merge=$work/provider.json ;;
-    *) merge=$work/provider.yaml ;;
+  # 2. pullcred's config, unless the node has one.
+  trusted_dir /etc/pullcred
+  ensure_dir /etc/pullcred 0700
+  if [ -n "$config_src" ]; then
+    put "$pullcred_config" 0600 "$config_src" keep
+  elif [ -n "$(recorded "$pullcred_config")" ]; then
+    put "$pullcred_config" 0600 "$root$pullcred_config" keep
+  fi
+
+  # 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
+  merge=""
+  original "$provider_config" > "$work/provider.orig"
+  if [ -s "$work/provider.orig" ]; then
+    case $provider_config in
+      *.json) merge=$work/provider.json ;;
+      *) merge=$work/provider.yaml ;;
+    esac
+    cp "$work/provider.orig" "$merge"
+  fi
+  kubelet_config > "$work/provider"
+  put "$provider_config" 0644 "$work/provider" merge
+  # A provider per token audience is the front under another name (pullcred-ecr, …).
+  sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
+    "$work/provider" > "$work/names"
+  while read -r name; do
+    [ "$name" = pullcred-mint ] || put "$bin_dir/$name" 0755 "$binary" whole
+  done < "$work/names"
+
+  # 4. The kubelet flags, where this flavour's kubelet reads them.
+  case $flavor in
+    kubeadm)
+      env_file=""
+      for f in /etc/sysconfig/kubelet /etc/default/kubelet; do
+        if [ -e "$root$f" ] || [ -L "$root$f" ]; then env_file=$f; break; fi
+      done
+      if [ -z "$env_file" ]; then
+        if [ -d "$root/etc/sysconfig" ]; then env_file=/etc/sysconfig/kubelet; else env_file=/etc/default/kubelet; fi
+      fi
+      original "$env_file" > "$work/env.orig"
+      if grep -q -- '--image-credential-provider-config=' "$work/env.orig"; then
+        cp "$work/env.orig" "$work/env"
+      elif grep -q '^KUBELET_EXTRA_ARGS=' "$work/env.orig"; then
+        sed -E \
+          -e "s|^KUBELET_EXTRA_ARGS=\"(.*)\"\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
+          -e "s|^KUBELET_EXTRA_ARGS='(.*)'\$|KUBELET_EXTRA_ARGS='\\1 $flags'|" \
+          -e "s|^KUBELET_EXTRA_ARGS=([^\"'].*)\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
+          -e "s|^KUBELET_EXTRA_ARGS=\$|KUBELET_EXTRA_ARGS=\"$flags\"|" \
+          "$work/env.orig" > "$work/env"
+      else
+        { cat "$work/env.orig"; printf 'KUBELET_EXTRA_ARGS="%s"\n' "$flags"; } > "$work/env"
+      fi
+      put "$env_file" 0644 "$work/env" merge
+      restart_cmd="systemctl restart kubelet" ;;
+    systemd)
+      printf '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=%s"\n' "$flags" > "$work/dropin"
+      put /etc/systemd/system/kubelet.service.d/20-pullcred.conf 0644 "$work/dropin" whole
+      restart_cmd="systemctl daemon-reload && systemctl restart kubelet" ;;
+    eks)
+      {
+        echo "# pullcred's kubelet flags, merged by nodeadm into its NodeConfig."
+        echo "apiVersion: node.eks.aws/v1alpha1"
+        echo "kind: NodeConfig"
+        echo "spec:"
+        echo "  kubelet:"
+        echo "    flags:"
+        echo "      - --image-credential-provider-config=$provider_config"
+        echo "      - --image-credential-provider-bin-dir=$bin_dir"
+      } > "$work/nodeconfig"
+      put /etc/eks/nodeadm.d/90-pullcred.yaml 0644 "$work/nodeconfig" whole
+      restart_cmd="nodeadm init --config-source file:///etc/eks/nodeadm.d/ && systemctl restart kubelet" ;;
+    k3s | rke2)
+      {
+        echo "# pullcred's kubelet flags (appended to kubelet-arg)."
+        echo "kubelet-arg+:"
+        echo "  - image-credential-provider-config=$provider_config"
+        echo "  - image-credential-provider-bin-dir=$bin_dir"
+      } > "$work/rancher"
+      put "/etc/rancher/$flavor/config.yaml.d/90-pullcred.yaml" 0644 "$work/rancher" whole
+      restart_cmd="systemctl restart $service" ;;
   esac
-  cp "$work/provider.orig" "$merge"
-fi
-kubelet_config > "$work/provider"
-put "$provider_config" 0644 "$work/provider" merge
-# A provider per token audience is the front under another name (pullcred-ecr, …).
-sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
-  "$work/provider" > "$work/names"
-while read -r name; do
-  [ "$name" = pullcred-mint ] || put "$bin_dir/$name" 0755 "$binary" whole
-done < "$work/names"
+}
 
-# 4. The kubelet flags, where this flavour's kubelet reads them.
-case $flavor in
-  kubeadm)
-    env_file=""
-    for f in /etc/sysconfig/kubelet /etc/default/kubelet; do
-      if [ -f "$root$f" ]; then env_file=$f; break; fi
-    done
-    if [ -z "$env_file" ]; then
-      if [ -d "$root/etc/sysconfig" ]; then env_file=/etc/sysconfig/kubelet; else env_file=/etc/default/kubelet; fi
-    fi
-    original "$env_file" > "$work/env.orig"
-    if grep -q -- '--image-credential-provider-config=' "$work/env.orig"; then
-      cp "$work/env.orig" "$work/env"
-    elif grep -q '^KUBELET_EXTRA_ARGS=' "$work/env.orig"; then
-      sed -E \
-        -e "s|^KUBELET_EXTRA_ARGS=\"(.*)\"\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
-        -e "s|^KUBELET_EXTRA_ARGS='(.*)'\$|KUBELET_EXTRA_ARGS='\\1 $flags'|" \
-        -e "s|^KUBELET_EXTRA_ARGS=([^\"'].*)\$|KUBELET_EXTRA_ARGS=\"\\1 $flags\"|" \
-        -e "s|^KUBELET_EXTRA_ARGS=\$|KUBELET_EXTRA_ARGS=\"$flags\"|" \
-        "$work/env.orig" > "$work/env"
-    else
-      { cat "$work/env.orig"; printf 'KUBELET_EXTRA_ARGS="%s"\n' "$flags"; } > "$work/env"
-    fi
-    put "$env_file" 0644 "$work/env" merge
-    restart_cmd="systemctl restart kubelet" ;;
-  systemd)
-    printf '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=%s"\n' "$flags" > "$work/dropin"
-    put /etc/systemd/system/kubelet.service.d/20-pullcred.conf 0644 "$work/dropin" whole
-    restart_cmd="systemctl daemon-reload && systemctl restart kubelet" ;;
-  eks)
-    {
-      echo "# pullcred's kubelet flags, merged by nodeadm into its NodeConfig."
-      echo "apiVersion: node.eks.aws/v1alpha1"
-      echo "kind: NodeConfig"
-      echo "spec:"
-      echo "  kubelet:"
-      echo "    flags:"
-      echo "      - --image-credential-provider-config=$provider_config"
-      echo "      - --image-credential-provider-bin-dir=$bin_dir"
-    } > "$work/nodeconfig"
-    put /etc/eks/nodeadm.d/90-pullcred.yaml 0644 "$work/nodeconfig" whole
-    restart_cmd="nodeadm init --config-source file:///etc/eks/nodeadm.d/ && systemctl restart kubelet" ;;
-  k3s | rke2)
-    {
-      echo "# pullcred's kubelet flags (appended to kubelet-arg)."
-      echo "kubelet-arg+:"
-      echo "  - image-credential-provider-config=$provider_config"
-      echo "  - image-credential-provider-bin-dir=$bin_dir"
-    } > "$work/rancher"
-    put "/etc/rancher/$flavor/config.yaml.d/90-pullcred.yaml" 0644 "$work/rancher" whole
-    restart_cmd="systemctl restart $service" ;;
-esac
+# The state (the manifest and the originals) is trusted and rewritten: it is checked first,
+# like every file the steps write.
+regular_or_absent "$state/manifest"
+trusted_dir "$state"
+pass=check
+steps
+pass=apply
+steps
 
 if [ "$dry_run" = 1 ]; then
   echo "dry run: nothing was written"
@@ -325,8 +455,7 @@ ensure_dir "$state" 0700
 if [ -f "$manifest" ]; then awk '$1 == "dir"' "$manifest" >> "$new_manifest"; fi
 sort -u "$new_manifest" > "$work/manifest.sorted"
 if [ ! -f "$manifest" ] || ! cmp -s "$work/manifest.sorted" "$manifest"; then
-  cat "$work/manifest.sorted" > "$manifest"
-  chmod 0600 "$manifest"
+  replace "$state/manifest" 0600 "$work/manifest.sorted"
 fi
 echo "flavor $flavor: the kubelet's flags are $flags"
 if [ "$restart" = 1 ] && [ -z "$root" ]; then

@@ -1,6 +1,8 @@
 //! install/install.sh and install/uninstall.sh into temporary roots (DESTDIR) shaped like
 //! each node flavour's files (tests/fixtures/nodes/<flavour>): the files and flags written,
-//! idempotence, operators' changes, --dry-run, exact uninstall; and shellcheck over both.
+//! idempotence, operators' changes, --dry-run, exact uninstall, paths with spaces, atomic
+//! upgrades; and shellcheck over both. The helpers are shared with tests/local_user/install.rs
+//! (the same scripts against a local user's plants).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +18,14 @@ fn repo() -> PathBuf {
 }
 
 /// A root shaped like `flavour`'s node, modes kept.
-fn node(flavour: &str) -> tempfile::TempDir {
+pub(crate) fn node(flavour: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    node_at(flavour, root.path());
+    root
+}
+
+/// `flavour`'s node files copied into `root` (created if missing), modes kept.
+pub(crate) fn node_at(flavour: &str, root: &Path) {
     fn copy(src: &Path, dst: &Path) {
         for e in fs::read_dir(src).unwrap() {
             let e = e.unwrap();
@@ -29,51 +38,86 @@ fn node(flavour: &str) -> tempfile::TempDir {
             }
         }
     }
-    let root = tempfile::tempdir().unwrap();
-    copy(
-        &repo().join("tests/fixtures/nodes").join(flavour),
-        root.path(),
-    );
-    root
+    fs::create_dir_all(root).unwrap();
+    copy(&repo().join("tests/fixtures/nodes").join(flavour), root);
 }
 
-struct Out {
-    ok: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+#[derive(Debug)]
+pub(crate) struct Out {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn script(name: &str, root: &Path, args: &[&str]) -> Out {
-    let out = Command::new("sh")
-        .arg(repo().join("install").join(name))
-        .args(args)
-        .env("DESTDIR", root)
-        .env_remove("PULLCRED_CONFIG")
-        .output()
-        .unwrap();
-    Out {
-        ok: out.status.success(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+impl From<std::process::Output> for Out {
+    fn from(out: std::process::Output) -> Self {
+        Out {
+            ok: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }
 
-fn install(root: &Path, args: &[&str]) -> Out {
+/// `sh install/NAME ARGS` with DESTDIR=`root`, not yet run.
+pub(crate) fn script_cmd(name: &str, root: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg(repo().join("install").join(name))
+        .args(args)
+        .env("DESTDIR", root)
+        .env_remove("PULLCRED_CONFIG");
+    cmd
+}
+
+pub(crate) fn script(name: &str, root: &Path, args: &[&str]) -> Out {
+    script_cmd(name, root, args).output().unwrap().into()
+}
+
+pub(crate) fn install(root: &Path, args: &[&str]) -> Out {
     let mut all = vec!["--binary", env!("CARGO_BIN_EXE_pullcred")];
     all.extend_from_slice(args);
     script("install.sh", root, &all)
 }
 
-fn installed(root: &Path, args: &[&str]) -> String {
+pub(crate) fn installed(root: &Path, args: &[&str]) -> String {
     let out = install(root, args);
     assert!(out.ok, "{}\n{}", out.stdout, out.stderr);
     out.stdout
 }
 
-/// Every file and directory under `root`, with contents and modes.
-fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
+/// A build to install quickly: its `pullcred` a small script that runs the real front (so
+/// the installer's `pullcred kubelet-config` works), its `pullcred-mint` a stub; `tag` makes
+/// two builds differ (an upgrade). `--binary` names its `pullcred` (`.path().join(..)`).
+pub(crate) fn stub_build(tag: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let front = format!(
+        "#!/bin/sh\n# {tag}\nexec '{}' \"$@\"\n",
+        env!("CARGO_BIN_EXE_pullcred")
+    );
+    let mint = format!("#!/bin/sh\n# {tag}\nexit 1\n");
+    for (name, text) in [("pullcred", front), ("pullcred-mint", mint)] {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+/// The names in `dir`, sorted.
+pub(crate) fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file and directory under `root`, with contents and modes; a symlink with its
+/// target (never followed), a FIFO or other special file by its mode alone (never opened).
+pub(crate) fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {
@@ -84,6 +128,11 @@ fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
             if meta.is_dir() {
                 out.push((rel, meta.permissions().mode(), Vec::new()));
                 dirs.push(p);
+            } else if meta.is_symlink() {
+                let target = fs::read_link(&p).unwrap();
+                out.push((rel, 0, target.into_os_string().into_encoded_bytes()));
+            } else if !meta.is_file() {
+                out.push((rel, meta.permissions().mode(), Vec::new()));
             } else {
                 out.push((rel, meta.permissions().mode(), fs::read(&p).unwrap()));
             }
@@ -93,7 +142,7 @@ fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
     out
 }
 
-fn read(root: &Path, path: &str) -> String {
+pub(crate) fn read(root: &Path, path: &str) -> String {
     fs::read_to_string(root.join(path.trim_start_matches('/')))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -446,6 +495,261 @@ fn the_kubelet_builtin_example_routes_exactly_what_the_builtin_rules_serve() {
     let out = run(pullcred(home.path()).args(["config", "match-images"]), b"");
     let builtin: Vec<String> = out.stdout.lines().map(str::to_string).collect();
     assert_eq!(match_images(&example), builtin);
+}
+
+const MANIFEST: &str = "var/lib/pullcred/install/manifest";
+
+/// The manifest's line for `path` (`<kind> <sha256> <path>`), if any.
+fn manifest_line(root: &Path, path: &str) -> Option<String> {
+    read(root, MANIFEST)
+        .lines()
+        .find(|l| l.splitn(3, ' ').nth(2) == Some(path))
+        .map(str::to_string)
+}
+
+#[test]
+fn paths_with_spaces_install_and_uninstall_inside_the_root() {
+    // DESTDIR has a space, and so do the bin dir and the provider config: k3s hands each
+    // kubelet-arg to the kubelet as one argument, so the spaces reach it intact.
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("node root");
+    node_at("k3s", &root);
+    let r = root.as_path();
+    let before = snapshot(r);
+    let bin_dir = "/opt/pull cred/bin";
+    let provider = "/etc/pull cred/provider config.yaml";
+    let args = [
+        "--bin-dir",
+        bin_dir,
+        "--provider-config",
+        provider,
+        "--example",
+        "quay-harbor-robot",
+    ];
+    let out = installed(r, &args);
+    assert_eq!(
+        names(parent.path()),
+        ["node root"],
+        "nothing outside DESTDIR"
+    );
+    let dropin = "/etc/rancher/k3s/config.yaml.d/90-pullcred.yaml";
+    let files = [
+        format!("{bin_dir}/pullcred"),
+        format!("{bin_dir}/pullcred-mint"),
+        "/etc/pullcred/config.toml".to_string(),
+        provider.to_string(),
+        dropin.to_string(),
+    ];
+    for file in &files {
+        assert!(out.contains(&format!("wrote {file}\n")), "{file}: {out}");
+        assert!(r.join(file.trim_start_matches('/')).is_file(), "{file}");
+        let line = manifest_line(r, file).unwrap_or_else(|| panic!("{file} not in the manifest"));
+        assert!(line.starts_with("file "), "{line}");
+    }
+    assert!(
+        read(r, dropin).ends_with(&format!(
+            "  - image-credential-provider-config={provider}\n  - image-credential-provider-bin-dir={bin_dir}\n"
+        )),
+        "{}",
+        read(r, dropin)
+    );
+    check_clean(r, provider, bin_dir);
+    // Twice: the manifest still knows its files, so nothing changes.
+    let once = snapshot(r);
+    let again = installed(r, &args);
+    assert!(!again.contains("wrote "), "{again}");
+    assert_eq!(snapshot(r), once);
+    // Uninstall: the tree as before, and still nothing outside.
+    let out = script("uninstall.sh", r, &[]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    assert_eq!(snapshot(r), before);
+    assert_eq!(names(parent.path()), ["node root"]);
+
+    // Default paths under a DESTDIR with a space, for the flavours with an env file or a
+    // merged JSON provider config.
+    for flavour in ["kubeadm-debian", "eks"] {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("node root");
+        node_at(flavour, &root);
+        let build = stub_build("v1");
+        let binary = build.path().join("pullcred");
+        let before = snapshot(&root);
+        let args = ["--binary", binary.to_str().unwrap()];
+        installed(&root, &args);
+        let once = snapshot(&root);
+        installed(&root, &args);
+        assert_eq!(snapshot(&root), once, "{flavour}");
+        assert!(script("uninstall.sh", &root, &[]).ok, "{flavour}");
+        assert_eq!(snapshot(&root), before, "{flavour}");
+        assert_eq!(names(parent.path()), ["node root"], "{flavour}");
+    }
+}
+
+#[test]
+fn paths_the_kubelet_would_split_or_that_leave_the_root_are_refused_before_anything_is_written() {
+    // kubeadm, plain systemd and EKS hand the flags to the kubelet in one environment
+    // variable that systemd splits at whitespace: a path with a space cannot reach it whole.
+    for flavour in ["kubeadm-debian", "systemd", "eks"] {
+        for (option, path) in [
+            ("--bin-dir", "/opt/pull cred/bin"),
+            ("--provider-config", "/etc/pull cred/config.yaml"),
+        ] {
+            let parent = tempfile::tempdir().unwrap();
+            let root = parent.path().join("node");
+            node_at(flavour, &root);
+            let before = snapshot(&root);
+            let out = install(&root, &[option, path]);
+            assert_eq!(out.code, Some(2), "{flavour} {option}: {out:?}");
+            assert!(
+                out.stderr
+                    .contains(&format!("{option} {path}: the kubelet gets its flags")),
+                "{flavour}: {}",
+                out.stderr
+            );
+            assert_eq!(snapshot(&root), before, "{flavour} {option}");
+            assert_eq!(names(parent.path()), ["node"], "{flavour} {option}");
+        }
+    }
+    // Anything but a clean absolute path (`..` would leave DESTDIR), or characters that the
+    // files carrying the flags cannot hold as they are.
+    for path in [
+        "/../escaped",
+        "/opt/../../escaped",
+        "relative/bin",
+        "/opt/./bin",
+        "/opt//bin",
+        "/opt/bin/",
+        "/opt/bin:x",
+        "/opt/$(id)",
+        "/opt/50%",
+        "/opt/a\"b",
+        "/opt/a|b",
+        "/opt/a\nb",
+    ] {
+        for option in ["--bin-dir", "--provider-config"] {
+            let parent = tempfile::tempdir().unwrap();
+            let root = parent.path().join("node");
+            node_at("k3s", &root);
+            let before = snapshot(&root);
+            let out = install(&root, &[option, path]);
+            assert_eq!(out.code, Some(2), "{option} {path:?}: {out:?}");
+            assert!(
+                out.stderr.contains("not a clean absolute path"),
+                "{option} {path:?}: {}",
+                out.stderr
+            );
+            assert_eq!(snapshot(&root), before, "{option} {path:?}");
+            assert_eq!(names(parent.path()), ["node"], "{option} {path:?}");
+        }
+    }
+}
+
+/// The quoted strings of one strace line (a syscall's path arguments).
+fn quoted(line: &str) -> Vec<&str> {
+    line.split('"').skip(1).step_by(2).collect()
+}
+
+#[test]
+fn an_upgrade_renames_each_binary_into_place_from_its_own_directory() {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    require_tool("strace");
+    let root = node("kubeadm-debian");
+    let r = root.path();
+    let v1 = stub_build("v1");
+    let v2 = stub_build("v2");
+    let v1_front = v1.path().join("pullcred");
+    let v2_front = v2.path().join("pullcred");
+    installed(r, &["--binary", v1_front.to_str().unwrap()]);
+    let bin = r.join("usr/local/libexec/kubelet-credential-providers");
+    let binaries = ["pullcred", "pullcred-mint"];
+    let inodes: Vec<u64> = binaries
+        .iter()
+        .map(|b| fs::metadata(bin.join(b)).unwrap().ino())
+        .collect();
+    let paths_before: Vec<String> = snapshot(r).into_iter().map(|e| e.0).collect();
+
+    // A reader through the whole upgrade (the kubelet exec'ing the front) always finds the
+    // front whole: v1 or v2, never missing, never partly written.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let path = bin.join("pullcred");
+        let old = fs::read(&v1_front).unwrap();
+        let new = fs::read(&v2_front).unwrap();
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let now = fs::read(&path).unwrap_or_else(|e| panic!("the front went missing: {e}"));
+                assert!(now == old || now == new, "a partly written front");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let trace = tempfile::tempdir().unwrap();
+    let trace = trace.path().join("trace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "signal=none", "-e"])
+        .arg("trace=rename,renameat,renameat2,unlink,unlinkat,open,openat,creat")
+        .arg("-o")
+        .arg(&trace)
+        .arg("sh")
+        .arg(repo().join("install/install.sh"))
+        .args(["--binary", v2_front.to_str().unwrap()])
+        .env("DESTDIR", r)
+        .env_remove("PULLCRED_CONFIG");
+    let out: Out = cmd.output().unwrap().into();
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().unwrap();
+    assert!(out.ok, "{out:?}");
+    assert!(reads > 0);
+    let trace = fs::read_to_string(&trace).unwrap();
+    for (binary, inode) in binaries.iter().zip(inodes) {
+        let path = bin.join(binary);
+        let path_str = path.to_str().unwrap();
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            fs::read(v2.path().join(binary)).unwrap()
+        );
+        assert_ne!(
+            fs::metadata(&path).unwrap().ino(),
+            inode,
+            "{binary}: a new file"
+        );
+        // Staged beside the binary, then renamed over it: never unlinked, never opened for
+        // writing in place.
+        let renames: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("rename") && l.ends_with(" = 0"))
+            .filter(|l| quoted(l).get(1) == Some(&path_str))
+            .collect();
+        assert_eq!(renames.len(), 1, "{binary}: {trace}");
+        let from = Path::new(quoted(renames[0])[0]);
+        assert_eq!(
+            from.parent(),
+            Some(bin.as_path()),
+            "{binary} staged elsewhere: {}",
+            renames[0]
+        );
+        for line in trace.lines() {
+            let args = quoted(line);
+            if line.contains("unlink") {
+                assert!(!args.contains(&path_str), "{binary} unlinked: {line}");
+            }
+            if line.contains("open") && args.first() == Some(&path_str) {
+                assert!(
+                    !line.contains("O_WRONLY") && !line.contains("O_RDWR"),
+                    "{line}"
+                );
+            }
+        }
+    }
+    // No staged file is left behind anywhere.
+    let paths_after: Vec<String> = snapshot(r).into_iter().map(|e| e.0).collect();
+    assert_eq!(paths_after, paths_before);
 }
 
 #[test]

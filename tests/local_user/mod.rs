@@ -10,6 +10,7 @@
 
 mod aws;
 mod config;
+mod install;
 mod secrets;
 mod urls;
 
