@@ -26,7 +26,9 @@
 # --provider-config that is not a clean absolute path (no . or .., only letters, digits,
 # space and / . _ + @ , = -), or that has a space where the kubelet's flags are split at
 # whitespace (kubeadm, systemd, EKS). Each file is staged beside its target and renamed
-# over it, so the kubelet never execs a missing or half-written binary.
+# over it, so the kubelet never execs a missing or half-written binary. --dry-run shows each
+# file's new content (a diff for a file that exists; a binary by size and checksum; a
+# secret by name and mode alone).
 set -eu
 LC_ALL=C
 export LC_ALL
@@ -296,12 +298,38 @@ original() {
   fi
 }
 
-# put PATH MODE NEW HOW: installs NEW at PATH. HOW: "whole" (a file of pullcred's own),
+# What a dry run shows of NEW for PATH (MODE, SHOW): a text file's content, or its diff
+# against the file there now; a binary by size and checksum; a secret (SHOW "secret", or a
+# file there now that others may not read) by name and mode alone, never its content.
+preview() {
+  path=$1 mode=$2 new=$3 show=$4
+  target=$root$path
+  what="new file"
+  if [ -e "$target" ]; then
+    what=changed
+    [ -n "$(find "$target" -prune -perm -0004)" ] || show=secret
+  fi
+  case $show in
+    secret) echo "would write $path ($what, mode $mode): a secret, content not shown" ;;
+    binary) echo "would write $path ($what, mode $mode): binary, $(wc -c < "$new" | tr -d ' ') bytes, sha256 $(sum "$new")" ;;
+    *)
+      echo "would write $path ($what, mode $mode):"
+      if [ -e "$target" ]; then
+        echo "    --- $path"
+        echo "    +++ $path (new)"
+        diff -u "$target" "$new" | sed -e '1,2d' -e 's/^/    /'
+      else
+        sed 's/^/    /' "$new"
+      fi ;;
+  esac
+}
+
+# put PATH MODE NEW HOW SHOW: installs NEW at PATH. HOW: "whole" (a file of pullcred's own),
 # "merge" (NEW was made from the file's original, which is kept for uninstall), "keep" (an
-# existing file that is not pullcred's is left alone). In the check pass it only refuses
-# what the apply pass would.
+# existing file that is not pullcred's is left alone). SHOW, for a dry run: "text",
+# "binary" or "secret". In the check pass it only refuses what the apply pass would.
 put() {
-  path=$1 mode=$2 new=$3 how=$4
+  path=$1 mode=$2 new=$3 how=$4 show=$5
   target=$root$path
   regular_or_absent "$path"
   trusted_dir "$(dirname "$path")"
@@ -338,7 +366,7 @@ put() {
   if [ -e "$target" ] && cmp -s "$new" "$target"; then
     echo "unchanged $path"
   elif [ "$dry_run" = 1 ]; then
-    echo "would write $path"
+    preview "$path" "$mode" "$new" "$show"
   else
     replace "$path" "$mode" "$new"
     echo "wrote $path"
@@ -352,16 +380,16 @@ steps() {
   printf 'bin-dir - %s\nprovider-config - %s\n' "$bin_dir" "$provider_config" > "$new_manifest"
 
   # 1. The binaries: the front, and the minting binary it hands misses to.
-  put "$bin_dir/pullcred" 0755 "$binary" whole
-  put "$bin_dir/pullcred-mint" 0755 "$mint_binary" whole
+  put "$bin_dir/pullcred" 0755 "$binary" whole binary
+  put "$bin_dir/pullcred-mint" 0755 "$mint_binary" whole binary
 
   # 2. pullcred's config, unless the node has one.
   trusted_dir /etc/pullcred
   ensure_dir /etc/pullcred 0700
   if [ -n "$config_src" ]; then
-    put "$pullcred_config" 0600 "$config_src" keep
+    put "$pullcred_config" 0600 "$config_src" keep secret
   elif [ -n "$(recorded "$pullcred_config")" ]; then
-    put "$pullcred_config" 0600 "$root$pullcred_config" keep
+    put "$pullcred_config" 0600 "$root$pullcred_config" keep secret
   fi
 
   # 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
@@ -375,12 +403,12 @@ steps() {
     cp "$work/provider.orig" "$merge"
   fi
   kubelet_config > "$work/provider"
-  put "$provider_config" 0644 "$work/provider" merge
+  put "$provider_config" 0644 "$work/provider" merge text
   # A provider per token audience is the front under another name (pullcred-ecr, …).
   sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
     "$work/provider" > "$work/names"
   while read -r name; do
-    [ "$name" = pullcred-mint ] || put "$bin_dir/$name" 0755 "$binary" whole
+    [ "$name" = pullcred-mint ] || put "$bin_dir/$name" 0755 "$binary" whole binary
   done < "$work/names"
 
   # 4. The kubelet flags, where this flavour's kubelet reads them.
@@ -406,11 +434,11 @@ steps() {
       else
         { cat "$work/env.orig"; printf 'KUBELET_EXTRA_ARGS="%s"\n' "$flags"; } > "$work/env"
       fi
-      put "$env_file" 0644 "$work/env" merge
+      put "$env_file" 0644 "$work/env" merge text
       restart_cmd="systemctl restart kubelet" ;;
     systemd)
       printf '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=%s"\n' "$flags" > "$work/dropin"
-      put /etc/systemd/system/kubelet.service.d/20-pullcred.conf 0644 "$work/dropin" whole
+      put /etc/systemd/system/kubelet.service.d/20-pullcred.conf 0644 "$work/dropin" whole text
       restart_cmd="systemctl daemon-reload && systemctl restart kubelet" ;;
     eks)
       {
@@ -423,7 +451,7 @@ steps() {
         echo "      - --image-credential-provider-config=$provider_config"
         echo "      - --image-credential-provider-bin-dir=$bin_dir"
       } > "$work/nodeconfig"
-      put /etc/eks/nodeadm.d/90-pullcred.yaml 0644 "$work/nodeconfig" whole
+      put /etc/eks/nodeadm.d/90-pullcred.yaml 0644 "$work/nodeconfig" whole text
       restart_cmd="nodeadm init --config-source file:///etc/eks/nodeadm.d/ && systemctl restart kubelet" ;;
     k3s | rke2)
       {
@@ -432,7 +460,7 @@ steps() {
         echo "  - image-credential-provider-config=$provider_config"
         echo "  - image-credential-provider-bin-dir=$bin_dir"
       } > "$work/rancher"
-      put "/etc/rancher/$flavor/config.yaml.d/90-pullcred.yaml" 0644 "$work/rancher" whole
+      put "/etc/rancher/$flavor/config.yaml.d/90-pullcred.yaml" 0644 "$work/rancher" whole text
       restart_cmd="systemctl restart $service" ;;
   esac
 }

@@ -218,10 +218,6 @@ done < "$manifest"
 [ "$bad" = 0 ] || die "nothing was undone: the manifest names paths install.sh never writes"
 [ "$changed" = 0 ] || exit 1
 
-do_() {
-  if [ "$dry_run" = 1 ]; then echo "would: $*"; else "$@"; fi
-}
-
 # Puts the original of PATH back: a copy staged beside it, renamed over it.
 restore() {
   staged=$(mktemp "$root$(dirname "$1")/.pullcred.XXXXXX")
@@ -230,11 +226,20 @@ restore() {
   staged=""
 }
 
+# Says what it did, or with --dry-run what it would do (and does nothing).
+say() {
+  if [ "$dry_run" = 1 ]; then echo "would $1"; else echo "$2"; fi
+}
+
 while IFS= read -r line; do
   parse "$line"
   case $kind in
-    file) do_ rm -f "$root$path"; echo "removed $path" ;;
-    modified) do_ restore "$path"; echo "restored $path" ;;
+    file)
+      [ "$dry_run" = 1 ] || rm -f "$root$path"
+      say "remove $path" "removed $path" ;;
+    modified)
+      [ "$dry_run" = 1 ] || restore "$path"
+      say "restore $path" "restored $path" ;;
   esac
 done < "$manifest"
 # The state itself, then the directories install.sh created, deepest first, if empty.
@@ -242,8 +247,10 @@ dirs=$(while IFS= read -r line; do
   parse "$line"
   if [ "$kind" = dir ]; then printf '%s\n' "$path"; fi
 done < "$manifest" | sort -r)
-do_ rm -rf "$root$state/orig"
-do_ rm -f "$manifest"
+if [ "$dry_run" = 0 ]; then
+  rm -rf "$root$state/orig"
+  rm -f "$manifest"
+fi
 while IFS= read -r dir; do
   [ -n "$dir" ] || continue
   if [ "$dry_run" = 1 ]; then

@@ -559,6 +559,17 @@ fn paths_with_spaces_install_and_uninstall_inside_the_root() {
     let again = installed(r, &args);
     assert!(!again.contains("wrote "), "{again}");
     assert_eq!(snapshot(r), once);
+    // An uninstall dry run says what it would undo, and undoes nothing.
+    let out = script("uninstall.sh", r, &["--dry-run"]);
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("would remove {bin_dir}/pullcred\n")),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("removed "), "{}", out.stdout);
+    assert_eq!(snapshot(r), once);
     // Uninstall: the tree as before, and still nothing outside.
     let out = script("uninstall.sh", r, &[]);
     assert!(out.ok, "{}{}", out.stdout, out.stderr);
@@ -642,6 +653,96 @@ fn paths_the_kubelet_would_split_or_that_leave_the_root_are_refused_before_anyth
             assert_eq!(names(parent.path()), ["node"], "{option} {path:?}");
         }
     }
+}
+
+/// The SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `text` as a dry run shows a file's content: each line indented by four spaces.
+fn indented(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+#[test]
+fn a_dry_run_shows_each_new_file_or_its_diff_a_secret_by_name_only_and_writes_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("node");
+    node_at("kubeadm-debian", &root);
+    let r = root.as_path();
+    let canary = "s3cret-dry-run-canary";
+    let config = parent.path().join("config.toml");
+    let example =
+        fs::read_to_string(repo().join("config-examples/htpasswd-registry/config.toml")).unwrap();
+    fs::write(&config, format!("{example}\n# {canary}\n")).unwrap();
+    let config = config.to_str().unwrap();
+    let before = snapshot(r);
+    let dry = installed(r, &["--dry-run", "--config", config]);
+    assert!(dry.contains("dry run: nothing was written"), "{dry}");
+    assert_eq!(snapshot(r), before);
+    assert_eq!(names(parent.path()), ["config.toml", "node"]);
+    // Installed for real: the dry run showed exactly what was then written.
+    installed(r, &["--config", config]);
+    let provider = "/etc/kubernetes/credential-provider-config.yaml";
+    assert!(
+        dry.contains(&format!(
+            "would write {provider} (new file, mode 0644):\n{}",
+            indented(&read(r, provider))
+        )),
+        "{dry}"
+    );
+    // A file that exists: a diff against it.
+    assert!(
+        dry.contains(&format!(
+            "would write /etc/default/kubelet (changed, mode 0644):\n    --- /etc/default/kubelet\n    +++ /etc/default/kubelet (new)\n    @@ -1 +1 @@\n    -KUBELET_EXTRA_ARGS=--node-ip=10.0.0.5\n    +KUBELET_EXTRA_ARGS=\"--node-ip=10.0.0.5 {KUBEADM_FLAGS}\"\n"
+        )),
+        "{dry}"
+    );
+    // Binaries by size and checksum.
+    let front = fs::read(env!("CARGO_BIN_EXE_pullcred")).unwrap();
+    assert!(
+        dry.contains(&format!(
+            "would write /usr/local/libexec/kubelet-credential-providers/pullcred (new file, mode 0755): binary, {} bytes, sha256 {}\n",
+            front.len(),
+            sha256_hex(&front)
+        )),
+        "{dry}"
+    );
+    // A secret by name and mode alone.
+    assert!(
+        dry.contains(
+            "would write /etc/pullcred/config.toml (new file, mode 0600): a secret, content not shown\n"
+        ),
+        "{dry}"
+    );
+    assert!(!dry.contains(canary), "{dry}");
+    assert!(!dry.contains("password_file"), "{dry}");
+
+    // Against an installed node: pullcred's own provider config changes (a diff), and the
+    // secret config changes (still by name alone).
+    let installed_tree = snapshot(r);
+    let dry = installed(r, &["--dry-run", "--example", "docker-hub-token"]);
+    assert_eq!(snapshot(r), installed_tree);
+    assert!(
+        dry.contains(&format!(
+            "would write {provider} (changed, mode 0644):\n    --- {provider}\n    +++ {provider} (new)\n    @@ "
+        )),
+        "{dry}"
+    );
+    assert!(
+        dry.contains(
+            "would write /etc/pullcred/config.toml (changed, mode 0600): a secret, content not shown\n"
+        ),
+        "{dry}"
+    );
+    assert!(!dry.contains(canary), "{dry}");
+    assert!(!dry.contains("password_file"), "{dry}");
+    assert!(dry.contains("unchanged /etc/default/kubelet\n"), "{dry}");
 }
 
 /// The quoted strings of one strace line (a syscall's path arguments).
