@@ -4,7 +4,8 @@
 //! provider's binary, the kubelet's provider config, pullcred's config, the cache dir, and
 //! what the kubelet would be answered for each image. The node's files are read under
 //! `root` (`/`, or a fake tree in the tests). Never prints a secret: answers are shown by
-//! username and cache time only.
+//! username and cache time only. Whatever file the kubelet's flags name is described by its
+//! shape (file, line, field), never by its content.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -113,6 +114,14 @@ impl Doctor<'_> {
         self.root.join(path.strip_prefix("/").unwrap_or(path))
     }
 
+    /// The node's name for a path under the root: `/etc/x` for `ROOT/etc/x`.
+    fn node_path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(self.root) {
+            Ok(rel) => Path::new("/").join(rel),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+
     /// The two flags, from the running kubelet, else from the flavour's files.
     fn kubelet_flags(&self, r: &mut Report) -> Option<(PathBuf, PathBuf)> {
         let (found, from) = match running_kubelet(&self.root.join("proc")) {
@@ -207,29 +216,31 @@ impl Doctor<'_> {
             };
             findings.extend(kubelet::cross_check(&providers, c, &file));
         }
-        let shown = |f: &kubelet::Finding| {
-            // Name the node's path, not the fake root's.
-            f.to_string()
-                .replacen(&self.root.display().to_string(), "", 1)
-                .trim_start_matches("error: ")
-                .trim_start_matches("warning: ")
-                .to_string()
-        };
         for f in &findings {
             let status = match f.severity {
                 Severity::Error => Status::Fail,
                 Severity::Warning => Status::Warn,
             };
-            r.add(status, format!("kubelet config {}", shown(f)));
+            // A finding names file, line and field, never the file's text; and the node's
+            // path, not the fake root's.
+            let shown = kubelet::Finding {
+                file: self.node_path(&f.file),
+                ..f.clone()
+            };
+            r.add(status, format!("kubelet config {}", shown.text()));
         }
         if findings.iter().all(|f| f.severity != Severity::Error) {
-            let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+            // Counted, not named: the names are the file's text.
+            let ours = providers
+                .iter()
+                .filter(|p| p.name.starts_with("pullcred"))
+                .count();
             r.add(
                 Status::Ok,
                 format!(
-                    "kubelet config {}: providers {}",
+                    "kubelet config {}: {} provider(s), {ours} of them pullcred's",
                     config.display(),
-                    names.join(", ")
+                    providers.len()
                 ),
             );
         }
@@ -413,5 +424,29 @@ mod tests {
             );
         }
         assert_eq!(flags_in("kubelet --config=/k"), (None, None));
+    }
+
+    #[test]
+    fn doctor_names_the_nodes_path_under_any_root() {
+        let env = Env::from_process();
+        for (root, path, want) in [
+            ("/", "/etc/kubernetes/c.yaml", "/etc/kubernetes/c.yaml"),
+            (
+                "/tmp/node",
+                "/tmp/node/etc/kubernetes/c.yaml",
+                "/etc/kubernetes/c.yaml",
+            ),
+            ("/tmp/node", "/elsewhere/c.yaml", "/elsewhere/c.yaml"),
+        ] {
+            let doctor = Doctor {
+                root: Path::new(root),
+                env: &env,
+                config: Err(String::new()),
+                cache_dir: None,
+                no_cache: true,
+                images: Vec::new(),
+            };
+            assert_eq!(doctor.node_path(Path::new(path)), Path::new(want), "{root}");
+        }
     }
 }

@@ -2,17 +2,26 @@
 //! of them merged in name order, as newer kubelets allow) checked the way the kubelet checks
 //! it and against pullcred's rules, and generated from those rules. A wrong provider name, a
 //! `matchImages` typo or a missing `tokenAttributes` field makes pulls go anonymous far from
-//! the cause; here each is one line naming the file, the field and why.
+//! the cause; here each is one line naming the file, the line, the field and why.
+//!
+//! A finding never holds text read from the file: no value, no key pullcred does not know,
+//! no parser message (those quote the input). `doctor` runs as root and reads the file its
+//! kubelet's flags name; whatever that file is, a finding shows its shape, never its content.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_saphyr::Spanned;
 
 use crate::config::Config;
 use crate::protocol::parse_go_duration;
-use crate::rules::Pattern;
+use crate::rules::{Pattern, PatternError};
 use crate::workload::IdentityMode;
 
 const KIND: &str = "CredentialProviderConfig";
@@ -30,6 +39,8 @@ const PROVIDER_VERSIONS: [&str; 3] = [
 const OUR_PREFIX: &str = "pullcred";
 /// What the kubelet keeps an answer that has no `cacheDuration`; pullcred always sends one.
 const DEFAULT_CACHE_DURATION: &str = "5m";
+/// A kubelet config larger than this is not one (and is not read further).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
@@ -37,13 +48,32 @@ pub enum Severity {
     Warning,
 }
 
-/// One problem: where (file and field path) and why.
+/// One problem: where (file, line and field path) and why. `path` is made of the field
+/// names pullcred knows and list indices, `message` of pullcred's own words: neither holds
+/// text read from the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub severity: Severity,
     pub file: PathBuf,
+    /// The 1-based line of the field, or of the nearest one that holds it, when known.
+    pub line: Option<usize>,
     pub path: String,
     pub message: String,
+}
+
+impl Finding {
+    /// `FILE: line N: PATH: MESSAGE`, without the level.
+    pub fn text(&self) -> String {
+        let mut out = self.file.display().to_string();
+        if let Some(line) = self.line {
+            out.push_str(&format!(": line {line}"));
+        }
+        if !self.path.is_empty() {
+            out.push_str(&format!(": {}", self.path));
+        }
+        out.push_str(&format!(": {}", self.message));
+        out
+    }
 }
 
 impl fmt::Display for Finding {
@@ -52,11 +82,7 @@ impl fmt::Display for Finding {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{level}: {}", self.file.display())?;
-        if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
-        }
-        write!(f, ": {}", self.message)
+        write!(f, "{level}: {}", self.text())
     }
 }
 
@@ -67,8 +93,12 @@ pub struct Provider {
     /// `providers[i]` in its file.
     pub index: usize,
     pub name: String,
+    /// Each `matchImages` entry that parsed, with its index in the list.
     pub match_images: Vec<Pattern>,
+    match_index: Vec<usize>,
     pub token_attributes: Option<TokenAttributes>,
+    /// Where its file's fields are.
+    lines: Arc<Lines>,
 }
 
 #[derive(Clone, Debug)]
@@ -80,6 +110,238 @@ impl Provider {
     fn at(&self, field: &str) -> String {
         format!("providers[{}].{field}", self.index)
     }
+
+    /// A finding at one of its fields.
+    fn finding(&self, severity: Severity, field: &str, message: &str) -> Finding {
+        let path = self.at(field);
+        Finding {
+            severity,
+            file: self.file.clone(),
+            line: self.lines.line(&path),
+            path,
+            message: message.to_string(),
+        }
+    }
+
+    /// Its `matchImages` entry `i` of `match_images`, by its index in the file.
+    fn match_field(&self, i: usize) -> String {
+        format!("matchImages[{}]", self.match_index[i])
+    }
+
+    /// Where one of its fields is, for a finding about another provider: `providers[0].name
+    /// at line 4`, with the file's name when it is not `from`'s.
+    fn place(&self, field: &str, from: &Path) -> String {
+        let path = self.at(field);
+        let mut out = path.clone();
+        if self.file != from
+            && let Some(name) = self.file.file_name()
+        {
+            out.push_str(&format!(" in {}", name.to_string_lossy()));
+        }
+        if let Some(line) = self.lines.line(&path) {
+            out.push_str(&format!(" at line {line}"));
+        }
+        out
+    }
+}
+
+/// Where each field of a file is: its path (`providers[0].matchImages[1]`, as in a finding)
+/// to its 1-based line. Read by a second parse of the text into a tree of spans, so the
+/// checks can keep to plain values.
+#[derive(Debug, Default)]
+struct Lines(BTreeMap<String, usize>);
+
+impl Lines {
+    fn of(text: &str) -> Lines {
+        let mut map = BTreeMap::new();
+        if let Ok(node) = serde_saphyr::from_str::<Spanned<Node>>(text) {
+            walk(&node.value, "", &mut map);
+        }
+        Lines(map)
+    }
+
+    /// The line of `path`, else of the nearest field that holds it.
+    fn line(&self, path: &str) -> Option<usize> {
+        let mut path = path;
+        loop {
+            if let Some(line) = self.0.get(path) {
+                return Some(*line);
+            }
+            if path.is_empty() {
+                return None;
+            }
+            path = &path[..path.rfind(['.', '[']).unwrap_or(0)];
+        }
+    }
+}
+
+fn walk(node: &Node, at: &str, map: &mut BTreeMap<String, usize>) {
+    let mut visit = |path: String, line: u64, value: &Node| {
+        if line > 0 {
+            map.entry(path.clone()).or_insert(line as usize);
+        }
+        walk(value, &path, map);
+    };
+    match node {
+        Node::Leaf => {}
+        Node::List(items) => {
+            for (i, v) in items.iter().enumerate() {
+                visit(format!("{at}[{i}]"), v.referenced.line(), &v.value);
+            }
+        }
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                visit(join(at, &k.value.0), k.referenced.line(), &v.value);
+            }
+        }
+    }
+}
+
+/// A YAML node with the spans of its entries and nothing of its scalars.
+enum Node {
+    Leaf,
+    List(Vec<Spanned<Node>>),
+    Map(Vec<(Spanned<Key>, Spanned<Node>)>),
+}
+
+/// A mapping key (a scalar) as text.
+struct Key(String);
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML node")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_i128<E>(self, _: i128) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_u128<E>(self, _: u128) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key()? {
+            entries.push((key, map.next_value()?));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<Key, E> {
+                Ok(Key(String::new()))
+            }
+        }
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+/// A parser's error in pullcred's words: where, never what (its message quotes the input).
+fn syntax_error(e: &serde_saphyr::Error) -> (Option<usize>, String) {
+    match e.location().filter(|l| l.line() > 0) {
+        Some(l) => (
+            Some(l.line() as usize),
+            format!(
+                "not YAML (nor JSON): a syntax error at column {}",
+                l.column()
+            ),
+        ),
+        None => (None, "not YAML (nor JSON)".to_string()),
+    }
+}
+
+/// A kubelet config file's text: a regular file (a FIFO or a device is refused without
+/// blocking) of at most [`MAX_CONFIG_BYTES`], in UTF-8. `Err` says why not, in words of
+/// pullcred's own.
+fn read_config(path: &Path) -> Result<String, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err("not a regular file".into()),
+        Err(e) => return Err(format!("cannot read: {e}")),
+    }
+    let mut buf = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "larger than {MAX_CONFIG_BYTES} bytes: not a kubelet config"
+        ));
+    }
+    String::from_utf8(buf).map_err(|_| "not UTF-8 text".to_string())
 }
 
 /// The providers of the kubelet config at `path` (a file or a directory), and what is wrong
@@ -108,28 +370,39 @@ pub fn load(path: &Path) -> (Vec<Provider>, Vec<Finding>) {
     };
     let mut providers = Vec::new();
     for file in files {
-        match std::fs::read_to_string(&file) {
+        match read_config(&file) {
             Ok(text) => parse_file(&file, &text, &mut providers, &mut findings),
-            Err(e) => findings.push(error(&file, "", &format!("cannot read: {e}"))),
+            Err(why) => findings.push(error(&file, "", &why)),
         }
     }
-    let mut seen = BTreeSet::new();
+    let mut first: BTreeMap<&str, &Provider> = BTreeMap::new();
     for p in &providers {
-        if !p.name.is_empty() && !seen.insert(p.name.clone()) {
-            findings.push(error(
-                &p.file,
-                &p.at("name"),
-                &format!("provider {:?} is defined more than once", p.name),
-            ));
+        if p.name.is_empty() {
+            continue;
+        }
+        match first.get(p.name.as_str()) {
+            Some(f) => findings.push(p.finding(
+                Severity::Error,
+                "name",
+                &format!(
+                    "defined more than once: first at {}",
+                    f.place("name", &p.file)
+                ),
+            )),
+            None => {
+                first.insert(&p.name, p);
+            }
         }
     }
     (providers, findings)
 }
 
+/// A finding with no line (the file, or pullcred's config, as a whole).
 fn error(file: &Path, path: &str, message: &str) -> Finding {
     Finding {
         severity: Severity::Error,
         file: file.to_path_buf(),
+        line: None,
         path: path.to_string(),
         message: message.to_string(),
     }
@@ -142,66 +415,96 @@ fn warning(file: &Path, path: &str, message: &str) -> Finding {
     }
 }
 
+/// One file's findings as they are made: each at the line of its field.
+struct Check<'a> {
+    file: &'a Path,
+    lines: Arc<Lines>,
+    findings: &'a mut Vec<Finding>,
+}
+
+impl Check<'_> {
+    fn err(&mut self, path: &str, message: &str) {
+        let line = self.lines.line(path);
+        self.err_at(line, path, message);
+    }
+
+    fn err_at(&mut self, line: Option<usize>, path: &str, message: &str) {
+        self.findings.push(Finding {
+            line,
+            ..error(self.file, path, message)
+        });
+    }
+}
+
 /// One file: its providers go to `providers`, its problems to `findings`.
 fn parse_file(file: &Path, text: &str, providers: &mut Vec<Provider>, findings: &mut Vec<Finding>) {
-    let mut err = |path: &str, message: &str| findings.push(error(file, path, message));
-    // JSON is YAML; a file the YAML parser refuses is told by its first line (the position).
+    // JSON is YAML; a file the YAML parser refuses is told by the position of the error.
     let doc: Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("");
-            err(
-                "",
-                &format!("not YAML: {}", first.trim_start_matches("error: ")),
-            );
+            let (line, message) = syntax_error(&e);
+            findings.push(Finding {
+                line,
+                ..error(file, "", &message)
+            });
             return;
         }
     };
+    let mut c = Check {
+        file,
+        lines: Arc::new(Lines::of(text)),
+        findings,
+    };
     let Value::Object(top) = doc else {
-        err("", "not a mapping");
+        c.err("", "not a mapping");
         return;
     };
-    unknown_fields(&top, &["apiVersion", "kind", "providers"], "", &mut err);
+    unknown_fields(&top, &["apiVersion", "kind", "providers"], "", &mut c);
     match top.get("apiVersion").and_then(Value::as_str) {
         Some(v) if CONFIG_VERSIONS.contains(&v) => {}
-        Some(v) => err(
+        Some(_) => c.err(
             "apiVersion",
-            &format!("{v:?} is not one of {}", CONFIG_VERSIONS.join(", ")),
+            &format!("not one of {}", CONFIG_VERSIONS.join(", ")),
         ),
-        None => err("apiVersion", "missing"),
+        None => c.err("apiVersion", "missing"),
     }
     match top.get("kind").and_then(Value::as_str) {
         Some(KIND) => {}
-        Some(k) => err("kind", &format!("{k:?} is not {KIND:?}")),
-        None => err("kind", "missing"),
+        Some(_) => c.err("kind", &format!("not {KIND}")),
+        None => c.err("kind", "missing"),
     }
     let list = match top.get("providers") {
         Some(Value::Array(list)) => list,
         Some(_) => {
-            err("providers", "must be a list");
+            c.err("providers", "must be a list");
             return;
         }
         None => {
-            err("providers", "missing");
+            c.err("providers", "missing");
             return;
         }
     };
     for (index, value) in list.iter().enumerate() {
-        if let Some(p) = provider(file, index, value, &mut err) {
+        if let Some(p) = provider(index, value, &mut c) {
             providers.push(p);
         }
     }
 }
 
-fn unknown_fields(
-    map: &serde_json::Map<String, Value>,
-    known: &[&str],
-    at: &str,
-    err: &mut impl FnMut(&str, &str),
-) {
+/// Each key of `map` that is not `known`. Named only when it is a known field spelt in other
+/// cases (nothing of the file but its case); otherwise the finding is at the key's line in
+/// the mapping that holds it.
+fn unknown_fields(map: &serde_json::Map<String, Value>, known: &[&str], at: &str, c: &mut Check) {
     for key in map.keys().filter(|k| !known.contains(&k.as_str())) {
-        err(&join(at, key), "unknown field");
+        let line = c.lines.line(&join(at, key));
+        match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            Some(k) => c.err_at(
+                line,
+                &join(at, key),
+                &format!("unknown field (the field is {k})"),
+            ),
+            None => c.err_at(line, at, "an unknown field"),
+        }
     }
 }
 
@@ -214,15 +517,10 @@ fn join(at: &str, field: &str) -> String {
 }
 
 /// One provider, checked field by field as the kubelet's validation does.
-fn provider(
-    file: &Path,
-    index: usize,
-    value: &Value,
-    err: &mut impl FnMut(&str, &str),
-) -> Option<Provider> {
+fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
     let at = format!("providers[{index}]");
     let Value::Object(p) = value else {
-        err(&at, "must be a mapping");
+        c.err(&at, "must be a mapping");
         return None;
     };
     let field = |f: &str| join(&at, f);
@@ -238,71 +536,82 @@ fn provider(
             "tokenAttributes",
         ],
         &at,
-        err,
+        c,
     );
     let name = match p.get("name") {
         Some(Value::String(n)) if n.is_empty() => {
-            err(&field("name"), "empty");
+            c.err(&field("name"), "empty");
             String::new()
         }
         Some(Value::String(n)) if n.contains('/') || n.contains('\\') || n == "." || n == ".." => {
-            err(
+            c.err(
                 &field("name"),
-                &format!("{n:?} is a path; it must be the file name of the binary in the bin dir"),
+                "a path: it must be the file name of the binary in the bin dir",
             );
             n.clone()
         }
         Some(Value::String(n)) => n.clone(),
         Some(_) => {
-            err(&field("name"), "must be a string");
+            c.err(&field("name"), "must be a string");
             String::new()
         }
         None => {
-            err(&field("name"), "missing");
+            c.err(&field("name"), "missing");
             String::new()
         }
     };
     let mut match_images = Vec::new();
+    let mut match_index = Vec::new();
     match p.get("matchImages") {
-        Some(Value::Array(list)) if list.is_empty() => err(&field("matchImages"), "empty"),
+        Some(Value::Array(list)) if list.is_empty() => c.err(&field("matchImages"), "empty"),
         Some(Value::Array(list)) => {
             for (i, v) in list.iter().enumerate() {
                 let at = format!("{}[{i}]", field("matchImages"));
                 match v.as_str().map(match_image) {
-                    Some(Ok(pattern)) => match_images.push(pattern),
-                    Some(Err(why)) => err(&at, &why),
-                    None => err(&at, "must be a string"),
+                    Some(Ok(pattern)) => {
+                        match_images.push(pattern);
+                        match_index.push(i);
+                    }
+                    Some(Err(why)) => c.err(&at, why),
+                    None => c.err(&at, "must be a string"),
                 }
             }
         }
-        Some(_) => err(&field("matchImages"), "must be a list of strings"),
-        None => err(&field("matchImages"), "missing"),
+        Some(_) => c.err(&field("matchImages"), "must be a list of strings"),
+        None => c.err(&field("matchImages"), "missing"),
     }
     match p.get("defaultCacheDuration") {
         Some(Value::String(d)) => {
-            if let Err(why) = parse_go_duration(d) {
-                err(&field("defaultCacheDuration"), &why);
+            if parse_go_duration(d).is_err() {
+                c.err(
+                    &field("defaultCacheDuration"),
+                    if d.starts_with('-') {
+                        "negative"
+                    } else {
+                        "not a Go duration (like 5m, 1h30m, 300ms)"
+                    },
+                );
             }
         }
-        Some(_) => err(
+        Some(_) => c.err(
             &field("defaultCacheDuration"),
             "must be a Go duration string (\"5m\")",
         ),
-        None => err(&field("defaultCacheDuration"), "missing"),
+        None => c.err(&field("defaultCacheDuration"), "missing"),
     }
     let api = p.get("apiVersion").and_then(Value::as_str);
     match api {
         Some(v) if PROVIDER_VERSIONS.contains(&v) => {}
-        Some(v) => err(
+        Some(_) => c.err(
             &field("apiVersion"),
-            &format!("{v:?} is not one of {}", PROVIDER_VERSIONS.join(", ")),
+            &format!("not one of {}", PROVIDER_VERSIONS.join(", ")),
         ),
-        None => err(&field("apiVersion"), "missing"),
+        None => c.err(&field("apiVersion"), "missing"),
     }
     match p.get("args") {
         None => {}
         Some(Value::Array(list)) if list.iter().all(Value::is_string) => {}
-        Some(_) => err(&field("args"), "must be a list of strings"),
+        Some(_) => c.err(&field("args"), "must be a list of strings"),
     }
     match p.get("env") {
         None => {}
@@ -317,54 +626,61 @@ fn provider(
                         && e.len() == 2
                 });
                 if !ok {
-                    err(&at, "must be {name: <non-empty>, value: <string>}");
+                    c.err(&at, "must be {name: <non-empty>, value: <string>}");
                 }
             }
         }
-        Some(_) => err(&field("env"), "must be a list"),
+        Some(_) => c.err(&field("env"), "must be a list"),
     }
     let token_attributes = match p.get("tokenAttributes") {
         None => None,
         Some(t) => {
             if api != Some(PROVIDER_VERSIONS[0]) {
-                err(
+                c.err(
                     &field("tokenAttributes"),
                     "needs apiVersion credentialprovider.kubelet.k8s.io/v1",
                 );
             }
-            token_attributes(&field("tokenAttributes"), t, err)
+            token_attributes(&field("tokenAttributes"), t, c)
         }
     };
     Some(Provider {
-        file: file.to_path_buf(),
+        file: c.file.to_path_buf(),
         index,
         name,
         match_images,
+        match_index,
         token_attributes,
+        lines: c.lines.clone(),
     })
 }
 
 /// A `matchImages` entry as the kubelet accepts it: a host (globs allowed in its labels),
-/// an optional port and path, no scheme, no glob in the port or the path.
-fn match_image(text: &str) -> Result<Pattern, String> {
+/// an optional port and path, no scheme, no glob in the port or the path. `Err` says why
+/// not without quoting it.
+fn match_image(text: &str) -> Result<Pattern, &'static str> {
     let (host_port, path) = text.split_once('/').unwrap_or((text, ""));
     let port = host_port.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
     if text.contains("://") {
-        return Err(format!("{text:?} has a scheme; write the host alone"));
+        return Err("has a scheme; write the host alone");
     }
     if port.contains(['*', '?', '[']) || path.contains(['*', '?', '[']) {
-        return Err(format!("{text:?}: globs are allowed in the host only"));
+        return Err("globs are allowed in the host only");
     }
-    Pattern::parse(text).map_err(|e| e.to_string())
+    Pattern::parse(text).map_err(|e| match e {
+        PatternError::Empty => "empty",
+        PatternError::Scheme(_) => "has a scheme; write the host alone",
+        PatternError::EmptyLabel(_) => "has an empty host label",
+        PatternError::Port(_) => "has an invalid port",
+        PatternError::Class(_) => "has an unclosed '['",
+        PatternError::Path(_) => "has an empty path segment",
+        PatternError::Ipv6(_) => "has a bracketed host that is not an IPv6 address",
+    })
 }
 
-fn token_attributes(
-    at: &str,
-    value: &Value,
-    err: &mut impl FnMut(&str, &str),
-) -> Option<TokenAttributes> {
+fn token_attributes(at: &str, value: &Value, c: &mut Check) -> Option<TokenAttributes> {
     let Value::Object(t) = value else {
-        err(at, "must be a mapping");
+        c.err(at, "must be a mapping");
         return None;
     };
     let field = |f: &str| join(at, f);
@@ -378,61 +694,54 @@ fn token_attributes(
             "optionalServiceAccountAnnotationKeys",
         ],
         at,
-        err,
+        c,
     );
     match t.get("serviceAccountTokenAudience").and_then(Value::as_str) {
         Some(a) if !a.is_empty() => {}
-        _ => err(&field("serviceAccountTokenAudience"), "missing or empty"),
+        _ => c.err(&field("serviceAccountTokenAudience"), "missing or empty"),
     }
     let require = match t.get("requireServiceAccount") {
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            err(&field("requireServiceAccount"), "must be true or false");
+            c.err(&field("requireServiceAccount"), "must be true or false");
             None
         }
         None => {
-            err(&field("requireServiceAccount"), "missing");
+            c.err(&field("requireServiceAccount"), "missing");
             None
         }
     };
     let cache_type = match t.get("cacheType").and_then(Value::as_str) {
-        Some(c @ ("Token" | "ServiceAccount")) => c.to_string(),
-        Some(c) => {
-            err(
-                &field("cacheType"),
-                &format!("{c:?} is not Token or ServiceAccount"),
-            );
+        Some(k @ ("Token" | "ServiceAccount")) => k.to_string(),
+        Some(_) => {
+            c.err(&field("cacheType"), "not Token or ServiceAccount");
             String::new()
         }
         None => {
-            err(&field("cacheType"), "missing (Token or ServiceAccount)");
+            c.err(&field("cacheType"), "missing (Token or ServiceAccount)");
             String::new()
         }
     };
-    let mut keys = |name: &str| -> Vec<String> {
+    // Each list's keys with their indices, the first of each.
+    let mut keys = |name: &str| -> Vec<(usize, String)> {
         match t.get(name) {
             None => Vec::new(),
             Some(Value::Array(list)) => {
-                let mut out = Vec::new();
+                let mut out: Vec<(usize, String)> = Vec::new();
                 for (i, v) in list.iter().enumerate() {
+                    let at = format!("{}[{i}]", field(name));
                     match v.as_str() {
-                        Some(k) if !k.is_empty() && !out.contains(&k.to_string()) => {
-                            out.push(k.to_string())
-                        }
-                        Some(k) if !k.is_empty() => err(
-                            &format!("{}[{i}]", field(name)),
-                            &format!("{k:?} is listed twice"),
-                        ),
-                        _ => err(
-                            &format!("{}[{i}]", field(name)),
-                            "must be a non-empty string",
-                        ),
+                        None | Some("") => c.err(&at, "must be a non-empty string"),
+                        Some(k) => match out.iter().find(|(_, o)| o == k) {
+                            Some((j, _)) => c.err(&at, &format!("the same key as [{j}]")),
+                            None => out.push((i, k.to_string())),
+                        },
                     }
                 }
                 out
             }
             Some(_) => {
-                err(&field(name), "must be a list of strings");
+                c.err(&field(name), "must be a list of strings");
                 Vec::new()
             }
         }
@@ -440,40 +749,41 @@ fn token_attributes(
     let required = keys("requiredServiceAccountAnnotationKeys");
     let optional = keys("optionalServiceAccountAnnotationKeys");
     if !required.is_empty() && require == Some(false) {
-        err(
+        c.err(
             &field("requiredServiceAccountAnnotationKeys"),
             "needs requireServiceAccount: true",
         );
     }
-    for k in required.iter().filter(|k| optional.contains(k)) {
-        err(
-            &field("optionalServiceAccountAnnotationKeys"),
-            &format!("{k:?} is also required"),
-        );
+    for (i, k) in &optional {
+        if let Some((j, _)) = required.iter().find(|(_, r)| r == k) {
+            c.err(
+                &format!("{}[{i}]", field("optionalServiceAccountAnnotationKeys")),
+                &format!(
+                    "also required: the same key as requiredServiceAccountAnnotationKeys[{j}]"
+                ),
+            );
+        }
     }
     Some(TokenAttributes { cache_type })
 }
 
-/// Whether each provider's binary is in the kubelet's bin dir.
+/// Whether each provider's binary is in the kubelet's bin dir (the name is the file's; the
+/// finding names neither, as it is the config's text).
 pub fn check_bin_dir(providers: &[Provider], bin_dir: &Path) -> Vec<Finding> {
     use std::os::unix::fs::PermissionsExt;
     providers
         .iter()
         .filter(|p| !p.name.is_empty())
         .filter_map(|p| {
-            let binary = bin_dir.join(&p.name);
-            let why = match std::fs::metadata(&binary) {
-                Err(_) => format!(
-                    "no file {} (the name must be the binary's)",
-                    binary.display()
-                ),
-                Ok(m) if !m.is_file() => format!("{} is not a file", binary.display()),
+            let why = match std::fs::metadata(bin_dir.join(&p.name)) {
+                Err(_) => "no file of this name in the bin dir (the name must be the binary's)",
+                Ok(m) if !m.is_file() => "the bin dir's file of this name is not a regular file",
                 Ok(m) if m.permissions().mode() & 0o111 == 0 => {
-                    format!("{} is not executable", binary.display())
+                    "the bin dir's file of this name is not executable"
                 }
                 Ok(_) => return None,
             };
-            Some(error(&p.file, &p.at("name"), &why))
+            Some(p.finding(Severity::Error, "name", why))
         })
         .collect()
 }
@@ -489,11 +799,14 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
         .collect();
     if ours.is_empty() {
         if let Some(first) = providers.first() {
-            findings.push(warning(
-                &first.file,
-                "providers",
-                &format!("no provider is named {OUR_PREFIX}…: no image is routed to pullcred"),
-            ));
+            findings.push(Finding {
+                line: first.lines.line("providers"),
+                ..warning(
+                    &first.file,
+                    "providers",
+                    &format!("no provider is named {OUR_PREFIX}…: no image is routed to pullcred"),
+                )
+            });
         }
         return findings;
     }
@@ -513,9 +826,9 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
             for p in routed {
                 let cache_type = p.token_attributes.as_ref().map(|t| t.cache_type.as_str());
                 if !rule.source.cacheable() && cache_type != Some("Token") {
-                    findings.push(error(
-                        &p.file,
-                        &p.at("tokenAttributes.cacheType"),
+                    findings.push(p.finding(
+                        Severity::Error,
+                        "tokenAttributes.cacheType",
                         &format!(
                             "rule {} ({}) answers with the service account token, which the \
                              kubelet drops unless cacheType is Token",
@@ -525,9 +838,9 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
                     ));
                 }
                 if rule.identity != IdentityMode::Node && p.token_attributes.is_none() {
-                    findings.push(warning(
-                        &p.file,
-                        &p.at("tokenAttributes"),
+                    findings.push(p.finding(
+                        Severity::Warning,
+                        "tokenAttributes",
                         &format!(
                             "rule {} has identity {:?}, but this provider sends no service account token",
                             rule.number,
@@ -546,24 +859,28 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
                 .flat_map(|r| &r.patterns)
                 .any(|r| r.covers(q));
             if !served {
-                findings.push(warning(
-                    &p.file,
-                    &p.at(&format!("matchImages[{i}]")),
-                    &format!("{q} is served by no pullcred rule: its pulls get no credentials"),
+                findings.push(p.finding(
+                    Severity::Warning,
+                    &p.match_field(i),
+                    "served by no pullcred rule: its pulls get no credentials",
                 ));
             }
         }
     }
     for (a, pa) in providers.iter().enumerate() {
         for pb in &providers[a + 1..] {
-            for q in &pa.match_images {
-                if let Some(r) = pb.match_images.iter().find(|r| q.covers(r) || r.covers(q)) {
-                    findings.push(warning(
-                        &pb.file,
-                        &pb.at("matchImages"),
+            for (i, q) in pa.match_images.iter().enumerate() {
+                if let Some(j) = pb
+                    .match_images
+                    .iter()
+                    .position(|r| q.covers(r) || r.covers(q))
+                {
+                    findings.push(pb.finding(
+                        Severity::Warning,
+                        &pb.match_field(j),
                         &format!(
-                            "{r} is also routed to provider {:?} ({q}): both are asked",
-                            pa.name
+                            "overlaps {}: both providers are asked",
+                            pa.place(&pa.match_field(i), &pb.file)
                         ),
                     ));
                 }
@@ -683,15 +1000,9 @@ pub fn generate(config: &Config) -> String {
 /// `config` needs; every other provider is kept as it was. JSON in, JSON out (EKS keeps
 /// its provider config as JSON); YAML otherwise.
 pub fn merge(config: &Config, existing: &str, json: bool) -> Result<String, String> {
-    let mut doc: Value = serde_saphyr::from_str(existing).map_err(|e| {
-        let text = e.to_string();
-        format!(
-            "not YAML: {}",
-            text.lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-        )
+    let mut doc: Value = serde_saphyr::from_str(existing).map_err(|e| match syntax_error(&e) {
+        (Some(line), why) => format!("line {line}: {why}"),
+        (None, why) => why,
     })?;
     let Value::Object(top) = &mut doc else {
         return Err("not a mapping".into());
@@ -816,5 +1127,67 @@ fn yaml_value(v: &Value, indent: usize, out: &mut String) {
             }
         }
         other => out.push_str(&format!("{pad}{}\n", scalar(other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_name_each_field_and_fall_back_to_the_one_that_holds_it() {
+        let text = "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: pullcred\n    matchImages:\n      - \"a.example.com\"\n      - b.example.com\n    tokenAttributes:\n      cacheType: Token\n";
+        let lines = Lines::of(text);
+        for (path, line) in [
+            ("apiVersion", Some(1)),
+            ("providers", Some(3)),
+            ("providers[0]", Some(4)),
+            ("providers[0].name", Some(4)),
+            ("providers[0].matchImages[1]", Some(7)),
+            ("providers[0].tokenAttributes.cacheType", Some(9)),
+            // Missing fields: the line of the mapping that should hold them.
+            (
+                "providers[0].tokenAttributes.requireServiceAccount",
+                Some(8),
+            ),
+            ("providers[0].defaultCacheDuration", Some(4)),
+            ("", None),
+        ] {
+            assert_eq!(lines.line(path), line, "{path}");
+        }
+        // JSON is YAML, positions included.
+        let json = "{\n  \"kind\": \"x\",\n  \"providers\": [\n    {\"name\": \"p\"}\n  ]\n}\n";
+        let lines = Lines::of(json);
+        assert_eq!(lines.line("kind"), Some(2));
+        assert_eq!(lines.line("providers[0].name"), Some(4));
+    }
+
+    #[test]
+    fn no_finding_quotes_the_file() {
+        let secret = "s3cret-value";
+        let cases = [
+            format!("root:$6${secret}:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"),
+            format!("kind: {secret}\napiVersion: {secret}\n"),
+            format!("a: b\na: {secret}\n"),
+            format!("x: [{secret}\n"),
+            format!(
+                "{{\"{secret}\": 1, \"providers\": [{{\"name\": \"{secret}/x\", \"matchImages\": [\"https://{secret}\", \"{secret}:*\", \"{secret}..x\", \"[{secret}\"], \"defaultCacheDuration\": \"{secret}\", \"apiVersion\": \"{secret}\", \"{secret}\": 2, \"tokenAttributes\": {{\"cacheType\": \"{secret}\", \"requiredServiceAccountAnnotationKeys\": [\"{secret}\"], \"optionalServiceAccountAnnotationKeys\": [\"{secret}\", \"{secret}\"]}}}}, {{\"name\": \"{secret}/x\"}}]}}\n"
+            ),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kubelet.yaml");
+        for text in &cases {
+            std::fs::write(&file, text).unwrap();
+            let (providers, mut findings) = load(&file);
+            findings.extend(check_bin_dir(&providers, dir.path()));
+            assert!(!findings.is_empty(), "{text}");
+            for f in &findings {
+                let shown = f.to_string();
+                assert!(
+                    !shown.contains(secret) && !shown.contains("19000"),
+                    "{shown}"
+                );
+            }
+        }
     }
 }

@@ -330,7 +330,7 @@ fn eks_merges_into_the_ecr_provider_config_and_adds_a_nodeconfig() {
     assert!(
         check
             .stdout
-            .contains("also routed to provider \"ecr-credential-provider\"")
+            .contains(": overlaps providers[0].matchImages[")
     );
     // Twice, then uninstall: the original JSON is back.
     let once = snapshot(r);

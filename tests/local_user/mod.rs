@@ -104,3 +104,4 @@ impl Victim {
         );
     }
 }
+mod doctor;
