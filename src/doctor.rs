@@ -6,8 +6,14 @@
 //! `root` (`/`, or a fake tree in the tests). Never prints a secret: answers are shown by
 //! username and cache time only. Whatever file the kubelet's flags name is described by its
 //! shape (file, line, field), never by its content.
+//!
+//! Anyone can start a process called `kubelet` with flags naming a root-only file, so a
+//! running kubelet is believed only if it runs as root from a real, root-owned `kubelet`
+//! executable (see [`Doctor::judge`]); anything else is ignored with a `warn`, and the
+//! flavour's files (root's, too) say where the flags are.
 
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +27,18 @@ use crate::protocol::{ApiVersion, Request, go_duration};
 
 const CONFIG_FLAG: &str = "image-credential-provider-config";
 const BIN_DIR_FLAG: &str = "image-credential-provider-bin-dir";
+/// Where the kubelet's systemd unit keeps its processes, cgroup v2 then v1's named
+/// hierarchy. `systemctl show -p MainPID kubelet` would ask systemd over D-Bus, which a fake
+/// root (or a chroot) has not; the unit's cgroup is a file under the root, written by
+/// systemd alone (an unprivileged user cannot move a process into a system unit's cgroup),
+/// and holds the unit's main process and what it started. A kubelet found there is
+/// preferred to any other process of that name.
+const UNIT_CGROUPS: &[&str] = &[
+    "sys/fs/cgroup/system.slice/kubelet.service/cgroup.procs",
+    "sys/fs/cgroup/systemd/system.slice/kubelet.service/cgroup.procs",
+];
+/// Flag files and `/proc` entries larger than this are not read further.
+const MAX_READ_BYTES: u64 = 1 << 20;
 /// Files where each flavour sets the kubelet's flags (see install/install.sh).
 const FLAG_FILES: &[&str] = &[
     "etc/default/kubelet",
@@ -122,26 +140,165 @@ impl Doctor<'_> {
         }
     }
 
+    /// A node file or directory whose content doctor trusts: root's, and writable by nobody
+    /// else. `Err(None)`: there is none; `Err(Some(why))`: it is someone else's to write.
+    fn trusted(&self, path: &Path) -> Result<std::fs::Metadata, Option<String>> {
+        let meta = std::fs::metadata(path).map_err(|_| None)?;
+        crate::secret_file::only_owner_writes(meta.uid(), meta.mode(), 0).map_err(Some)?;
+        Ok(meta)
+    }
+
+    /// The argv of the running kubelet doctor believes: the kubelet unit's, else the first
+    /// (by pid) process called `kubelet` that [`Doctor::judge`] passes. Each process called
+    /// `kubelet` that does not pass gets a `warn` saying why, and nothing of its arguments.
+    fn running_kubelet(&self, r: &mut Report) -> Option<Vec<String>> {
+        let proc_dir = self.root.join("proc");
+        let mut unit: Vec<u32> = Vec::new();
+        for rel in UNIT_CGROUPS {
+            let path = self.root.join(rel);
+            match self.trusted(&path) {
+                Ok(_) => {
+                    if let Ok(text) = read_small(&path) {
+                        unit.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+                    }
+                }
+                Err(None) => {}
+                Err(Some(why)) => r.add(Status::Warn, format!("/{rel}: {why}: not read")),
+            }
+        }
+        let mut all: Vec<u32> = std::fs::read_dir(&proc_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort_unstable();
+        let mut judged = Vec::new();
+        for pid in unit.into_iter().chain(all) {
+            if judged.contains(&pid) {
+                continue;
+            }
+            judged.push(pid);
+            let dir = proc_dir.join(pid.to_string());
+            let Some(args) = cmdline(&dir) else { continue };
+            if Path::new(&args[0])
+                .file_name()
+                .is_none_or(|n| n != "kubelet")
+            {
+                continue;
+            }
+            match self.judge(&dir) {
+                Ok(()) => return Some(args),
+                Err(why) => r.add(
+                    Status::Warn,
+                    format!(
+                        "process {pid} is called kubelet but is not believed: {why}; its flags are ignored"
+                    ),
+                ),
+            }
+        }
+        None
+    }
+
+    /// Whether the process at `dir` (`/proc/<pid>`) is a kubelet to believe: every uid in its
+    /// `status` (real, effective, saved, filesystem) is root's, its `/proc` entry is root's,
+    /// and its `exe` is a regular executable file named `kubelet`, root's and writable by no
+    /// one else. A user's process fails the first (a setuid program started under another
+    /// name keeps the user's real uid); a root process that merely calls itself kubelet
+    /// fails the last. Under the real root the `exe` link is followed by the kernel (it
+    /// names the file even in another mount namespace); under a fake root its target is
+    /// looked up under that root, not followed. `Err` says why not, naming no file the
+    /// process's arguments name.
+    fn judge(&self, dir: &Path) -> Result<(), String> {
+        let status = read_small(&dir.join("status")).map_err(|_| "no readable status")?;
+        let uids: Vec<u32> = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .map(|u| {
+                u.split_whitespace()
+                    .filter_map(|u| u.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if uids.len() != 4 {
+            return Err("its status has no Uid line".into());
+        }
+        if let Some(uid) = uids.iter().find(|u| **u != 0) {
+            return Err(format!("it runs as uid {uid}, not root"));
+        }
+        let owner = std::fs::metadata(dir)
+            .map_err(|e| format!("its /proc entry cannot be read: {e}"))?
+            .uid();
+        if owner != 0 {
+            return Err(format!("its /proc entry is owned by uid {owner}, not root"));
+        }
+        let link = dir.join("exe");
+        let target =
+            std::fs::read_link(&link).map_err(|e| format!("its executable cannot be read: {e}"))?;
+        let shown = target.display();
+        if target.to_string_lossy().ends_with(" (deleted)") {
+            return Err(format!(
+                "its executable {shown} was deleted or replaced since it started"
+            ));
+        }
+        let meta = if self.root == Path::new("/") {
+            std::fs::metadata(&link)
+        } else {
+            std::fs::symlink_metadata(self.under(&target))
+        }
+        .map_err(|e| format!("its executable {shown} cannot be read: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("its executable {shown} is not a regular file"));
+        }
+        if meta.mode() & 0o111 == 0 {
+            return Err(format!("its executable {shown} is not executable"));
+        }
+        crate::secret_file::only_owner_writes(meta.uid(), meta.mode(), 0)
+            .map_err(|why| format!("its executable {shown} is {why}"))?;
+        if target.file_name().is_none_or(|n| n != "kubelet") {
+            return Err(format!("its executable {shown} is not named kubelet"));
+        }
+        Ok(())
+    }
+
     /// The two flags, from the running kubelet, else from the flavour's files.
     fn kubelet_flags(&self, r: &mut Report) -> Option<(PathBuf, PathBuf)> {
-        let (found, from) = match running_kubelet(&self.root.join("proc")) {
+        let (found, from) = match self.running_kubelet(r) {
             Some(args) => (flags_in(&args.join(" ")), "the running kubelet".to_string()),
             None => {
                 let mut text = String::new();
                 let mut seen = Vec::new();
                 for rel in FLAG_FILES {
                     let path = self.root.join(rel);
-                    let files: Vec<PathBuf> = if path.is_dir() {
-                        let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
-                            .map(|d| d.flatten().map(|e| e.path()).collect())
-                            .unwrap_or_default();
-                        v.sort();
-                        v
-                    } else {
-                        vec![path]
+                    let files: Vec<PathBuf> = match self.trusted(&path) {
+                        Ok(m) if m.is_dir() => {
+                            let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
+                                .map(|d| d.flatten().map(|e| e.path()).collect())
+                                .unwrap_or_default();
+                            v.sort();
+                            v
+                        }
+                        Ok(_) => vec![path],
+                        Err(None) => Vec::new(),
+                        Err(Some(why)) => {
+                            r.add(Status::Warn, format!("/{rel}: {why}: not read"));
+                            Vec::new()
+                        }
                     };
                     for f in files {
-                        if let Ok(t) = std::fs::read_to_string(&f) {
+                        match self.trusted(&f) {
+                            Ok(m) if m.is_file() => {}
+                            Ok(_) | Err(None) => continue,
+                            Err(Some(why)) => {
+                                r.add(
+                                    Status::Warn,
+                                    format!("{}: {why}: not read", self.node_path(&f).display()),
+                                );
+                                continue;
+                            }
+                        }
+                        if let Ok(t) = read_small(&f) {
                             text.push_str(&t);
                             text.push('\n');
                             seen.push(format!("/{rel}"));
@@ -359,28 +516,30 @@ impl Doctor<'_> {
     }
 }
 
-/// The argv of a process whose program is `kubelet`, under a `/proc`.
-fn running_kubelet(proc_dir: &Path) -> Option<Vec<String>> {
-    let mut pids: Vec<PathBuf> = std::fs::read_dir(proc_dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-        })
+/// The argv in `dir/cmdline` (a `/proc/<pid>`), if any.
+fn cmdline(dir: &Path) -> Option<Vec<String>> {
+    let raw = read_small(&dir.join("cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
         .collect();
-    pids.sort();
-    pids.into_iter().find_map(|p| {
-        let raw = std::fs::read(p.join("cmdline")).ok()?;
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let program = args.first()?;
-        (Path::new(program).file_name()? == "kubelet").then_some(args)
-    })
+    (!args.is_empty()).then_some(args)
+}
+
+/// A small text file: a regular file or a `/proc` entry (never a FIFO: it is opened
+/// without blocking), at most [`MAX_READ_BYTES`] of it, invalid UTF-8 replaced.
+fn read_small(path: &Path) -> std::io::Result<String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    let mut buf = Vec::new();
+    file.take(MAX_READ_BYTES).read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// The two flags' values in a command line or a config file's text: `--flag=v`, `--flag v`,

@@ -1,7 +1,8 @@
 //! `pullcred doctor` against fake node roots (a kubeadm node's files from
 //! tests/fixtures/nodes, installed by install/install.sh, and a fake `/proc` with or without
 //! a kubelet): a healthy node, and each silent failure the README's troubleshooting table
-//! lists, with the line doctor prints for it. What doctor shows of the files it reads is in
+//! lists, with the line doctor prints for it. The local user's moves against doctor (a
+//! process of theirs called `kubelet`) and what doctor shows of the files it reads are in
 //! tests/local_user/doctor.rs.
 
 use std::fs;
@@ -49,19 +50,60 @@ pub(crate) fn node() -> tempfile::TempDir {
     root
 }
 
-/// A running kubelet (pid 4242) with `args` in the root's `/proc`.
-pub(crate) fn kubelet(root: &Path, args: &[&str]) {
-    let dir = root.join("proc/4242");
+/// A process in the root's `/proc` as the kernel shows it: `cmdline` (`argv`), `status`
+/// with every uid `uid`, the entry owned by `uid`, and `exe` a link to `exe` (a path in the
+/// root), if any.
+pub(crate) fn process(root: &Path, pid: u32, uid: u32, exe: Option<&str>, argv: &[&str]) {
+    let dir = root.join(format!("proc/{pid}"));
     fs::create_dir_all(&dir).unwrap();
-    let mut cmdline = b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0".to_vec();
-    for a in args {
+    let mut cmdline = Vec::new();
+    for a in argv {
         cmdline.extend_from_slice(a.as_bytes());
         cmdline.push(0);
     }
     fs::write(dir.join("cmdline"), cmdline).unwrap();
+    let name = Path::new(argv[0]).file_name().unwrap().to_string_lossy();
+    fs::write(
+        dir.join("status"),
+        format!(
+            "Name:\t{name}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t1\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\n"
+        ),
+    )
+    .unwrap();
+    if let Some(exe) = exe {
+        std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
+    }
+    for entry in ["", "cmdline", "status", "exe"] {
+        let _ = std::os::unix::fs::lchown(dir.join(entry), Some(uid), Some(uid));
+    }
+}
+
+/// The kubelet's executable, root's, at /usr/bin/kubelet in the root.
+pub(crate) fn kubelet_binary(root: &Path) -> &'static str {
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::write(root.join("usr/bin/kubelet"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(
+        root.join("usr/bin/kubelet"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    "/usr/bin/kubelet"
+}
+
+/// A running kubelet (pid 4242, root's, from /usr/bin/kubelet) with `args` in the root's
+/// `/proc`.
+pub(crate) fn kubelet(root: &Path, args: &[&str]) {
+    kubelet_at(root, 4242, args);
+}
+
+/// The same at `pid`.
+pub(crate) fn kubelet_at(root: &Path, pid: u32, args: &[&str]) {
+    let exe = kubelet_binary(root);
+    let mut argv = vec![exe, "--config=/var/lib/kubelet/config.yaml"];
+    argv.extend_from_slice(args);
+    process(root, pid, 0, Some(exe), &argv);
     // Another process, not the kubelet.
-    fs::create_dir_all(root.join("proc/1")).unwrap();
-    fs::write(root.join("proc/1/cmdline"), b"/sbin/init\0").unwrap();
+    process(root, 1, 0, None, &["/sbin/init"]);
 }
 
 pub(crate) fn doctor(root: &Path, args: &[&str]) -> Run {
@@ -117,6 +159,26 @@ fn a_healthy_node_checks_ok_and_answers_without_showing_the_secret() {
         "ok   image registry.example.com/doctor:latest",
         "as \"puller\"",
     );
+}
+
+#[test]
+fn the_kubelet_units_process_is_preferred_to_another_root_kubelet() {
+    let root = node();
+    let r = root.path();
+    // A lower pid, root's too, without the flags: not the unit's.
+    kubelet_at(r, 300, &[]);
+    kubelet_at(r, 4242, &FLAGS);
+    let cgroup = r.join("sys/fs/cgroup/system.slice/kubelet.service");
+    fs::create_dir_all(&cgroup).unwrap();
+    fs::write(cgroup.join("cgroup.procs"), "4242\n4250\n").unwrap();
+    let out = doctor(r, &["--no-cache"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    line(
+        &out,
+        "ok   kubelet flags (the running kubelet)",
+        "--image-credential-provider-config=/etc/kubernetes/credential-provider-config.yaml",
+    );
+    assert!(!out.stdout.contains("warn"), "{}", out.stdout);
 }
 
 #[test]

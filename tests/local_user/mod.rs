@@ -10,6 +10,7 @@
 
 mod aws;
 mod config;
+mod doctor;
 mod install;
 mod secrets;
 mod urls;
@@ -104,4 +105,3 @@ impl Victim {
         );
     }
 }
-mod doctor;
