@@ -3,17 +3,32 @@
 //! renamed over the old one) and under a lock beside it, so that concurrent processes add
 //! up instead of losing each other's counts. Each process carries the counts forward from
 //! the file it replaces. Labels are the source and the registry host; never a credential.
+//!
+//! The textfile dir usually belongs to node_exporter's user, who may plant anything in it
+//! (links, FIFOs, hard links, files of its own), so it is worked like the cache dir: opened
+//! once (`O_NOFOLLOW`), checked on that descriptor (a dir that group or others may write is
+//! refused unless sticky), and every open, rename and removal is relative to it; no name in
+//! it is followed through a link, the temp file is created exclusively, the lock and the old
+//! file are opened without blocking and used only if they are regular files (the old file
+//! only if it is also ours, single-linked and small). Metrics are best effort: any of this
+//! failing skips (or restarts the counts of) one write, with a warning, never the answer.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustix::fs::{self as fs_at, AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 /// How long to wait for another process's update before giving this one up (metrics are
 /// best effort; the answer never waits long for them).
 const LOCK_WAIT: Duration = Duration::from_millis(200);
-
+/// A textfile larger than this is not ours (capped, ours stay well under a megabyte): its
+/// counts are not carried over.
+const MAX_TEXTFILE_BYTES: u64 = 4 << 20;
 /// What happened in one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -61,8 +76,14 @@ const FAMILIES: [&Family; 5] = [&MINTS, &FAILURES, &STALE, &LAST_SUCCESS, &EXPIR
 /// (family, source, registry) -> value.
 type Samples = BTreeMap<(String, String, String), f64>;
 
-/// Records `event` for `source` and `registry` in the textfile at `path`. Errors are
-/// returned for a warning; the request's answer does not depend on them.
+/// Flags for every open inside the textfile dir: a link there is never followed, and a FIFO
+/// never blocks the open.
+fn inside() -> OFlags {
+    OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC
+}
+
+/// Records `event` for `source` and `registry` in the textfile. Errors are returned for a
+/// warning; the request's answer does not depend on them.
 pub fn record(
     path: &Path,
     source: &str,
@@ -70,38 +91,30 @@ pub fn record(
     event: Event,
     now: SystemTime,
 ) -> Result<(), String> {
-    let io = |what: &str, e: std::io::Error| format!("{}: {what}: {e}", path.display());
-    let dir = path
+    let dir_path = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let name = path
         .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!(".{name}.lock")))
-        .map_err(|e| io("lock", e))?;
-    let start = Instant::now();
-    loop {
-        match lock.try_lock() {
-            Ok(()) => break,
-            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(format!("{}: busy; this update is skipped", path.display()));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io("lock", e)),
-        }
-    }
-    let mut samples = fs::read_to_string(path)
-        .map(|t| parse(&t))
-        .unwrap_or_default();
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let dir = open_dir(dir_path)
+        .map_err(|why| format!("{}: {why}; not writing metrics there", dir_path.display()))?;
+    let lock_name = format!(".{name}.lock");
+    let _lock = lock(&dir, &lock_name).map_err(|why| {
+        format!(
+            "{}: {why}; this update is skipped",
+            dir_path.join(&lock_name).display()
+        )
+    })?;
+    let mut samples = read_old(&dir, name).unwrap_or_else(|why| {
+        tracing::warn!(
+            "metrics: {}: {why}; its counts are not carried over",
+            path.display()
+        );
+        Samples::new()
+    });
     let at = |t: SystemTime| {
         t.duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs() as f64)
@@ -134,26 +147,128 @@ pub fn record(
         }
     }
     // Write beside it and rename: the collector reads the old file or the new one.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = File::options()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(render(&samples).as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io("write", e));
+    write(&dir, name, &render(&samples)).map_err(|e| format!("{}: write: {e}", path.display()))
+}
+
+/// The textfile dir, held open. Whoever owns it (node_exporter's user, usually) may plant
+/// names in it, which is survivable; a dir that group or others may write without the sticky
+/// bit lets anyone on the node do so, and is refused. Checked on the descriptor itself.
+fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = fs_at::openat(fs_at::CWD, dir, flags, Mode::empty()).map_err(|e| match e {
+        // A link is refused by O_NOFOLLOW as "not a directory" (or ELOOP); say which.
+        Errno::LOOP | Errno::NOTDIR => match fs::symlink_metadata(dir) {
+            Ok(m) if m.file_type().is_symlink() => "is a symlink".to_string(),
+            _ => "not a directory".to_string(),
+        },
+        e => std::io::Error::from(e).to_string(),
+    })?;
+    let stat = fs_at::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    let mode = stat.st_mode & 0o7777;
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(format!(
+            "writable by group or others without the sticky bit (mode {mode:04o})"
+        ));
     }
-    Ok(())
+    Ok(fd)
+}
+
+/// Takes the textfile's lock, waiting at most [`LOCK_WAIT`]. The lock file is opened
+/// read-only (a lock needs no more), without following a link or blocking on a FIFO, and
+/// used only if it is a regular file.
+fn lock(dir: &OwnedFd, name: &str) -> Result<File, String> {
+    let fd = fs_at::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::CREATE | inside(),
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| match e {
+        Errno::LOOP => "is a symlink".to_string(),
+        e => std::io::Error::from(e).to_string(),
+    })?;
+    let file = File::from(fd);
+    match file.metadata() {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err("not a regular file".into()),
+        Err(e) => return Err(e.to_string()),
+    }
+    let start = Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => return Err("busy".into()),
+            Err(fs::TryLockError::Error(e)) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The counts in the textfile being replaced: none if there is none; `Err` (why) if what is
+/// there is not a file this process could have written: not a regular file, someone else's,
+/// linked elsewhere too, or too large.
+fn read_old(dir: &OwnedFd, name: &str) -> Result<Samples, String> {
+    let fd = match fs_at::openat(dir, name, OFlags::RDONLY | inside(), Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(Samples::new()),
+        Err(Errno::LOOP) => return Err("is a symlink".into()),
+        Err(e) => return Err(std::io::Error::from(e).to_string()),
+    };
+    let stat = fs_at::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    let uid = rustix::process::geteuid().as_raw();
+    if !fs_at::FileType::from_raw_mode(stat.st_mode).is_file() {
+        return Err("not a regular file".into());
+    }
+    if stat.st_uid != uid {
+        return Err(format!("owned by uid {} (want {uid})", stat.st_uid));
+    }
+    if stat.st_nlink != 1 {
+        return Err("has other hard links".into());
+    }
+    if stat.st_size as u64 > MAX_TEXTFILE_BYTES {
+        return Err(format!("larger than {MAX_TEXTFILE_BYTES} bytes"));
+    }
+    let mut text = Vec::new();
+    File::from(fd)
+        .take(MAX_TEXTFILE_BYTES)
+        .read_to_end(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(parse(&String::from_utf8_lossy(&text)))
+}
+
+/// Writes `text` to a temp file beside `name`, created exclusively (a planted name is removed
+/// and the creation retried), made 0644 for node_exporter, fsynced and renamed over `name`.
+fn write(dir: &OwnedFd, name: &str, text: &str) -> std::io::Result<()> {
+    // Our pid: no other live process writes this name, and the lock keeps our own writes
+    // apart. Whatever is there is a leftover of a killed writer, or planted.
+    let tmp = format!(".{name}.{}.tmp", std::process::id());
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | inside();
+    let mut attempts = 0;
+    let fd = loop {
+        match fs_at::openat(dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => break fd,
+            Err(Errno::EXIST) if attempts < 3 => {
+                attempts += 1;
+                // Removes the name only: a link's target is untouched.
+                let _ = fs_at::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let result = (|| {
+        fs_at::fchmod(&fd, Mode::from_raw_mode(0o644))?;
+        let mut file = File::from(fd);
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs_at::renameat(dir, tmp.as_str(), dir, name)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs_at::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+    }
+    result
 }
 
 fn set(samples: &mut Samples, family: &Family, source: &str, registry: &str, value: f64) {

@@ -1,18 +1,20 @@
 //! The metrics textfile (`[metrics] textfile`): written by mints only, read back by
 //! Prometheus' own text-format parser (`prometheus_client` from PyPI), never torn while
-//! concurrent execs rewrite it, no count lost to a race, and no secret in it.
+//! concurrent execs rewrite it, no count lost to a race, and no secret in it. (What another
+//! user may plant in the textfile dir is tests/local_user/metrics.rs.)
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::support::azure::{self, USER_MI};
 use crate::support::http::Reply;
-use crate::support::{FIXTURE_SECRETS, V1, pullcred, request, require_tool, run};
+use crate::support::{FIXTURE_SECRETS, Fixture, Run, V1, pullcred, request, require_tool, run};
 
 /// The samples of the textfile as Prometheus parses them: `name{labels} value` per line,
 /// sorted; the parser fails on anything that is not the text format.
-fn parse(path: &Path) -> Vec<String> {
+pub(crate) fn parse(path: &Path) -> Vec<String> {
     require_tool("python3");
     let out = Command::new("python3")
         .arg("-c")
@@ -177,4 +179,43 @@ fn concurrent_mints_never_tear_the_file_nor_lose_a_count() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A node whose one rule answers every `*.example.com` host with a static credential (a mint
+/// that costs nothing), and writes metrics to `textfile/pullcred.prom` beside the config. The
+/// textfile dir is the caller's to make.
+pub(crate) struct StaticNode {
+    pub fx: Fixture,
+}
+
+impl StaticNode {
+    /// `metrics` is more of the `[metrics]` table.
+    pub fn new(metrics: &str) -> Self {
+        let fx = Fixture::new("matching");
+        fs::write(
+            fx.path("config.toml"),
+            format!(
+                "deadline = \"10s\"\n[metrics]\ntextfile = \"textfile/pullcred.prom\"\n{metrics}\n\
+                 [[registry]]\nmatch = [\"*.example.com\"]\nsource = \"static\"\n\
+                 username = \"u\"\npassword_file = \"password\"\n"
+            ),
+        )
+        .unwrap();
+        StaticNode { fx }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.fx.path("textfile")
+    }
+
+    pub fn textfile(&self) -> PathBuf {
+        self.fx.path("textfile/pullcred.prom")
+    }
+
+    /// Answers `image` as the kubelet would ask; also how long that took.
+    pub fn exec(&self, image: &str) -> (Run, Duration) {
+        let start = Instant::now();
+        let out = self.fx.plugin(image);
+        (out, start.elapsed())
+    }
 }

@@ -12,6 +12,7 @@ mod aws;
 mod config;
 mod doctor;
 mod install;
+mod metrics;
 mod secrets;
 mod urls;
 
