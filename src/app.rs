@@ -92,7 +92,7 @@ pub fn answer(
     // A source whose answer is the request's own token keeps nothing.
     let cache = cache.filter(|_| source.cacheable());
     let obtained = obtain(source, &mint, cache, &config.cache);
-    if let Some(path) = &config.metrics {
+    if let Some(settings) = &config.metrics {
         let event = match &obtained {
             Ok((entry, Outcome::Minted)) => Some(Event::Minted {
                 expires_at: Some(entry.expires_at),
@@ -104,7 +104,8 @@ pub fn answer(
             Err(_) => Some(Event::Failed),
         };
         if let Some(event) = event
-            && let Err(e) = metrics::record(path, source.name(), &plan.mint_host, event, env.now())
+            && let Err(e) =
+                metrics::record(settings, source.name(), &plan.mint_host, event, env.now())
         {
             tracing::warn!("metrics: {e}");
         }

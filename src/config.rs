@@ -16,6 +16,9 @@ use toml::Spanned;
 
 use crate::cache::{RefreshWindow, Settings as CacheSettings};
 use crate::image::ImageRef;
+use crate::metrics::{
+    DEFAULT_MAX_REGISTRIES, MAX_REGISTRIES_LIMIT, OVERFLOW, Settings as MetricsSettings,
+};
 use crate::rules::Pattern;
 use crate::sources::{KINDS, Kind, OptionError, Options, Source, Spec, Workloads};
 use crate::units::parse_duration;
@@ -42,8 +45,8 @@ pub struct Config<T: ?Sized + 'static = dyn Source> {
     /// Hard limit on one request, from stdin to stdout.
     pub deadline: Duration,
     pub cache: CacheSettings,
-    /// `[metrics] textfile`: the node_exporter textfile each mint rewrites.
-    pub metrics: Option<PathBuf>,
+    /// `[metrics]`: the node_exporter textfile each mint rewrites, and its label cap.
+    pub metrics: Option<MetricsSettings>,
     pub rules: Vec<Rule<T>>,
 }
 
@@ -222,7 +225,12 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
                     .map_err(|(s, m)| invalid(Some(s.unwrap_or(span)), m))
             })
             .collect::<Result<_, _>>()?;
-        let metrics = raw.metrics.and_then(|m| m.textfile).map(|f| base.join(f));
+        let metrics = match &raw.metrics {
+            None => None,
+            Some(m) => m
+                .settings(base)
+                .map_err(|(span, m)| invalid(Some(span), format!("metrics: {m}")))?,
+        };
         Ok(Config {
             origin: Origin::File(path.into()),
             deadline,
@@ -292,6 +300,37 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     textfile: Option<String>,
+    max_registries: Option<Spanned<i64>>,
+}
+
+impl RawMetrics {
+    fn settings(&self, base: &Path) -> Result<Option<MetricsSettings>, (Range<usize>, String)> {
+        let max_registries = match &self.max_registries {
+            None => DEFAULT_MAX_REGISTRIES,
+            Some(n) => {
+                let value = usize::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|v| (1..=MAX_REGISTRIES_LIMIT).contains(v))
+                    .ok_or_else(|| {
+                        (
+                            n.span(),
+                            format!(
+                                "max_registries must be from 1 to {MAX_REGISTRIES_LIMIT} \
+                                 (registry labels per source; the rest count as {OVERFLOW:?})"
+                            ),
+                        )
+                    })?;
+                if self.textfile.is_none() {
+                    return Err((n.span(), "`max_registries` needs `textfile`".into()));
+                }
+                value
+            }
+        };
+        Ok(self.textfile.as_ref().map(|f| MetricsSettings {
+            textfile: base.join(f),
+            max_registries,
+        }))
+    }
 }
 
 #[derive(Deserialize)]
@@ -608,6 +647,48 @@ mod tests {
             "[[registry]]\nmatch = [\"a.com\"]\nsource = \"docker-config\"\nregistry = \"x/y\"\n",
         );
         assert!(e.contains("is not a host[:port]"), "{e}");
+    }
+
+    #[test]
+    fn metrics_table() {
+        let c = parse("[metrics]\ntextfile = \"/var/lib/ne/pullcred.prom\"\n").unwrap();
+        let m = c.metrics.unwrap();
+        assert_eq!(m.textfile, Path::new("/var/lib/ne/pullcred.prom"));
+        assert_eq!(m.max_registries, 100);
+        let c = parse("[metrics]\ntextfile = \"ne/p.prom\"\nmax_registries = 7\n").unwrap();
+        let m = c.metrics.unwrap();
+        // Relative to the config's directory, made absolute (here the config is `test.toml`).
+        assert_eq!(
+            (m.textfile.clone(), m.max_registries),
+            (std::path::absolute("ne/p.prom").unwrap(), 7)
+        );
+        assert!(parse("[metrics]\n").unwrap().metrics.is_none());
+        for (text, want) in [
+            (
+                "textfile = \"p\"\nmax_registries = 0\n",
+                "line 3: metrics: max_registries must be from 1 to 1000",
+            ),
+            (
+                "textfile = \"p\"\nmax_registries = -1\n",
+                "line 3: metrics: max_registries must be",
+            ),
+            (
+                "textfile = \"p\"\nmax_registries = 1001\n",
+                "line 3: metrics: max_registries must be",
+            ),
+            ("textfile = \"p\"\nmax_registries = \"5\"\n", "line 3: "),
+            (
+                "max_registries = 5\n",
+                "line 2: metrics: `max_registries` needs `textfile`",
+            ),
+            (
+                "textfile = \"p\"\nmax_labels = 5\n",
+                "line 3: unknown field `max_labels`",
+            ),
+        ] {
+            let e = err(&format!("[metrics]\n{text}"));
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

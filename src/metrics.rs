@@ -12,12 +12,16 @@
 //! file are opened without blocking and used only if they are regular files (the old file
 //! only if it is also ours, single-linked and small). Metrics are best effort: any of this
 //! failing skips (or restarts the counts of) one write, with a warning, never the answer.
+//!
+//! Label sets are capped: each source keeps at most `max_registries` registry labels, and
+//! the hosts beyond them are counted together under `registry="other"` (a wildcard rule meets
+//! as many hosts as pods name).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{self as fs_at, AtFlags, Mode, OFlags};
@@ -26,9 +30,26 @@ use rustix::io::Errno;
 /// How long to wait for another process's update before giving this one up (metrics are
 /// best effort; the answer never waits long for them).
 const LOCK_WAIT: Duration = Duration::from_millis(200);
-/// A textfile larger than this is not ours (capped, ours stay well under a megabyte): its
-/// counts are not carried over.
-const MAX_TEXTFILE_BYTES: u64 = 4 << 20;
+/// A textfile larger than this is not ours (capped, ours stay far below it): its counts are
+/// not carried over.
+const MAX_TEXTFILE_BYTES: u64 = 16 << 20;
+/// Registry labels per source unless `[metrics] max_registries` says otherwise.
+pub const DEFAULT_MAX_REGISTRIES: usize = 100;
+/// The most `max_registries` may be: keeps a textfile within a few megabytes.
+pub const MAX_REGISTRIES_LIMIT: usize = 1000;
+/// The registry label under which the hosts beyond `max_registries` are counted. No registry
+/// host is called that: a name without a dot or port is a Docker Hub namespace.
+pub const OVERFLOW: &str = "other";
+
+/// The `[metrics]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The node_exporter textfile each mint rewrites.
+    pub textfile: PathBuf,
+    /// Registry labels kept per source; the rest are counted under [`OVERFLOW`].
+    pub max_registries: usize,
+}
+
 /// What happened in one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -85,12 +106,13 @@ fn inside() -> OFlags {
 /// Records `event` for `source` and `registry` in the textfile. Errors are returned for a
 /// warning; the request's answer does not depend on them.
 pub fn record(
-    path: &Path,
+    settings: &Settings,
     source: &str,
     registry: &str,
     event: Event,
     now: SystemTime,
 ) -> Result<(), String> {
+    let path = &settings.textfile;
     let dir_path = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -115,6 +137,8 @@ pub fn record(
         );
         Samples::new()
     });
+    fold(&mut samples, settings.max_registries);
+    let registry = label(&samples, source, registry, settings.max_registries);
     let at = |t: SystemTime| {
         t.duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs() as f64)
@@ -271,6 +295,73 @@ fn write(dir: &OwnedFd, name: &str, text: &str) -> std::io::Result<()> {
     result
 }
 
+/// The registry label to count `registry` under: its own if it has one already or there is
+/// room for one more for `source`, else [`OVERFLOW`].
+fn label<'a>(samples: &Samples, source: &str, registry: &'a str, max: usize) -> &'a str {
+    let named: std::collections::BTreeSet<&str> = samples
+        .keys()
+        .filter(|(_, s, r)| s == source && r != OVERFLOW)
+        .map(|(_, _, r)| r.as_str())
+        .collect();
+    if named.contains(registry) || named.len() < max {
+        registry
+    } else {
+        OVERFLOW
+    }
+}
+
+/// Folds each source's registries beyond `max` (a file written before the cap, or with a
+/// higher one) into [`OVERFLOW`]: those that succeeded most recently keep their labels;
+/// counters add up under `other`, its gauges take the latest value.
+fn fold(samples: &mut Samples, max: usize) {
+    // source -> registry -> last success (or -inf).
+    let mut seen: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
+    for ((family, source, registry), value) in samples.iter() {
+        if registry == OVERFLOW {
+            continue;
+        }
+        let last = seen
+            .entry(source)
+            .or_default()
+            .entry(registry)
+            .or_insert(f64::NEG_INFINITY);
+        if family == LAST_SUCCESS.name {
+            *last = last.max(*value);
+        }
+    }
+    let mut beyond: Vec<(String, String)> = Vec::new();
+    for (source, registries) in seen {
+        if registries.len() <= max {
+            continue;
+        }
+        let mut ranked: Vec<(&str, f64)> = registries.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        beyond.extend(
+            ranked
+                .into_iter()
+                .skip(max)
+                .map(|(r, _)| (source.to_string(), r.to_string())),
+        );
+    }
+    for (source, registry) in beyond {
+        for family in FAMILIES {
+            let Some(value) =
+                samples.remove(&(family.name.into(), source.clone(), registry.clone()))
+            else {
+                continue;
+            };
+            let into = samples
+                .entry((family.name.into(), source.clone(), OVERFLOW.into()))
+                .or_insert(if family.kind == "counter" { 0.0 } else { value });
+            if family.kind == "counter" {
+                *into += value;
+            } else {
+                *into = into.max(value);
+            }
+        }
+    }
+}
+
 fn set(samples: &mut Samples, family: &Family, source: &str, registry: &str, value: f64) {
     samples.insert((family.name.into(), source.into(), registry.into()), value);
 }
@@ -350,6 +441,10 @@ mod tests {
     fn counts_carry_over_and_labels_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pullcred.prom");
+        let settings = Settings {
+            textfile: path.clone(),
+            max_registries: DEFAULT_MAX_REGISTRIES,
+        };
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let odd = "reg\"istry\\x";
         for event in [
@@ -362,7 +457,7 @@ mod tests {
             },
             Event::Minted { expires_at: None },
         ] {
-            record(&path, "ecr", odd, event, now).unwrap();
+            record(&settings, "ecr", odd, event, now).unwrap();
         }
         let samples = parse(&fs::read_to_string(&path).unwrap());
         let get = |f: &str| samples[&(f.to_string(), "ecr".to_string(), odd.to_string())];
@@ -373,5 +468,53 @@ mod tests {
             get("pullcred_credential_expiry_timestamp_seconds"),
             1_800_000_060.0
         );
+    }
+
+    fn sample(family: &Family, registry: &str) -> (String, String, String) {
+        (family.name.into(), "ecr".into(), registry.into())
+    }
+
+    #[test]
+    fn registries_beyond_the_cap_count_as_other() {
+        let mut samples = Samples::new();
+        for (i, r) in ["a.io", "b.io", "c.io"].iter().enumerate() {
+            samples.insert(sample(&MINTS, r), 2.0);
+            samples.insert(sample(&LAST_SUCCESS, r), 100.0 + i as f64);
+            samples.insert(sample(&EXPIRY, r), 200.0 - i as f64);
+        }
+        samples.insert(sample(&MINTS, OVERFLOW), 5.0);
+        // Room for one more, then none; a known one keeps its label, another source has room.
+        assert_eq!(label(&samples, "ecr", "d.io", 4), "d.io");
+        assert_eq!(label(&samples, "ecr", "d.io", 3), OVERFLOW);
+        assert_eq!(label(&samples, "ecr", "a.io", 3), "a.io");
+        assert_eq!(label(&samples, "gcp", "d.io", 3), "d.io");
+        // Folded to one: the most recent success (c.io) keeps its label.
+        fold(&mut samples, 1);
+        let left: Vec<_> = samples
+            .keys()
+            .map(|(f, _, r)| (f.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                (EXPIRY.name, "c.io"),
+                (EXPIRY.name, OVERFLOW),
+                (LAST_SUCCESS.name, "c.io"),
+                (LAST_SUCCESS.name, OVERFLOW),
+                (MINTS.name, "c.io"),
+                (MINTS.name, OVERFLOW),
+            ]
+        );
+        assert_eq!(samples[&sample(&MINTS, OVERFLOW)], 9.0, "counters add up");
+        assert_eq!(
+            samples[&sample(&LAST_SUCCESS, OVERFLOW)],
+            101.0,
+            "gauges: the latest"
+        );
+        assert_eq!(samples[&sample(&EXPIRY, OVERFLOW)], 200.0);
+        // Within the cap nothing moves.
+        let before = samples.clone();
+        fold(&mut samples, 1);
+        assert_eq!(samples, before);
     }
 }

@@ -1,7 +1,8 @@
 //! The metrics textfile (`[metrics] textfile`): written by mints only, read back by
 //! Prometheus' own text-format parser (`prometheus_client` from PyPI), never torn while
-//! concurrent execs rewrite it, no count lost to a race, and no secret in it. (What another
-//! user may plant in the textfile dir is tests/local_user/metrics.rs.)
+//! concurrent execs rewrite it, no count lost to a race, and no secret in it; its label sets
+//! capped per source however many hosts a wildcard rule meets. (What another user may plant
+//! in the textfile dir is tests/local_user/metrics.rs.)
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -218,4 +219,88 @@ impl StaticNode {
         let out = self.fx.plugin(image);
         (out, start.elapsed())
     }
+}
+
+/// The `registry` labels of one family's samples for `source`, with their values.
+fn registries(rows: &[String], family: &str, source: &str) -> Vec<(String, f64)> {
+    let head = format!("counter {family}{{registry=");
+    rows.iter()
+        .filter_map(|r| r.strip_prefix(&head))
+        .filter_map(|r| {
+            let (labels, value) = r.rsplit_once("} ")?;
+            let (registry, src) = labels.split_once(",source=")?;
+            (src == source).then(|| (registry.to_string(), value.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn three_hundred_hosts_under_a_wildcard_keep_at_most_a_hundred_registries_and_one_overflow() {
+    let node = StaticNode::new("");
+    fs::create_dir(node.dir()).unwrap();
+    for i in 0..300 {
+        let (out, _) = node.exec(&format!("h{i:03}.example.com/app:1"));
+        out.response();
+    }
+    let rows = parse(&node.textfile());
+    let mints = registries(&rows, "pullcred_mints_total", "static");
+    let named: Vec<_> = mints.iter().filter(|(r, _)| r != "other").collect();
+    assert_eq!(named.len(), 100, "{mints:?}");
+    assert!(named.iter().all(|(_, n)| *n == 1.0), "{mints:?}");
+    assert!(
+        mints.contains(&("other".to_string(), 200.0)),
+        "the rest counted under registry=\"other\": {mints:?}"
+    );
+    let total: f64 = mints.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 300.0, "no mint uncounted");
+    // Every family has the same label sets: at most 101 per source.
+    let label_sets = rows.len();
+    assert!(label_sets <= 5 * 101, "{label_sets} samples");
+    let size = fs::metadata(node.textfile()).unwrap().len();
+    assert!(size < 64 * 1024, "a few tens of KB, not {size} bytes");
+}
+
+#[test]
+fn max_registries_is_configurable_and_folds_a_file_written_without_a_cap() {
+    let node = StaticNode::new("max_registries = 3");
+    fs::create_dir(node.dir()).unwrap();
+    // A file from before the cap: ten registries, each minted once, r9 most recently.
+    let mut old = String::from("# TYPE pullcred_mints_total counter\n");
+    for i in 0..10 {
+        old.push_str(&format!(
+            "pullcred_mints_total{{source=\"static\",registry=\"r{i}.example.com\"}} 1\n"
+        ));
+    }
+    old.push_str("# TYPE pullcred_last_mint_success_timestamp_seconds gauge\n");
+    for i in 0..10 {
+        old.push_str(&format!(
+            "pullcred_last_mint_success_timestamp_seconds{{source=\"static\",registry=\"r{i}.example.com\"}} {}\n",
+            1_700_000_000 + i
+        ));
+    }
+    fs::write(node.textfile(), old).unwrap();
+    node.exec("new.example.com/app:1").0.response();
+    let rows = parse(&node.textfile());
+    let mut mints = registries(&rows, "pullcred_mints_total", "static");
+    mints.sort_by(|a, b| a.0.cmp(&b.0));
+    // The three most recently successful keep their labels; the other seven and the new
+    // host add up under "other".
+    assert_eq!(
+        mints,
+        [
+            ("other".to_string(), 8.0),
+            ("r7.example.com".to_string(), 1.0),
+            ("r8.example.com".to_string(), 1.0),
+            ("r9.example.com".to_string(), 1.0),
+        ],
+        "{rows:#?}"
+    );
+    // A known registry keeps counting under its own label.
+    node.exec("r8.example.com/app:1").0.response();
+    let rows = parse(&node.textfile());
+    let mints = registries(&rows, "pullcred_mints_total", "static");
+    assert!(
+        mints.contains(&("r8.example.com".to_string(), 2.0)),
+        "{mints:?}"
+    );
 }

@@ -186,7 +186,7 @@ fn a_link_fifo_or_foreign_or_huge_file_at_the_textfile_is_replaced_never_read() 
         ("a huge file of root's", |n, _, _| {
             let line =
                 "pullcred_mints_total{source=\"static\",registry=\"registry.example.com\"} 41\n";
-            fs::write(n.textfile(), line.repeat(8 * 1024 * 1024 / line.len())).unwrap();
+            fs::write(n.textfile(), line.repeat(20 * 1024 * 1024 / line.len())).unwrap();
         }),
     ];
     for (what, plant) in cases {
