@@ -17,6 +17,11 @@ use crate::workload::{IdentityMode, ServiceAccount, Workload};
 /// told to ask again soon, so a recovered upstream is used within this time.
 const STALE_KUBELET_CACHE: Duration = Duration::from_secs(60);
 
+/// How many cache keys a request that minted looks at for expired entries to remove: enough
+/// that a cache keeps up with a steady stream of new hosts, little enough to cost nothing
+/// next to a mint.
+const EXPIRED_CHECKS_PER_MINT: usize = 8;
+
 /// What a request resolves to before the cache is read: the image, the rule, the host to
 /// mint for, and whose identity.
 pub struct Plan<'c, T: ?Sized + 'static> {
@@ -108,6 +113,19 @@ pub fn answer(
                 metrics::record(settings, source.name(), &plan.mint_host, event, env.now())
         {
             tracing::warn!("metrics: {e}");
+        }
+    }
+    // After a mint (whatever its outcome), a little housekeeping: expired entries of other
+    // keys (a wildcard rule meets as many hosts as pods name) and their lock files go.
+    if let Some(c) = cache
+        && !matches!(obtained, Ok((_, Outcome::Cached)))
+    {
+        let now = env.now();
+        if let Err(e) = c.remove_expired(|e| e.is_removable(now), Some(EXPIRED_CHECKS_PER_MINT)) {
+            tracing::warn!(
+                "cache dir {}: removing expired entries: {e}",
+                c.dir().display()
+            );
         }
     }
     let (entry, outcome) = obtained.map_err(|err| source_error(rule, &plan.mint_host, err))?;

@@ -85,11 +85,16 @@ enum Command {
 enum CacheCommand {
     /// List cached entries: key, registry, source, refresh and expiry times (never the credential)
     List,
-    /// Remove cached entries, all or those of one registry
+    /// Remove cached entries, all or those of one registry; or, with --expired, only those
+    /// that have expired (and lock files left without an entry)
     Purge {
         /// Only entries for this registry host
         #[arg(long, value_name = "HOST")]
         registry: Option<String>,
+        /// Only entries that would not be served even when minting fails, each under its
+        /// lock; a key being minted is left alone
+        #[arg(long, conflicts_with = "registry")]
+        expired: bool,
     },
 }
 
@@ -265,7 +270,17 @@ impl Cli {
                 let io = |e: std::io::Error| Error::CacheIo(format!("{}: {e}", dir.display()));
                 match command {
                     CacheCommand::List => print(&list(&cache).map_err(io)?),
-                    CacheCommand::Purge { registry } => {
+                    CacheCommand::Purge { expired: true, .. } => {
+                        let now = env.now();
+                        let n = cache
+                            .remove_expired(|e| e.is_removable(now), None)
+                            .map_err(io)?;
+                        print(&format!(
+                            "removed {n} expired entries from {}\n",
+                            dir.display()
+                        ))
+                    }
+                    CacheCommand::Purge { registry, .. } => {
                         let n = cache.purge(registry.as_deref()).map_err(io)?;
                         print(&format!("removed {n} entries from {}\n", dir.display()))
                     }

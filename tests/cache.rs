@@ -553,3 +553,161 @@ fn an_entry_minted_in_the_future_is_a_miss_after_the_clock_steps_back() {
     exec("0");
     assert_eq!(helper_calls(&fx), 2);
 }
+
+/// The cache dir's entry and lock files, by key: (has an entry, has a lock file).
+fn files_by_key(fx: &Fixture) -> std::collections::BTreeMap<String, (bool, bool)> {
+    let mut out = std::collections::BTreeMap::new();
+    for item in fs::read_dir(fx.path("cache")).unwrap() {
+        let name = item.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(key) = name.strip_suffix(".json") {
+            out.entry(key.to_string()).or_insert((false, false)).0 = true;
+        } else if let Some(key) = name.strip_suffix(".lock") {
+            out.entry(key.to_string()).or_insert((false, false)).1 = true;
+        } else {
+            panic!("unexpected file {name}");
+        }
+    }
+    out
+}
+
+/// The key of the entry minted for `registry`.
+fn key_of(fx: &Fixture, registry: &str) -> String {
+    entries(fx)
+        .into_iter()
+        .find(|p| {
+            let v: Value = serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap();
+            v["registry"] == registry
+        })
+        .unwrap_or_else(|| panic!("no entry for {registry}"))
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Rewrites `registry`'s entry to refresh and expire so many seconds from now.
+fn retime(fx: &Fixture, registry: &str, refresh_in: i64, expires_in: i64) {
+    let path = fx.path(&format!("cache/{}.json", key_of(fx, registry)));
+    let mut v: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    v["refresh_at_ms"] = (now_ms() + refresh_in * 1000).into();
+    v["expires_at_ms"] = (now_ms() + expires_in * 1000).into();
+    fs::write(&path, v.to_string()).unwrap();
+}
+
+/// A cache of `expired` entries past their expiry (credentials kept 5 minutes, 400 s ago
+/// by the clock of the execs that follow), one only servable stale (due, not expired), one
+/// fresh, and a lock file whose entry `cache purge` removed. Returns the keys of the
+/// expired ones, the stale, the fresh, and the lone lock.
+fn aged_cache(fx: &Fixture, expired: usize) -> (Vec<String>, String, String, String) {
+    let mut old = Vec::new();
+    for i in 0..expired {
+        let host = format!("old{i}.example.com");
+        fx.plugin(&format!("{host}/app")).response();
+        old.push(key_of(fx, &host));
+    }
+    // The stale one is the fixture helper's, which a `fail` file makes fail.
+    for host in [
+        "helper.example.com",
+        "fresh.example.com",
+        "gone.example.com",
+    ] {
+        fx.plugin(&format!("{host}/app")).response();
+    }
+    retime(fx, "helper.example.com", -100, 10_000);
+    retime(fx, "fresh.example.com", 10_000, 20_000);
+    let (stale, fresh, gone) = (
+        key_of(fx, "helper.example.com"),
+        key_of(fx, "fresh.example.com"),
+        key_of(fx, "gone.example.com"),
+    );
+    let purge = run(
+        fx.cmd()
+            .args(["cache", "purge", "--registry", "gone.example.com"]),
+        b"",
+    );
+    assert!(purge.stdout.starts_with("removed 1 entries"), "{purge:#?}");
+    (old, stale, fresh, gone)
+}
+
+#[test]
+fn a_miss_removes_expired_entries_and_their_lock_files_and_keeps_valid_ones() {
+    let fx = Fixture::new("docker-config");
+    let (old, stale, fresh, gone) = aged_cache(&fx, 3);
+    let before = files_by_key(&fx);
+    assert_eq!(before.len(), 6, "{before:?}");
+    assert_eq!(before[&gone], (false, true), "{before:?}");
+    // A miss 400 s on: the old entries expired 95 s past the clock-step tolerance.
+    let new = at(&fx, 400, "new.example.com/app");
+    assert_eq!(single_auth(&new.response()).2, "s3cret-store-pw");
+    let after = files_by_key(&fx);
+    for key in old.iter().chain([&gone]) {
+        assert!(!after.contains_key(key), "{key} left: {after:?}");
+    }
+    for key in [&stale, &fresh] {
+        assert_eq!(after.get(key), Some(&(true, true)), "{key}: {after:?}");
+    }
+    assert_eq!(after.len(), 3, "stale, fresh and the new one: {after:?}");
+    // The one only servable stale is still served when minting fails.
+    fs::write(fx.path("fail"), "").unwrap();
+    let out = at(&fx, 400, IMAGE);
+    assert_eq!(single_auth(&out.response()).2, "s3cret-helper-pw");
+    assert!(
+        out.stderr.contains("answering with the cached credential"),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_miss_removes_only_a_few_expired_entries() {
+    let fx = Fixture::new("docker-config");
+    let (old, ..) = aged_cache(&fx, 20);
+    at(&fx, 400, "new.example.com/app").response();
+    let after = files_by_key(&fx);
+    let removed = old.iter().filter(|k| !after.contains_key(*k)).count();
+    assert!(
+        (1..=8).contains(&removed),
+        "a few, at most 8 per miss: {removed}"
+    );
+    // Nothing half-removed: an entry that stays keeps its lock file.
+    assert!(after.values().all(|&(_, lock)| lock), "{after:?}");
+}
+
+#[test]
+fn cache_purge_expired_removes_what_no_policy_would_serve() {
+    let fx = Fixture::new("docker-config");
+    let (old, stale, fresh, gone) = aged_cache(&fx, 12);
+    // Someone is minting the first old key: its lock is held, so it stays (and purge does
+    // not wait for it).
+    let held = fs::File::open(fx.path(&format!("cache/{}.lock", old[0]))).unwrap();
+    held.lock().unwrap();
+    let start = Instant::now();
+    let purge = run(
+        fx.cmd()
+            .args(["cache", "purge", "--expired"])
+            .env("PULLCRED_TEST_CLOCK_OFFSET", "400"),
+        b"",
+    );
+    assert_eq!(purge.code, Some(0), "{purge:#?}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(
+        purge.stdout.starts_with("removed 11 expired entries"),
+        "{purge:#?}"
+    );
+    let after = files_by_key(&fx);
+    for key in old[1..].iter().chain([&gone]) {
+        assert!(!after.contains_key(key), "{key} left: {after:?}");
+    }
+    for key in [&old[0], &stale, &fresh] {
+        assert_eq!(after.get(key), Some(&(true, true)), "{key}: {after:?}");
+    }
+    assert_eq!(after.len(), 3, "{after:?}");
+    drop(held);
+    // Now (real time) nothing is expired: nothing goes.
+    let purge = run(fx.cmd().args(["cache", "purge", "--expired"]), b"");
+    assert!(
+        purge.stdout.starts_with("removed 0 expired entries"),
+        "{purge:#?}"
+    );
+    assert_eq!(files_by_key(&fx).len(), 3);
+}

@@ -129,6 +129,14 @@ impl Entry {
         self.minted_by(now) && now < self.expires_at
     }
 
+    /// Past every serving policy, stale-while-error included, even if the clock steps back
+    /// a little: the entry may be removed.
+    pub fn is_removable(&self, now: SystemTime) -> bool {
+        self.expires_at
+            .checked_add(CLOCK_STEP_TOLERANCE)
+            .is_some_and(|past| now >= past)
+    }
+
     /// An entry minted after `now` was written before the clock stepped back: its times are
     /// not to be trusted, so it is neither fresh nor valid. Steps of a few seconds (NTP
     /// corrections) change nothing that matters and are let through.
@@ -345,6 +353,13 @@ mod tests {
         let earlier = now - Duration::from_secs(60);
         assert!(e.is_fresh(now - CLOCK_STEP_TOLERANCE));
         assert!(!e.is_fresh(earlier) && !e.is_valid(earlier));
+        // Removable only once expired by more than a clock step.
+        let e = twelve_hours(now, &s, 0.0);
+        let expiry = now + Duration::from_secs(TWELVE_H);
+        assert!(!e.is_removable(now) && !e.is_removable(expiry));
+        assert!(e.is_valid(expiry - Duration::from_secs(1)) && !e.is_valid(expiry));
+        assert!(!e.is_removable(expiry + CLOCK_STEP_TOLERANCE - Duration::from_millis(1)));
+        assert!(e.is_removable(expiry + CLOCK_STEP_TOLERANCE));
         // Already expired at mint: refresh at once.
         let e = Entry::new(credential(Some(0), now), "r", "ecr", now, &s, 0.5);
         assert!(!e.is_fresh(now));

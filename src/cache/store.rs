@@ -5,7 +5,14 @@
 //! Lock files are separate from data files on purpose: an entry is replaced by `rename`, so a
 //! lock on the entry itself would lock an inode that a writer is about to unlink, and two
 //! processes could each believe they hold it (measured: over half the updates were lost).
+//!
+//! A lock file is removed only with its entry (expired, or already gone), by a process
+//! holding that lock: it unlinks the entry, then the lock file. Whoever opened the lock file
+//! before that and locks it afterwards holds an unlinked inode, not the key's lock; so every
+//! locker checks, once locked, that the name still leads to the inode it locked, and
+//! otherwise opens the name again.
 
+use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -196,27 +203,56 @@ impl Cache {
 
     /// Takes the key's lock, waiting at most `timeout`.
     pub fn lock(&self, key: &Key, timeout: Duration) -> Result<Lock, LockError> {
-        let file = self
-            .open_at(
-                &format!("{}.lock", key.0),
-                OFlags::RDWR | OFlags::CREATE,
-                0o600,
-            )
-            .map_err(LockError::Io)?;
+        let name = lock_name(key);
+        let open = || self.open_at(&name, OFlags::RDWR | OFlags::CREATE, 0o600);
+        let mut file = open().map_err(LockError::Io)?;
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Lock { _file: file }),
-                Err(fs::TryLockError::WouldBlock) => {}
+            let retry = match file.try_lock() {
+                Ok(()) if self.still_at(&file, &name).map_err(LockError::Io)? => {
+                    return Ok(Lock { _file: file });
+                }
+                // Locked a lock file that was removed meanwhile: the key's lock is the one
+                // at the name now; try that at once (waiting would let it be removed again).
+                Ok(()) => {
+                    file = open().map_err(LockError::Io)?;
+                    true
+                }
+                Err(fs::TryLockError::WouldBlock) => false,
                 Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
-            }
+            };
             let waited = start.elapsed();
             if waited >= timeout {
                 return Err(LockError::Timeout(timeout));
             }
+            if retry {
+                continue;
+            }
             std::thread::sleep(pause.min(timeout - waited));
             pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// The key's lock if nobody holds it, without waiting.
+    fn try_lock(&self, key: &str) -> std::io::Result<Option<Lock>> {
+        let name = format!("{key}.lock");
+        let file = self.open_at(&name, OFlags::RDWR | OFlags::CREATE, 0o600)?;
+        match file.try_lock() {
+            Ok(()) if self.still_at(&file, &name)? => Ok(Some(Lock { _file: file })),
+            Ok(()) | Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether `name` in the dir is still the file `locked` (not removed or replaced since
+    /// it was opened).
+    fn still_at(&self, locked: &File, name: &str) -> std::io::Result<bool> {
+        let held = fs_at::fstat(locked)?;
+        match fs_at::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(now) => Ok((now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)),
+            Err(rustix::io::Errno::NOENT) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -305,8 +341,8 @@ impl Cache {
     }
 
     /// Removes entries (all, or those for `registry`) and stray temp files; returns how many
-    /// entries went. Lock files stay: removing one under a waiting process would let two
-    /// processes hold "the" lock at once.
+    /// entries went. Lock files stay (removing one takes its lock, which this does not wait
+    /// for); [`Cache::remove_expired`] removes them once their entries are gone.
     pub fn purge(&self, registry: Option<&str>) -> std::io::Result<usize> {
         let mut removed = 0;
         for (key, entry) in self.entries()? {
@@ -326,6 +362,83 @@ impl Cache {
         Ok(removed)
     }
 
+    /// Removes the entries that `removable` says no policy would serve any more, their lock
+    /// files and their killed writers' temp files, and lock files left without an entry;
+    /// returns how many entries went. Each key is removed only under its lock, taken without
+    /// waiting: a key someone holds is left alone. With a `limit`, looks at only that many
+    /// keys, from a different place in the dir each time, so each call costs little and
+    /// repeated calls get round to every key.
+    pub fn remove_expired(
+        &self,
+        removable: impl Fn(&Entry) -> bool,
+        limit: Option<usize>,
+    ) -> std::io::Result<usize> {
+        // Key -> its names in the dir; only names pullcred writes.
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for name in self.names()? {
+            if let Some(key) = key_of_name(&name) {
+                keys.entry(key.to_string()).or_default().push(name);
+            }
+        }
+        let keys: Vec<_> = keys.into_iter().collect();
+        let look = limit.unwrap_or(keys.len()).min(keys.len());
+        let start = match limit {
+            Some(_) if !keys.is_empty() => {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                (nanos ^ std::process::id()) as usize % keys.len()
+            }
+            _ => 0,
+        };
+        let mut removed = 0;
+        for (key, names) in keys.iter().cycle().skip(start).take(look) {
+            if self.remove_if_expired(key, names, &removable)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes `key`'s files if its entry is removable or missing; `true` if an entry went.
+    fn remove_if_expired(
+        &self,
+        key: &str,
+        names: &[String],
+        removable: &impl Fn(&Entry) -> bool,
+    ) -> std::io::Result<bool> {
+        let entry = format!("{key}.json");
+        // Whether the entry may go: `Some(true)` if there is one, `Some(false)` if there is
+        // none; `None` if it stays (valid, or unreadable: not ours to judge).
+        let verdict = || match self.read_entry(&entry) {
+            Ok(e) => removable(&e).then_some(true),
+            Err(ReadError::Missing) => Some(false),
+            Err(ReadError::Other(_)) => None,
+        };
+        // Look before locking, so a valid entry costs one read; then again under the lock.
+        if verdict().is_none() {
+            return Ok(false);
+        }
+        let Some(_lock) = self.try_lock(key)? else {
+            return Ok(false);
+        };
+        let Some(had_entry) = verdict() else {
+            return Ok(false);
+        };
+        let unlink = |name: &str| match fs_at::unlinkat(&self.fd, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(std::io::Error::from(e)),
+        };
+        // The entry before the lock file: whoever locks the key after the lock file is gone
+        // finds no entry to serve.
+        unlink(&entry)?;
+        for name in names.iter().filter(|n| n.contains(".tmp.")) {
+            unlink(name)?;
+        }
+        unlink(&format!("{key}.lock"))?;
+        Ok(had_entry)
+    }
+
     fn read_entry(&self, name: &str) -> Result<Entry, ReadError> {
         // Non-blocking: opening a FIFO planted in an entry's place must not hang the request.
         let file = match self.open_at(name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
@@ -339,6 +452,20 @@ impl Cache {
 
 fn entry_name(key: &Key) -> String {
     format!("{}.json", key.0)
+}
+
+fn lock_name(key: &Key) -> String {
+    format!("{}.lock", key.0)
+}
+
+/// The key a name in the cache dir belongs to, if it is one pullcred writes: an entry
+/// (`<key>.json`), a lock file (`<key>.lock`) or a temp file (`<key>.tmp.<pid>.<ns>`).
+fn key_of_name(name: &str) -> Option<&str> {
+    let key = name.get(..32)?;
+    let rest = &name[32..];
+    let ours = key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && (rest == ".json" || rest == ".lock" || rest.starts_with(".tmp."));
+    ours.then_some(key)
 }
 
 enum ReadError {
@@ -386,6 +513,123 @@ pub fn decode(body: &[u8]) -> Result<Entry, String> {
         username: wire.username,
         password: Secret::new(wire.password),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    fn entry(expires_at: SystemTime) -> Entry {
+        Entry {
+            mint_host: "r.example.com".into(),
+            source: "static".into(),
+            minted_at: UNIX_EPOCH,
+            refresh_at: expires_at,
+            expires_at,
+            username: "u".into(),
+            password: Secret::new("p"),
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache =
+            Cache::open(&dir.path().join("c"), rustix::process::geteuid().as_raw()).unwrap();
+        (dir, cache)
+    }
+
+    #[test]
+    fn removing_lock_files_never_lets_two_lockers_hold_a_key() {
+        let (_dir, cache) = open();
+        let key = Key::new("contended");
+        let holders = AtomicUsize::new(0);
+        let overlaps = AtomicUsize::new(0);
+        let done = AtomicBool::new(false);
+        let removed = std::thread::scope(|s| {
+            // Removes the key's files whenever nobody holds it: every entry is expired.
+            let remover = s.spawn(|| {
+                let mut removed = 0;
+                while !done.load(Ordering::SeqCst) {
+                    removed += cache.remove_expired(|_| true, None).unwrap();
+                }
+                removed
+            });
+            let lockers: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        for _ in 0..100 {
+                            let _lock = cache.lock(&key, Duration::from_secs(10)).unwrap();
+                            let others = holders.fetch_add(1, Ordering::SeqCst);
+                            // A write fails if someone else "holding" the lock removes its
+                            // temp file.
+                            let wrote = cache.write(&key, &entry(UNIX_EPOCH));
+                            if others != 0 || wrote.is_err() {
+                                overlaps.fetch_add(1, Ordering::SeqCst);
+                            }
+                            holders.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            // Stop the remover even if a locker panicked, or the scope never ends.
+            let joined: Vec<_> = lockers.into_iter().map(|l| l.join()).collect();
+            done.store(true, Ordering::SeqCst);
+            assert!(joined.iter().all(Result::is_ok), "a locker failed");
+            remover.join().unwrap()
+        });
+        assert!(removed > 0, "the remover never got a turn");
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two lockers at once");
+    }
+
+    #[test]
+    fn remove_expired_takes_only_unheld_expired_or_orphaned_keys_and_only_ours() {
+        let (_dir, cache) = open();
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let (expired, valid, held, orphan) = (
+            Key::new("expired"),
+            Key::new("valid"),
+            Key::new("held"),
+            Key::new("orphan"),
+        );
+        for (k, at) in [
+            (&expired, now),
+            (&valid, now + Duration::from_secs(60)),
+            (&held, now),
+        ] {
+            cache.write(k, &entry(at)).unwrap();
+            drop(cache.lock(k, Duration::ZERO).unwrap());
+        }
+        drop(cache.lock(&orphan, Duration::ZERO).unwrap());
+        // A killed writer's temp file of the expired key, and a file that is not pullcred's.
+        let file = |name: &str| cache.dir().join(name);
+        fs::write(file(&format!("{}.tmp.1.2", expired.as_str())), "").unwrap();
+        fs::write(file("notes.json"), "").unwrap();
+        let lock = cache.lock(&held, Duration::ZERO).unwrap();
+        let removable = |e: &Entry| e.expires_at <= now;
+        assert_eq!(cache.remove_expired(removable, None).unwrap(), 1);
+        let names = || {
+            let mut names = cache.names().unwrap();
+            names.retain(|n| n != "." && n != "..");
+            names.sort();
+            names
+        };
+        let left = names();
+        let mut want = vec![
+            format!("{}.json", held.as_str()),
+            format!("{}.lock", held.as_str()),
+            format!("{}.json", valid.as_str()),
+            format!("{}.lock", valid.as_str()),
+            "notes.json".to_string(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
+        drop(lock);
+        // A limit looks at that many keys at most.
+        assert_eq!(cache.remove_expired(|_| true, Some(1)).unwrap(), 1);
+        assert_eq!(cache.remove_expired(|_| true, Some(1)).unwrap(), 1);
+        assert_eq!(names(), ["notes.json"]);
+    }
 }
 
 /// Property tests: the entry decoder never panics on any bytes, and what is written reads
