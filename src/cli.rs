@@ -239,8 +239,8 @@ impl Cli {
                     None => print(&crate::kubelet::generate(&config)),
                     Some(path) => {
                         let bad = |why: String| Error::Merge(format!("{}: {why}", path.display()));
-                        let text =
-                            std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+                        // Bounded and never blocking: a FIFO or /dev/zero is refused.
+                        let text = crate::kubelet::read_config(&path).map_err(bad)?;
                         let json = path.extension().is_some_and(|e| e == "json");
                         print(&crate::kubelet::merge(&config, &text, json).map_err(bad)?)
                     }

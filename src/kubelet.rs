@@ -321,7 +321,7 @@ fn syntax_error(e: &serde_saphyr::Error) -> (Option<usize>, String) {
 /// A kubelet config file's text: a regular file (a FIFO or a device is refused without
 /// blocking) of at most [`MAX_CONFIG_BYTES`], in UTF-8. `Err` says why not, in words of
 /// pullcred's own.
-fn read_config(path: &Path) -> Result<String, String> {
+pub fn read_config(path: &Path) -> Result<String, String> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)

@@ -123,12 +123,18 @@ pub struct ServiceAccount {
     pub expires_at: SystemTime,
 }
 
+/// The last second of year 9999: a later `exp` is no real token's (and times past it cannot
+/// be written as RFC 3339 in messages).
+const MAX_EXP: u64 = 253_402_300_799;
+
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the service account token is not a JWT")]
     NotAJwt,
     #[error("the service account token has no {0} claim (not a Kubernetes service account token)")]
     Missing(&'static str),
+    #[error("the service account token's exp is out of range")]
+    ExpOutOfRange,
     #[error("the service account token of {account} expired at {at}")]
     Expired { account: String, at: String },
 }
@@ -148,7 +154,10 @@ impl ServiceAccount {
         let uid = some(sa.uid, "kubernetes.io.serviceaccount.uid")?;
         let exp = claims.exp.ok_or(TokenError::Missing("exp"))?;
         let audience = claims.aud.map(|a| a.0).unwrap_or_default();
-        let expires_at = UNIX_EPOCH + Duration::from_secs(exp);
+        let expires_at = (exp <= MAX_EXP)
+            .then(|| UNIX_EPOCH.checked_add(Duration::from_secs(exp)))
+            .flatten()
+            .ok_or(TokenError::ExpOutOfRange)?;
         if expires_at <= now {
             return Err(TokenError::Expired {
                 account: format!("{namespace}/{name}"),

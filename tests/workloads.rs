@@ -501,6 +501,15 @@ fn an_expired_or_malformed_token_is_refused_in_every_mode() {
             &kube::request(ACR, "not-a-jwt", &ACR_IDS),
         )
         .assert_error("the service account token is not a JWT");
+        // An expiry no clock can hold (it once overflowed into a panic), or past year 9999.
+        for exp in [u64::MAX, 1 << 40] {
+            let far = PULLER.token_expiring_at("api://AzureADTokenExchange", exp);
+            run(
+                &mut az.cmd_as(identity, ""),
+                &kube::request(ACR, &far, &ACR_IDS),
+            )
+            .assert_error("the service account token's exp is out of range");
+        }
     }
     assert!(az.api.requests().is_empty() && az.imds.requests().is_empty());
 }

@@ -35,9 +35,18 @@ impl Account {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
+        self.token_expiring_at(audience, (now + seconds) as u64)
+    }
+
+    /// Its token for `audience`, expiring at `exp` (Unix seconds, any `u64`).
+    pub fn token_expiring_at(&self, audience: &str, exp: u64) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let claims = serde_json::json!({
             "aud": [audience],
-            "exp": now + seconds,
+            "exp": exp,
             "iat": now - 10,
             "nbf": now - 10,
             "iss": "https://oidc.cluster.example/id/ABCDEF",
