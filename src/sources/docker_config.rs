@@ -49,13 +49,42 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 struct DockerConfigOptions {
     path: Option<String>,
     helper_timeout: Option<String>,
+    helper_env: Option<Vec<String>>,
 }
+
+/// What a credential helper is given of pullcred's environment, whatever the rule says: how
+/// to find programs and files, the locale, proxies, and where docker and desktop keyrings
+/// live. Not the rest: pullcred's own environment can hold cloud secrets
+/// (`AWS_SECRET_ACCESS_KEY`, `AZURE_CLIENT_SECRET`) that a helper has no business reading;
+/// a rule passes more by name with `helper_env`.
+pub const HELPER_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "DOCKER_CONFIG",
+    "XDG_RUNTIME_DIR",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DockerConfigSource {
     /// Explicit path; otherwise `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.
     pub path: Option<PathBuf>,
     pub helper_timeout: Duration,
+    /// Variables a helper gets beyond [`HELPER_ENV`] (the rule's `helper_env`).
+    pub helper_env: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -96,9 +125,21 @@ impl DockerConfigSource {
             Some(t) => crate::units::parse_duration(t)
                 .map_err(|m| OptionError::at("helper_timeout", format!("helper_timeout: {m}")))?,
         };
+        let helper_env = o.helper_env.unwrap_or_default();
+        if let Some(bad) = helper_env.iter().find(|n| {
+            n.is_empty()
+                || n.starts_with(|c: char| c.is_ascii_digit())
+                || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }) {
+            return Err(OptionError::at(
+                "helper_env",
+                format!("helper_env: {bad:?} is not a variable name"),
+            ));
+        }
         Ok(DockerConfigSource {
             path: o.path.as_deref().map(|p| options.path(p)),
             helper_timeout,
+            helper_env,
         })
     }
 
@@ -127,17 +168,28 @@ impl Spec for DockerConfigSource {
             Some(p) => format!("path={}", p.display()),
             None => "path=$DOCKER_CONFIG/config.json or ~/.docker/config.json".into(),
         };
-        format!(
+        let mut text = format!(
             "{path} helper_timeout={}",
             humantime::format_duration(self.helper_timeout)
-        )
+        );
+        if !self.helper_env.is_empty() {
+            text.push_str(&format!(" helper_env={}", self.helper_env.join(",")));
+        }
+        text
     }
 
     fn cache_identity(&self, env: &Env) -> String {
-        match self.resolve_path(env) {
-            Ok(path) => format!("docker-config {}", path.display()),
+        let mut identity = match self.resolve_path(env) {
+            Ok(path) => format!("docker-config {:?}", path.display().to_string()),
             Err(_) => "docker-config (no path)".into(),
+        };
+        // What a rule passes a helper can change what the helper answers.
+        if !self.helper_env.is_empty() {
+            let names: Vec<&str> = self.helper_env.iter().map(String::as_str).collect();
+            identity.push(' ');
+            identity.push_str(&env.vars_text(&names));
         }
+        identity
     }
 
     fn max_mint_time(&self) -> Duration {
@@ -161,7 +213,7 @@ impl Source for DockerConfigSource {
         let host = normalise(req.mint_host);
 
         if let Some(helper) = find(&config.cred_helpers, &host) {
-            return run_helper(helper, req.mint_host, self.helper_timeout, req.deadline);
+            return self.run_helper(helper, req);
         }
         if let Some(entry) = find(&config.auths, &host)
             && let Some(cred) = entry_credential(entry).map_err(|reason| {
@@ -174,7 +226,7 @@ impl Source for DockerConfigSource {
             return Ok(cred);
         }
         if let Some(store) = &config.creds_store {
-            return run_helper(store, req.mint_host, self.helper_timeout, req.deadline);
+            return self.run_helper(store, req);
         }
         Err(SourceError::NotFound(format!(
             "{}: no credentials for {host}",
@@ -239,10 +291,25 @@ fn entry_credential(entry: &AuthEntry) -> Result<Option<Credential>, &'static st
     }))
 }
 
-/// Runs `docker-credential-<name> get` with the server URL on stdin, as docker does.
+impl DockerConfigSource {
+    fn run_helper(&self, name: &str, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
+        let names = HELPER_ENV
+            .iter()
+            .copied()
+            .chain(self.helper_env.iter().map(String::as_str));
+        let env: Vec<(&str, &str)> = names
+            .filter_map(|n| req.env.var(n).map(|v| (n, v)))
+            .collect();
+        run_helper(name, req.mint_host, &env, self.helper_timeout, req.deadline)
+    }
+}
+
+/// Runs `docker-credential-<name> get` with the server URL on stdin, as docker does, with
+/// only `env` for its environment.
 fn run_helper(
     name: &str,
     registry: &str,
+    env: &[(&str, &str)],
     timeout: Duration,
     deadline: Instant,
 ) -> Result<Credential, SourceError> {
@@ -289,6 +356,8 @@ fn run_helper(
     crate::deadline::hold();
     let spawned = Command::new(&program)
         .arg("get")
+        .env_clear()
+        .envs(env.iter().copied())
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

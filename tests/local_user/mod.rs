@@ -11,7 +11,9 @@
 mod aws;
 mod config;
 mod doctor;
+mod helpers;
 mod install;
+mod kubelet;
 mod metrics;
 mod secrets;
 mod urls;
