@@ -90,6 +90,7 @@ pub fn answer(
     let source = rule.source.as_ref();
     let mint = MintRequest {
         mint_host: &plan.mint_host,
+        repository: &plan.image.repository,
         env,
         deadline,
         workload: plan.workload.as_ref(),
@@ -148,6 +149,7 @@ pub fn answer_hit(
     }
     let mint = MintRequest {
         mint_host: &plan.mint_host,
+        repository: &plan.image.repository,
         env,
         deadline: Instant::now(),
         workload: plan.workload.as_ref(),
@@ -169,11 +171,17 @@ fn respond<T: ?Sized + Spec + 'static>(
     let image = &plan.image;
     // Credentials are keyed by the image's host as the kubelet parsed it (it matches them
     // against the image, label by label), narrowed to the rule's path where it has one.
-    let key = match plan.selected.pattern.path() {
+    // Of the rule's path and the credential's own (a docker config entry for some paths of
+    // its registry), the longer: both are whole-segment prefixes of the image's repository.
+    let path = [plan.selected.pattern.path(), entry.scope.path.as_deref()]
+        .into_iter()
+        .flatten()
+        .max_by_key(|p| p.len());
+    let key = match path {
         Some(path) => format!("{}/{path}", image.requested_host),
         None => image.requested_host.clone(),
     };
-    let cache_key_type = if config.host_has_path_rules(image) {
+    let cache_key_type = if entry.scope.per_image || config.host_has_path_rules(image) {
         CacheKeyType::Image
     } else {
         CacheKeyType::Registry

@@ -44,6 +44,17 @@ pub struct Credential {
     pub expires_at: Option<SystemTime>,
 }
 
+/// What a credential is valid for, when narrower than the registry it was minted for: the
+/// repositories under `path` (a docker config's `auths` key such as
+/// `registry.example.com/team-a`), and whether the registry has such narrowed credentials at
+/// all (then every answer for it is cached by the kubelet per image, so that one path's
+/// credential never serves another's images from the kubelet's cache).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub path: Option<String>,
+    pub per_image: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

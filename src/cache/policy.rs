@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::store::{Cache, Entry, Key};
-use crate::credential::Credential;
+use crate::credential::{Credential, Scope};
 use crate::sources::{MintRequest, Source, SourceError, Spec};
 
 /// How far the clock may have stepped back since an entry was minted before its times are
@@ -116,6 +116,7 @@ impl Entry {
             expires_at,
             username: credential.username,
             password: credential.password,
+            scope: Scope::default(),
         }
     }
 
@@ -164,26 +165,80 @@ impl Outcome {
 }
 
 /// The cache key of what `source` mints for `req`: the source's identity, the host, and the
-/// workload's identity when a workload's.
-fn key_of(source: &dyn Spec, req: &MintRequest<'_>) -> Key {
+/// workload's identity when a workload's; with `repository`, that image repository's key
+/// (see [`Keys`]).
+fn key_of(source: &dyn Spec, req: &MintRequest<'_>, repository: bool) -> Key {
     let mut material = source.cache_identity(req.env);
     material.push('\n');
-    material.push_str(req.mint_host);
+    // Hosts compare case-insensitively everywhere (as DNS does): one entry per registry.
+    material.push_str(&req.mint_host.to_ascii_lowercase());
     // A workload's entries are its service account's alone: never served to another.
     if let Some(w) = req.workload {
         material.push('\n');
         w.write_cache_identity(&mut material);
     }
+    if repository {
+        material.push_str("\nrepository ");
+        material.push_str(req.repository);
+    }
     Key::new(&material)
+}
+
+/// Where a request's entry lives. Credentials are kept per registry, except where a source
+/// found some narrower than the registry (a docker config entry for some paths only): then
+/// the registry's key holds a marker (an entry whose scope says `per_image`, never served
+/// itself) and each repository has a key of its own, so one path's credential never serves
+/// another's images. Registries without such credentials cost one read, as before.
+struct Keys {
+    registry: Key,
+    /// The repository's key, for sources whose credentials can be narrower than a registry.
+    repository: Option<Key>,
+}
+
+impl Keys {
+    fn of(source: &dyn Spec, req: &MintRequest<'_>) -> Self {
+        Keys {
+            registry: key_of(source, req, false),
+            repository: source
+                .keyed_by_repository()
+                .then(|| key_of(source, req, true)),
+        }
+    }
+
+    /// The key to read and mint under: the repository's when the registry's holds a valid
+    /// marker, else the registry's.
+    fn resolve(&self, cache: Option<&Cache>, req: &MintRequest<'_>) -> &Key {
+        match (&self.repository, cache) {
+            (Some(repository), Some(c))
+                if c.read(&self.registry).is_some_and(|e| {
+                    e.scope.per_image
+                        && e.mint_host.eq_ignore_ascii_case(req.mint_host)
+                        && e.is_valid(req.env.now())
+                }) =>
+            {
+                repository
+            }
+            _ => &self.registry,
+        }
+    }
+
+    /// Whether `entry`, read under `key`, is a marker (never answered).
+    fn is_marker(&self, key: &Key, entry: &Entry) -> bool {
+        self.repository.is_some() && *key == self.registry && entry.scope.per_image
+    }
 }
 
 /// A fresh cache entry for `req`, if there is one: the whole of a cache hit, with no lock
 /// and no mint (what the front binary answers with).
 pub fn lookup(source: &dyn Spec, req: &MintRequest<'_>, cache: &Cache) -> Option<Entry> {
-    let key = key_of(source, req);
-    cache
-        .read(&key)
-        .filter(|e| e.mint_host == req.mint_host && e.is_fresh(req.env.now()))
+    let now = req.env.now();
+    let usable = |e: &Entry| e.mint_host.eq_ignore_ascii_case(req.mint_host) && e.is_fresh(now);
+    let keys = Keys::of(source, req);
+    let entry = cache.read(&keys.registry).filter(usable)?;
+    if !keys.is_marker(&keys.registry, &entry) {
+        return Some(entry);
+    }
+    cache.read(keys.repository.as_ref()?).filter(usable)
 }
 
 /// The credential for one source and registry: a fresh cache entry if there is one;
@@ -196,8 +251,13 @@ pub fn obtain(
     settings: &Settings,
 ) -> Result<(Entry, Outcome), SourceError> {
     let env = req.env;
-    let key = key_of(source, req);
-    let read = |c: &Cache| c.read(&key).filter(|e| e.mint_host == req.mint_host);
+    let keys = Keys::of(source, req);
+    let key = keys.resolve(cache, req).clone();
+    let read = |c: &Cache| {
+        c.read(&key)
+            .filter(|e| e.mint_host.eq_ignore_ascii_case(req.mint_host))
+            .filter(|e| !keys.is_marker(&key, e))
+    };
 
     let mut cached = cache.and_then(read);
     if let Some(entry) = cached.take_if(|e| e.is_fresh(env.now())) {
@@ -254,8 +314,8 @@ pub fn obtain(
     }
 
     tracing::debug!(key = key.as_str(), source = source.name(), "minting");
-    match source.mint(req) {
-        Ok(mut credential) => {
+    match source.mint_scoped(req) {
+        Ok((mut credential, scope)) => {
             // A credential got with a workload's token is kept no longer than the token.
             if let Some(w) = req.workload {
                 let until = w.account.expires_at;
@@ -263,7 +323,7 @@ pub fn obtain(
             }
             let now = env.now();
             let jitter = key.jitter(&env.machine_id());
-            let entry = Entry::new(
+            let mut entry = Entry::new(
                 credential,
                 req.mint_host,
                 source.name(),
@@ -271,10 +331,9 @@ pub fn obtain(
                 settings,
                 jitter,
             );
-            if let Some(c) = cache
-                && let Err(e) = c.write(&key, &entry)
-            {
-                tracing::warn!("cache dir {}: cannot write entry: {e}", c.dir().display());
+            entry.scope = scope;
+            if let Some(c) = cache {
+                write_entry(c, &keys, &key, &entry);
             }
             Ok((entry, Outcome::Minted))
         }
@@ -289,6 +348,48 @@ pub fn obtain(
             }
             None => Err(err),
         },
+    }
+}
+
+/// Writes a minted entry where [`Keys`] will find it: a credential narrower than its registry
+/// (or any credential of a registry that has such) under the repository's key, with a marker
+/// under the registry's; any other under the registry's key, replacing a marker that no
+/// longer holds.
+fn write_entry(cache: &Cache, keys: &Keys, minted_under: &Key, entry: &Entry) {
+    let warn = |e: std::io::Error| {
+        tracing::warn!(
+            "cache dir {}: cannot write entry: {e}",
+            cache.dir().display()
+        );
+    };
+    match &keys.repository {
+        Some(repository) if entry.scope.per_image => {
+            if let Err(e) = cache.write(repository, entry) {
+                return warn(e);
+            }
+            let marker = Entry {
+                username: String::new(),
+                password: crate::credential::Secret::new(""),
+                scope: Scope {
+                    path: None,
+                    per_image: true,
+                },
+                ..entry.clone()
+            };
+            if let Err(e) = cache.write(&keys.registry, &marker) {
+                warn(e);
+            }
+        }
+        _ => {
+            if let Err(e) = cache.write(&keys.registry, entry) {
+                warn(e);
+            }
+            // Minted under a repository's key, the registry no longer narrows: its entry
+            // now serves every repository, and this one's is stale.
+            if *minted_under != keys.registry {
+                let _ = cache.remove(minted_under);
+            }
+        }
     }
 }
 

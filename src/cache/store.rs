@@ -24,7 +24,7 @@ use rustix::fs::{self as fs_at, AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::credential::Secret;
+use crate::credential::{Scope, Secret};
 use crate::secret_file::only_owner_writes;
 
 /// Bumped whenever the entry layout changes; entries of other versions are misses.
@@ -64,9 +64,12 @@ pub struct Entry {
     pub expires_at: SystemTime,
     pub username: String,
     pub password: Secret,
+    /// What the credential is for, when narrower than the registry.
+    pub scope: Scope,
 }
 
-/// The file layout of an entry.
+/// The file layout of an entry. The scope's fields are written only when set, so entries of
+/// registry-wide credentials are byte for byte what they were before scopes.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireEntry {
@@ -79,6 +82,10 @@ struct WireEntry {
     expires_at_ms: u64,
     username: String,
     password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope_path: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    per_image: bool,
 }
 
 fn to_ms(t: SystemTime) -> u64 {
@@ -268,6 +275,8 @@ impl Cache {
             expires_at_ms: to_ms(entry.expires_at),
             username: entry.username.clone(),
             password: entry.password.expose().to_string(),
+            scope_path: entry.scope.path.clone(),
+            per_image: entry.scope.per_image,
         };
         let body = serde_json::to_vec(&wire).map_err(std::io::Error::other)?;
         let nanos = SystemTime::now()
@@ -288,6 +297,12 @@ impl Cache {
             let _ = fs_at::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
         }
         result
+    }
+
+    /// Removes `key`'s entry (not its lock file). Call with the key's lock held.
+    pub fn remove(&self, key: &Key) -> std::io::Result<()> {
+        fs_at::unlinkat(&self.fd, entry_name(key).as_str(), AtFlags::empty())?;
+        Ok(())
     }
 
     /// Removes temp files a killed writer of `key` left behind. Call with the key's lock held:
@@ -348,7 +363,7 @@ impl Cache {
         for (key, entry) in self.entries()? {
             let matches = match (registry, &entry) {
                 (None, _) => true,
-                (Some(r), Ok(e)) => e.mint_host == r,
+                (Some(r), Ok(e)) => e.mint_host.eq_ignore_ascii_case(r),
                 (Some(_), Err(_)) => false,
             };
             if matches {
@@ -512,6 +527,10 @@ pub fn decode(body: &[u8]) -> Result<Entry, String> {
         expires_at: from_ms(wire.expires_at_ms),
         username: wire.username,
         password: Secret::new(wire.password),
+        scope: Scope {
+            path: wire.scope_path,
+            per_image: wire.per_image,
+        },
     })
 }
 
@@ -529,6 +548,7 @@ mod tests {
             expires_at,
             username: "u".into(),
             password: Secret::new("p"),
+            scope: Scope::default(),
         }
     }
 
@@ -679,6 +699,7 @@ mod props {
                 expires_at: at(offsets[2]),
                 username: username.clone(),
                 password: Secret::new(password.clone()),
+                scope: Scope { path: Some(registry.clone()), per_image: true },
             };
             let key = Key::new(&registry);
             cache.write(&key, &entry).unwrap();
@@ -689,6 +710,7 @@ mod props {
             prop_assert_eq!(back.minted_at, entry.minted_at);
             prop_assert_eq!(back.refresh_at, entry.refresh_at);
             prop_assert_eq!(back.expires_at, entry.expires_at);
+            prop_assert_eq!(back.scope, entry.scope);
         }
     }
 }

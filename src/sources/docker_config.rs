@@ -21,7 +21,7 @@ use serde::Deserialize;
 use wait_timeout::ChildExt;
 
 use super::{MintRequest, OptionError, Options, Source, SourceError, Spec};
-use crate::credential::{Credential, Secret};
+use crate::credential::{Credential, Scope, Secret};
 use crate::env::Env;
 use crate::image::{DOCKER_HUB, is_docker_hub};
 use crate::secret_file;
@@ -163,6 +163,10 @@ impl Spec for DockerConfigSource {
         KIND.name
     }
 
+    fn keyed_by_repository(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         let path = match &self.path {
             Some(p) => format!("path={}", p.display()),
@@ -199,6 +203,10 @@ impl Spec for DockerConfigSource {
 
 impl Source for DockerConfigSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
+        self.mint_scoped(req).map(|(c, _)| c)
+    }
+
+    fn mint_scoped(&self, req: &MintRequest<'_>) -> Result<(Credential, Scope), SourceError> {
         let path = self.resolve_path(req.env)?;
         let text = secret_file::read(&path, req.env.uid())?;
         // serde_json's messages can quote values from the file; report the position only.
@@ -211,27 +219,112 @@ impl Source for DockerConfigSource {
             ))
         })?;
         let host = normalise(req.mint_host);
+        let auths = Auths::of(&config.auths, &host);
+        let registry_wide = |c| {
+            let scope = Scope {
+                path: None,
+                per_image: auths.narrowed,
+            };
+            (c, scope)
+        };
 
         if let Some(helper) = find(&config.cred_helpers, &host) {
-            return self.run_helper(helper, req);
+            return self.run_helper(helper, req).map(registry_wide);
         }
-        if let Some(entry) = find(&config.auths, &host)
+        if let Some((entry, scope)) = auths.for_repository(req.repository)
             && let Some(cred) = entry_credential(entry).map_err(|reason| {
+                let what = match scope {
+                    Some(p) => format!("{host}/{p}"),
+                    None => host.clone(),
+                };
                 SourceError::Local(format!(
-                    "{}: auths entry for {host}: {reason}",
+                    "{}: auths entry for {what}: {reason}",
                     path.display()
                 ))
             })?
         {
-            return Ok(cred);
+            return Ok((
+                cred,
+                Scope {
+                    path: scope.map(str::to_string),
+                    per_image: auths.narrowed,
+                },
+            ));
         }
         if let Some(store) = &config.creds_store {
-            return self.run_helper(store, req);
+            return self.run_helper(store, req).map(registry_wide);
         }
         Err(SourceError::NotFound(format!(
             "{}: no credentials for {host}",
             path.display()
         )))
+    }
+}
+
+/// The `auths` entries for one registry host. A key is a URL (docker's own, e.g.
+/// `https://index.docker.io/v1/`: its host alone counts), a host, or a host and a path
+/// (`registry.example.com/team-a`, as podman and containers-auth write them): the last
+/// holds a credential for the repositories under that path only, by whole segments.
+struct Auths<'m> {
+    /// (key as written, path if the key narrows, entry).
+    entries: Vec<(&'m str, Option<&'m str>, &'m AuthEntry)>,
+    /// Whether some key narrows this host to paths: then answers for the host are cached
+    /// by the kubelet per image.
+    narrowed: bool,
+}
+
+impl<'m> Auths<'m> {
+    fn of(map: &'m BTreeMap<String, AuthEntry>, host: &str) -> Self {
+        let entries: Vec<_> = map
+            .iter()
+            .filter_map(|(key, entry)| {
+                let (key_host, path) = auth_key(key);
+                (key_host == host).then_some((key.as_str(), path, entry))
+            })
+            .collect();
+        let narrowed = entries.iter().any(|(_, path, _)| path.is_some());
+        Auths { entries, narrowed }
+    }
+
+    /// The entry for `repository`: the key with the longest path that is a whole-segment
+    /// prefix of it, else a key for the whole host (one written exactly as the host first).
+    /// Never another path's entry.
+    fn for_repository(&self, repository: &str) -> Option<(&'m AuthEntry, Option<&'m str>)> {
+        let under = |p: &str| {
+            repository
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        };
+        let narrow = self
+            .entries
+            .iter()
+            .filter_map(|&(_, path, entry)| Some((path.filter(|p| under(p))?, entry)))
+            .max_by_key(|(path, _)| path.len());
+        if let Some((path, entry)) = narrow {
+            return Some((entry, Some(path)));
+        }
+        let mut whole = self.entries.iter().filter(|(_, path, _)| path.is_none());
+        let exact = self
+            .entries
+            .iter()
+            .find(|(key, path, _)| path.is_none() && auth_key(key).0 == *key);
+        exact
+            .or_else(|| whole.next())
+            .map(|&(_, _, entry)| (entry, None))
+    }
+}
+
+/// An `auths` key as (host, path if it narrows to one).
+fn auth_key(key: &str) -> (String, Option<&str>) {
+    if key.starts_with("https://") || key.starts_with("http://") {
+        return (normalise(key), None);
+    }
+    match key.split_once('/') {
+        Some((host, path)) => {
+            let path = path.trim_matches('/');
+            (normalise(host), (!path.is_empty()).then_some(path))
+        }
+        None => (normalise(key), None),
     }
 }
 

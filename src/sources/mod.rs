@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::credential::Credential;
+use crate::credential::{Credential, Scope};
 use crate::env::Env;
 use crate::workload::{IdentityMode, Inputs, Workload};
 
@@ -239,6 +239,9 @@ pub struct MintRequest<'a> {
     /// The registry host (with port) the credential must be valid for: the image's host, or
     /// the rule's `registry` for mirrors.
     pub mint_host: &'a str,
+    /// The image's repository (`team-a/app`), for sources whose credentials can be narrower
+    /// than a registry ([`Spec::keyed_by_repository`]).
+    pub repository: &'a str,
     pub env: &'a Env,
     /// The request's hard deadline; sources bound their own waits by it.
     pub deadline: Instant,
@@ -264,6 +267,13 @@ pub trait Spec: fmt::Debug + Send + Sync {
     /// file, no entry for a host that is not ours).
     fn check(&self, _mint_host: &str) -> Result<(), SourceError> {
         Ok(())
+    }
+
+    /// Whether this source's credentials can be narrower than a registry (its
+    /// [`Source::mint_scoped`] may answer a [`Scope`]): then the cache keeps one entry per
+    /// repository, so a credential for one path is never served to another's images.
+    fn keyed_by_repository(&self) -> bool {
+        false
     }
 
     /// The longest one mint may take: how long a request waits for another process minting
@@ -310,6 +320,12 @@ pub trait Spec: fmt::Debug + Send + Sync {
 pub trait Source: Spec {
     /// Mints (or reads) a credential for `req.mint_host`.
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError>;
+
+    /// [`Source::mint`], with what the credential is valid for when that is narrower than
+    /// the registry (only sources [`Spec::keyed_by_repository`] answer one).
+    fn mint_scoped(&self, req: &MintRequest<'_>) -> Result<(Credential, Scope), SourceError> {
+        self.mint(req).map(|c| (c, Scope::default()))
+    }
 }
 
 /// Why a source produced no credential. Whatever the variant, a still-valid cached

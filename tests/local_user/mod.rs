@@ -10,6 +10,7 @@
 
 mod aws;
 mod config;
+mod docker_config;
 mod doctor;
 mod helpers;
 mod install;
