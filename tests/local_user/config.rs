@@ -88,6 +88,26 @@ fn a_config_another_user_could_write_is_refused_however_it_is_named() {
             check.assert_error("refusing a config file");
         }
     }
+    // `doctor` says so too, as a failure.
+    let fx = Fixture::new("static");
+    let config = planted_config(&fx, &theirs);
+    give_to_other(&config);
+    let doctor = run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["doctor", "--no-cache"]),
+        b"",
+    );
+    assert_eq!(doctor.code, Some(1), "{doctor:#?}");
+    assert!(
+        doctor
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL pullcred config") && l.contains("refusing a config file")),
+        "{}",
+        doctor.stdout
+    );
     assert!(theirs.requests().is_empty(), "the secret was sent");
 }
 
