@@ -16,6 +16,9 @@ use crate::workload::{IdentityMode, ServiceAccount, Workload};
 /// When minting fails and a still-valid cached credential is served instead, the kubelet is
 /// told to ask again soon, so a recovered upstream is used within this time.
 const STALE_KUBELET_CACHE: Duration = Duration::from_secs(60);
+/// An answer that is a service account token is cached by the kubelet until this long (or a
+/// tenth of its remaining life, if more) before the token expires.
+const TOKEN_ANSWER_MARGIN: Duration = Duration::from_secs(30);
 
 /// How many cache keys a request that minted looks at for expired entries to remove: enough
 /// that a cache keeps up with a steady stream of new hosts, little enough to cost nothing
@@ -190,14 +193,19 @@ fn respond<T: ?Sized + Spec + 'static>(
     // Come back when we would refresh; after a failed mint, when it expires or soon.
     let mut cache_duration = if stale {
         remaining(entry.expires_at, now).min(STALE_KUBELET_CACHE)
+    } else if !plan.selected.rule.source.cacheable() {
+        // The answer is the request's own token, which the kubelet keeps under the token's
+        // hash (cacheType Token): good while the token lives, less a margin for the pull
+        // itself. Answering 0s cost every pull a TokenRequest and an exec.
+        let left = remaining(entry.expires_at, now);
+        // In whole seconds, as every cacheDuration pullcred answers.
+        let tenth = Duration::from_secs(left.as_secs() / 10);
+        left.saturating_sub(TOKEN_ANSWER_MARGIN.max(tenth))
     } else {
         remaining(entry.refresh_at, now)
     };
     if let Some(max) = config.cache.max_kubelet_cache {
         cache_duration = cache_duration.min(max);
-    }
-    if !plan.selected.rule.source.cacheable() {
-        cache_duration = Duration::ZERO;
     }
     Response {
         api_version: req.api_version,

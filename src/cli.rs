@@ -395,7 +395,9 @@ fn describe(config: &Config) -> String {
         out.push_str("no rules: every image is answered with no credentials\n");
     }
     for rule in &config.rules {
-        out.push_str(&format!("{rule}\n"));
+        // An endpoint in the config may carry a secret in its query (`?api-key=`).
+        out.push_str(&crate::logging::redact_urls(&rule.to_string()));
+        out.push('\n');
     }
     for warning in config.warnings() {
         out.push_str(&format!("warning: {warning}\n"));

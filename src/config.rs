@@ -252,15 +252,21 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
     pub fn warnings(&self) -> Vec<String> {
         self.rules
             .iter()
-            .filter(|r| r.mint_host.is_some())
             .filter_map(|r| {
                 let wide = r.patterns.iter().find(|p| p.is_wide())?;
-                Some(format!(
-                    "rule {} answers {}'s credentials for any host {wide} matches \
-                     (registry_for_any_host): a pod can name any such host",
-                    r.number,
-                    r.mint_host.as_deref().unwrap_or_default()
-                ))
+                match &r.mint_host {
+                    Some(host) => Some(format!(
+                        "rule {} answers {host}'s credentials for any host {wide} matches \
+                         (registry_for_any_host): a pod can name any such host",
+                        r.number
+                    )),
+                    None if r.source.same_for_every_host() => Some(format!(
+                        "rule {} answers the same credential for any host {wide} matches: a \
+                         pod can name any such host",
+                        r.number
+                    )),
+                    None => None,
+                }
             })
             .collect()
     }

@@ -93,6 +93,21 @@ impl Env {
         }
     }
 
+    /// The names of the variables that start with `prefix` (only UTF-8 names).
+    pub fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        match &self.vars {
+            Vars::Fixed(map) => map
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect(),
+            Vars::Process(_) => std::env::vars_os()
+                .filter_map(|(k, _)| k.into_string().ok())
+                .filter(|k| k.starts_with(prefix))
+                .collect(),
+        }
+    }
+
     /// `NAME="value"` for each of `names` (`""` when unset), space-separated: the variables
     /// that select a source's principal or endpoint, for its cache key. Values are quoted
     /// and escaped, so no value can pass for the next variable.

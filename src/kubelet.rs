@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -322,16 +321,26 @@ fn syntax_error(e: &serde_saphyr::Error) -> (Option<usize>, String) {
 /// blocking) of at most [`MAX_CONFIG_BYTES`], in UTF-8. `Err` says why not, in words of
 /// pullcred's own.
 pub fn read_config(path: &Path) -> Result<String, String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    match file.metadata() {
-        Ok(m) if m.is_file() => {}
-        Ok(_) => return Err("not a regular file".into()),
-        Err(e) => return Err(format!("cannot read: {e}")),
+    use rustix::fs::{CWD, FileType, Mode, OFlags, fstat, openat};
+    let cannot = |e: rustix::io::Errno| format!("cannot read: {}", std::io::Error::from(e));
+    // Looked at before it is opened: opening a device can act on it.
+    let look = openat(CWD, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(cannot)?;
+    let seen = fstat(&look).map_err(cannot)?;
+    if FileType::from_raw_mode(seen.st_mode) != FileType::RegularFile {
+        return Err("not a regular file".into());
     }
+    let fd = openat(
+        CWD,
+        path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(cannot)?;
+    let opened = fstat(&fd).map_err(cannot)?;
+    if (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino) {
+        return Err("changed while it was read".into());
+    }
+    let file = std::fs::File::from(fd);
     let mut buf = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut buf)

@@ -104,16 +104,15 @@ pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
         let end = after
             .find(|c: char| c.is_whitespace() || c.is_control() || "\"'`<>\\".contains(c))
             .unwrap_or(after.len());
-        let url = &after[..end];
-        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-        let authority = &url[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str("[redacted]@");
-                out.push_str(&authority[at + 1..]);
-            }
-            None => out.push_str(authority),
+        let mut url = &after[..end];
+        // User info up to the last `@`, wherever it is: a lenient parser takes
+        // `u:pa/ss@host` as user info too (a path with an `@` loses its host here; no matter).
+        if let Some(at) = url.rfind('@') {
+            out.push_str("[redacted]@");
+            url = &url[at + 1..];
         }
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        out.push_str(&url[..authority_end]);
         let tail = &url[authority_end..];
         match tail.find(['?', '#']) {
             Some(q) => {
@@ -177,6 +176,8 @@ mod tests {
                 "url (https://[redacted]@h/a#[redacted] and http://plain/path",
             ),
             ("http://h?k=v\nnext", "http://h?[redacted]\nnext"),
+            ("https://user:pa/ss@host/p", "https://[redacted]@host/p"),
+            ("https://u:p?w@h/", "https://[redacted]@h/"),
             ("no urls here", "no urls here"),
             ("a:// b", "a:// b"),
         ] {

@@ -97,15 +97,14 @@ impl Pattern {
         })
     }
 
-    /// Whether a wildcard stands in a label past the leftmost (`*.*`, `a.*.com`): the
-    /// pattern then matches hosts in domains nobody chose, so anyone may name one.
+    /// Whether the pattern matches hosts in domains anyone may register: a wildcard in a
+    /// label past the leftmost (`*.*`, `a.*.com`), or a leftmost wildcard over fewer than two
+    /// fixed labels (`*.com`, `*`).
     pub fn is_wide(&self) -> bool {
+        let glob = |l: &String| l.contains(['*', '?', '[']);
         !self.literal
-            && self
-                .labels
-                .iter()
-                .skip(1)
-                .any(|l| l.contains(['*', '?', '[']))
+            && (self.labels.iter().skip(1).any(glob)
+                || (self.labels.first().is_some_and(glob) && self.labels.len() <= 2))
     }
 
     /// The path prefix this pattern narrows to, if any.

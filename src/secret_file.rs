@@ -90,10 +90,23 @@ enum Owner {
 
 /// How many symlinks one path may pass through, as the kernel's own limit.
 const MAX_LINKS: usize = 40;
-/// The file systems whose files describe processes and the kernel, never credentials or
-/// settings: `/proc/self/environ` holds the caller's environment, cloud secrets included.
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-const SYSFS_MAGIC: i64 = 0x6265_6572;
+/// The file systems whose files are never credentials or settings: those that describe
+/// processes and the kernel (`/proc/self/environ` holds the caller's environment, cloud
+/// secrets included; a tracing pipe blocks its reader), and FUSE, where a user's own daemon
+/// says who owns each file.
+const UNTRUSTED_FILE_SYSTEMS: [(i64, &str); 11] = [
+    (0x9fa0, "proc"),
+    (0x6265_6572, "sysfs"),
+    (0x6462_6720, "debugfs"),
+    (0x7472_6163, "tracefs"),
+    (0x7363_6673, "securityfs"),
+    (0x6367_7270, "cgroup2"),
+    (0x0027_e0eb, "cgroup"),
+    (0xde5e_81e4, "efivarfs"),
+    (0x6265_6570, "configfs"),
+    (0xcafe_4a11, "bpf"),
+    (0x6573_5546, "fuse"),
+];
 
 /// Opens `path` for reading only if no one but root and the caller could have chosen what
 /// it reads: every directory on the way is owned by one of them and not writable by group
@@ -130,16 +143,20 @@ fn open_checked(
     let mut rest: Vec<std::ffi::OsString> = components(path.as_os_str().as_bytes());
     rest.reverse();
     let mut links = 0;
+    // Whether the directory holding the current name is sticky (as `/tmp`): others may add
+    // names there, hard links to files they cannot write included.
+    let mut sticky = fstat(&dir).map_err(io)?.st_mode & 0o1000 != 0;
     while let Some(name) = rest.pop() {
         let fd = openat(&dir, name.as_os_str(), look, Mode::empty()).map_err(io)?;
         let stat = fstat(&fd).map_err(io)?;
-        let here = shown.join(&name);
+        // The name's path, for messages only: made when one is needed.
+        let here = || shown.join(&name);
         match FileType::from_raw_mode(stat.st_mode) {
             FileType::Symlink => {
                 if !matches!(stat.st_uid, 0) && stat.st_uid != uid {
                     return Err(insecure(format!(
                         "through the link {}, owned by uid {}",
-                        here.display(),
+                        here().display(),
                         stat.st_uid
                     )));
                 }
@@ -155,22 +172,36 @@ fn open_checked(
                 if target.starts_with(b"/") {
                     dir = root().map_err(io)?;
                     shown = PathBuf::from("/");
-                    check_dir(&fstat(&dir).map_err(io)?, uid)
-                        .map_err(|r| dir_refused(&insecure, &shown, r))?;
+                    let root_stat = fstat(&dir).map_err(io)?;
+                    check_dir(&root_stat, uid).map_err(|r| dir_refused(&insecure, &shown, r))?;
+                    sticky = root_stat.st_mode & 0o1000 != 0;
                 }
             }
             FileType::Directory if !rest.is_empty() => {
-                check_dir(&stat, uid).map_err(|r| dir_refused(&insecure, &here, r))?;
+                check_dir(&stat, uid).map_err(|r| dir_refused(&insecure, &here(), r))?;
+                sticky = stat.st_mode & 0o1000 != 0;
                 dir = fd;
-                shown = here;
+                shown.push(&name);
             }
             _ if !rest.is_empty() => return Err(io(rustix::io::Errno::NOTDIR)),
             FileType::RegularFile => {
                 let fs = fstatfs(&fd).map_err(io)?;
-                if matches!(fs.f_type as i64, PROC_SUPER_MAGIC | SYSFS_MAGIC) {
+                let fs_type = fs.f_type as i64;
+                if let Some((_, name)) = UNTRUSTED_FILE_SYSTEMS.iter().find(|(t, _)| *t == fs_type)
+                {
                     return Err(insecure(format!(
-                        "that is a kernel file ({}), not a file of settings or secrets",
-                        here.display()
+                        "on a {name} file system ({}), where no file is one of settings or \
+                         secrets",
+                        here().display()
+                    )));
+                }
+                // A hard link someone added to a sticky directory can name a file of root's
+                // they could never have written.
+                if sticky && stat.st_nlink > 1 {
+                    return Err(insecure(format!(
+                        "hard-linked ({} links) in the sticky directory {}",
+                        stat.st_nlink,
+                        shown.display()
                     )));
                 }
                 let owner_ok = match owner {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::credential::Secret;
 use crate::oauth::jwt;
@@ -123,10 +123,6 @@ pub struct ServiceAccount {
     pub expires_at: SystemTime,
 }
 
-/// The last second of year 9999: a later `exp` is no real token's (and times past it cannot
-/// be written as RFC 3339 in messages).
-const MAX_EXP: u64 = 253_402_300_799;
-
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("the service account token is not a JWT")]
@@ -154,10 +150,7 @@ impl ServiceAccount {
         let uid = some(sa.uid, "kubernetes.io.serviceaccount.uid")?;
         let exp = claims.exp.ok_or(TokenError::Missing("exp"))?;
         let audience = claims.aud.map(|a| a.0).unwrap_or_default();
-        let expires_at = (exp <= MAX_EXP)
-            .then(|| UNIX_EPOCH.checked_add(Duration::from_secs(exp)))
-            .flatten()
-            .ok_or(TokenError::ExpOutOfRange)?;
+        let expires_at = crate::units::unix_seconds(exp).ok_or(TokenError::ExpOutOfRange)?;
         if expires_at <= now {
             return Err(TokenError::Expired {
                 account: format!("{namespace}/{name}"),
@@ -247,6 +240,7 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn token(claims: serde_json::Value) -> Secret {
         Secret::new(format!(

@@ -655,3 +655,22 @@ fn a_parent_that_blocks_or_ignores_sigalrm_does_not_remove_the_deadline() {
         );
     }
 }
+
+/// An upstream (here a metadata server, which a hostile resolver can impersonate off GCP)
+/// that claims a lifetime no clock can hold is refused with one line, never a panic.
+#[test]
+fn a_lifetime_no_clock_can_hold_is_refused_not_a_panic() {
+    let metadata = FakeHttp::start(|_| {
+        crate::support::http::json(
+            200,
+            serde_json::json!({"access_token": "s3cret-gcp-forever", "expires_in": u64::MAX}),
+            vec![("metadata-flavor", "Google".to_string())],
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = pullcred(home.path());
+    cmd.env("GCE_METADATA_HOST", metadata.addr.to_string())
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+    run(&mut cmd, &request(V1, "us-docker.pkg.dev/p/r/app"))
+        .assert_error("the token's lifetime is out of range");
+}

@@ -171,7 +171,11 @@ fn key_of(source: &dyn Spec, req: &MintRequest<'_>, repository: bool) -> Key {
     let mut material = source.cache_identity(req.env);
     material.push('\n');
     // Hosts compare case-insensitively everywhere (as DNS does): one entry per registry.
-    material.push_str(&req.mint_host.to_ascii_lowercase());
+    if req.mint_host.bytes().any(|b| b.is_ascii_uppercase()) {
+        material.push_str(&req.mint_host.to_ascii_lowercase());
+    } else {
+        material.push_str(req.mint_host);
+    }
     // A workload's entries are its service account's alone: never served to another.
     if let Some(w) = req.workload {
         material.push('\n');

@@ -343,11 +343,14 @@ fn normalise(key: &str) -> String {
     }
 }
 
+/// The `credHelpers` entry for a host. Helpers are per registry: a key that narrows to a path
+/// (`registry.example.com/team-a`) is never taken for its whole host (that ran team-a's
+/// helper for team-b's images).
 fn find<'m, V>(map: &'m BTreeMap<String, V>, host: &str) -> Option<&'m V> {
     // An exact key wins over one that only normalises to the host.
     map.get(host).or_else(|| {
         map.iter()
-            .find(|(k, _)| normalise(k) == host)
+            .find(|(k, _)| auth_key(k) == (host.to_string(), None))
             .map(|(_, v)| v)
     })
 }
@@ -384,11 +387,33 @@ fn entry_credential(entry: &AuthEntry) -> Result<Option<Credential>, &'static st
     }))
 }
 
+/// The variables a well-known helper documents as its own, by name or by prefix (`AWS_`):
+/// a cloud's helper gets that cloud's variables, and no other's.
+const HELPERS_OWN_ENV: &[(&str, &[&str])] = &[
+    ("ecr-login", &["AWS_"]),
+    ("gcr", &["GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_"]),
+    ("gcloud", &["GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_"]),
+    ("acr-env", &["AZURE_"]),
+    ("pass", &["PASSWORD_STORE_", "GNUPGHOME"]),
+];
+
 impl DockerConfigSource {
     fn run_helper(&self, name: &str, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
+        let own: &[&str] = HELPERS_OWN_ENV
+            .iter()
+            .find(|(helper, _)| *helper == name)
+            .map_or(&[], |(_, vars)| vars);
+        // Prefixes (ending in `_`) are matched against the variables the process has.
+        let by_prefix: Vec<String> = own
+            .iter()
+            .filter(|v| v.ends_with('_'))
+            .flat_map(|prefix| req.env.names_with_prefix(prefix))
+            .collect();
         let names = HELPER_ENV
             .iter()
             .copied()
+            .chain(own.iter().copied().filter(|v| !v.ends_with('_')))
+            .chain(by_prefix.iter().map(String::as_str))
             .chain(self.helper_env.iter().map(String::as_str));
         let env: Vec<(&str, &str)> = names
             .filter_map(|n| req.env.var(n).map(|v| (n, v)))
@@ -445,7 +470,8 @@ fn run_helper(
     };
     // Its own process group, so that whatever it leaves behind can be killed with it. The
     // deadline's signal is held until the group is registered, so that no way out (the
-    // deadline included) can leave it running; the child starts with no signal blocked.
+    // deadline included) can leave it running. The child starts with no signal blocked: std
+    // resets the mask it would inherit (tests/local_user/helpers.rs checks).
     crate::deadline::hold();
     let spawned = Command::new(&program)
         .arg("get")

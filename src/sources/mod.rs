@@ -269,6 +269,13 @@ pub trait Spec: fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// Whether this source answers the same credential whatever the host (a fixed username
+    /// and password, the request's own token): under a wide pattern, for any host a pod
+    /// names. `config check` points that out.
+    fn same_for_every_host(&self) -> bool {
+        false
+    }
+
     /// Whether this source's credentials can be narrower than a registry (its
     /// [`Source::mint_scoped`] may answer a [`Scope`]): then the cache keeps one entry per
     /// repository, so a credential for one path is never served to another's images.

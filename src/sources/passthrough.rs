@@ -48,6 +48,10 @@ fn from_options(options: &Options<'_>) -> Result<PassthroughSource, super::Optio
 }
 
 impl Spec for PassthroughSource {
+    fn same_for_every_host(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         KIND.name
     }

@@ -59,6 +59,10 @@ impl StaticSource {
 }
 
 impl Spec for StaticSource {
+    fn same_for_every_host(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         KIND.name
     }

@@ -236,6 +236,43 @@ fn registry_on_a_wildcard_rule_needs_an_explicit_opt_in() {
         "{}",
         check.stdout
     );
+    // A leftmost wildcard over a public suffix (`*.com`) is as wide.
+    fs::write(
+        &config,
+        rule("").replace("[\"*.*\", \"*.*.*\"]", "[\"*.com\"]"),
+    )
+    .unwrap();
+    run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"]),
+        b"",
+    )
+    .assert_error("registry_for_any_host");
+    // A fixed credential under a wide pattern, with no `registry`: valid, pointed out.
+    fs::write(
+        &config,
+        rule("")
+            .replace("[\"*.*\", \"*.*.*\"]", "[\"*.com\"]")
+            .replace("registry = \"registry.example.com\"\n", ""),
+    )
+    .unwrap();
+    let check = run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["config", "check"]),
+        b"",
+    );
+    assert_eq!(check.code, Some(0), "{check:#?}");
+    assert!(
+        check
+            .stdout
+            .contains("warning: rule 1 answers the same credential for any host *.com matches"),
+        "{}",
+        check.stdout
+    );
     // A leftmost wildcard names hosts in the operator's own domain: no opt-in needed.
     fs::write(
         &config,

@@ -15,7 +15,9 @@ fn auth(user: &str, password: &str) -> serde_json::Value {
 /// A rule for `*.scoped.test` reading a docker config with namespace-scoped keys.
 fn scoped() -> Fixture {
     let fx = Fixture::new("docker-config");
-    let config = serde_json::json!({"auths": {
+    let config = serde_json::json!({"credHelpers": {
+        "d.scoped.test/team-a": "spy",
+    }, "auths": {
         "a.scoped.test/team-a": auth("team-a", "s3cret-team-a-pw"),
         "a.scoped.test/team-a/deep": auth("deep", "s3cret-corpus-pw"),
         "b.scoped.test/team-a": auth("team-a", "s3cret-team-a-pw"),
@@ -88,11 +90,16 @@ fn a_namespace_scoped_entry_answers_only_its_own_paths() {
     ] {
         assert_eq!(answer(&fx, image), want, "{image}");
     }
-    for image in ["a.scoped.test/team-b/app", "a.scoped.test/team-ab/app"] {
+    // A helper keyed with a path is not the whole host's (helpers are per registry).
+    for image in [
+        "a.scoped.test/team-b/app",
+        "a.scoped.test/team-ab/app",
+        "d.scoped.test/team-b/app",
+    ] {
         let got = answer(&fx, image);
         assert!(
             got.as_ref()
-                .is_err_and(|e| e.contains("no credentials for a.scoped.test")),
+                .is_err_and(|e| e.contains("no credentials for ")),
             "{image}: {got:?}"
         );
     }

@@ -42,6 +42,15 @@ fn a_helper_sees_the_allowlist_and_the_rules_helper_env_only() {
         );
     }
     assert!(!seen.contains("s3cret-"), "{seen}");
+    // Nor does it live with the deadline's SIGALRM blocked (a child inherits the mask).
+    let blocked = fs::read_to_string(fx.path("spy.sigblk")).unwrap();
+    let mask =
+        u64::from_str_radix(blocked.trim().trim_start_matches("SigBlk:").trim(), 16).unwrap();
+    assert_eq!(
+        mask & (1 << (libc::SIGALRM - 1)),
+        0,
+        "SIGALRM blocked: {blocked}"
+    );
     // Every name the helper saw is on the allowlist or the rule's (sh adds PWD, SHLVL, _).
     for name in names {
         assert!(
@@ -84,4 +93,27 @@ fn helper_env_names_must_be_variable_names() {
     );
     run(fx.cmd().args(["config", "check"]), b"")
         .assert_error("helper_env: \"A=B\" is not a variable name");
+}
+
+/// A cloud's own helper gets that cloud's documented variables (amazon-ecr-credential-helper
+/// reads `AWS_*`), and still no other cloud's.
+#[test]
+fn a_clouds_helper_gets_its_own_clouds_variables_only() {
+    let fx = Fixture::new("docker-config");
+    let mut cmd = fx.cmd();
+    cmd.env("AWS_REGION", "eu-west-1")
+        .env("AWS_PROFILE", "pull")
+        .env("AZURE_CLIENT_SECRET", "s3cret-azure-client-secret")
+        .env("GOOGLE_APPLICATION_CREDENTIALS", "/root/key.json");
+    let resp = run(&mut cmd, &request(V1, "ecr.example.com/app")).response();
+    assert_eq!(single_auth(&resp).1, "AWS");
+    let seen = fs::read_to_string(fx.path("ecr-login.env")).unwrap();
+    assert!(
+        seen.contains("AWS_REGION=eu-west-1") && seen.contains("AWS_PROFILE=pull"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("AZURE_") && !seen.contains("GOOGLE_"),
+        "{seen}"
+    );
 }

@@ -60,7 +60,7 @@ fn links_the_other_user_owns_or_into_the_kernel_are_refused() {
         fs::remove_file(fx.path("password")).unwrap();
         std::os::unix::fs::symlink(target, fx.path("password")).unwrap();
         let out = fx.plugin("registry.example.com/a");
-        out.assert_error("that is a kernel file");
+        out.assert_error("file system");
         assert!(!out.stderr.contains("PATH="), "{}", out.stderr);
     }
     victim.check();
@@ -110,4 +110,28 @@ fn a_device_in_a_secrets_place_is_never_opened() {
         .filter(|l| !l.contains("O_PATH"))
         .collect();
     assert!(opened.is_empty(), "opened for reading: {opened:?}");
+}
+
+/// In a sticky directory (as `/tmp`) others may add names, hard links to root's files
+/// included (where `fs.protected_hardlinks` is off): a linked file there is refused.
+#[test]
+fn a_hard_link_in_a_sticky_directory_is_refused() {
+    let fx = Fixture::new("static");
+    let sticky = fx.path("sticky");
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::hard_link(fx.path("password"), sticky.join("password")).unwrap();
+    let config = fs::read_to_string(fx.path("config.toml")).unwrap().replace(
+        &fx.path("password").display().to_string(),
+        &sticky.join("password").display().to_string(),
+    );
+    fs::write(fx.path("config.toml"), config).unwrap();
+    fx.plugin("registry.example.com/a")
+        .assert_error("hard-linked (2 links) in the sticky directory");
+    // The file alone in it is fine.
+    fs::remove_file(fx.path("password")).unwrap();
+    assert_eq!(
+        crate::support::single_auth(&fx.plugin("registry.example.com/a").response()).2,
+        "s3cret-static-pw"
+    );
 }

@@ -4,7 +4,7 @@
 //! takes it as the password of the all-zero username; its `exp` claim is when it stops
 //! working.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use serde::Deserialize;
 
@@ -67,7 +67,9 @@ fn read(body: &[u8]) -> Result<(String, SystemTime), Unreadable> {
     let exp = jwt::unverified_claims(&a.refresh_token)
         .and_then(|c| c.get("exp")?.as_u64())
         .ok_or(Unreadable::Not("a refresh token with an `exp` claim"))?;
-    Ok((a.refresh_token, UNIX_EPOCH + Duration::from_secs(exp)))
+    let at = crate::units::unix_seconds(exp)
+        .ok_or(Unreadable::Not("a refresh token with an `exp` in range"))?;
+    Ok((a.refresh_token, at))
 }
 
 #[cfg(test)]
@@ -75,6 +77,7 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn the_refresh_tokens_exp_is_its_expiry() {

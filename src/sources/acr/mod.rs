@@ -278,8 +278,10 @@ impl Source for AcrSource {
                     && let Some(exp) = jwt::unverified_claims(entra.token.expose())
                         .and_then(|c| c.get("exp")?.as_u64())
                 {
-                    let until = std::time::UNIX_EPOCH + Duration::from_secs(exp);
-                    credential.expires_at = credential.expires_at.map(|e| e.min(until));
+                    // An `exp` out of range bounds nothing; the token's own life still does.
+                    if let Some(until) = crate::units::unix_seconds(exp) {
+                        credential.expires_at = credential.expires_at.map(|e| e.min(until));
+                    }
                 }
                 Ok(credential)
             },

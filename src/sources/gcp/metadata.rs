@@ -43,7 +43,7 @@ fn check_host(host: &str) -> Result<(), SourceError> {
     } else {
         Err(SourceError::Local(format!(
             "GCE_METADATA_HOST {:?} is not a host[:port]",
-            crate::logging::redact_urls(host)
+            crate::logging::redact_urls(&format!("http://{host}")).trim_start_matches("http://")
         )))
     }
 }

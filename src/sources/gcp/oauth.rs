@@ -86,9 +86,12 @@ pub async fn fetch_token(
     let (token, life) = Call::new(what, attempts, deadline)
         .fetch(request, check, |body| answer.read(body))
         .await?;
+    let expires_at = crate::units::after(SystemTime::now(), life).ok_or_else(|| {
+        SourceError::Transient(format!("{what}: the token's lifetime is out of range"))
+    })?;
     Ok(Credential {
         username: USERNAME.into(),
         password: Secret::new(token),
-        expires_at: Some(SystemTime::now() + life),
+        expires_at: Some(expires_at),
     })
 }
