@@ -14,12 +14,16 @@
 //! process group that the request started (a credential helper) is registered with
 //! [`ChildGroup`] and killed on every way out, the deadline's included.
 
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 use std::time::Duration;
 
 /// The line the signal handler writes, as one pointer (so the handler never pairs one line's
 /// start with another's length): set before the timer is armed, never freed.
 static LINE: AtomicPtr<&'static [u8]> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Whether [`install`] ran: the handler is in place and the signal unblocked (nothing in
+/// this process blocks it again but [`hold`], which is undone before anything waits).
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The process group of a running child of this request, 0 when none.
 static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
@@ -49,6 +53,7 @@ pub fn install(limit: Option<&str>) {
         );
         set_alarm_blocked(false);
     }
+    INSTALLED.store(true, Ordering::SeqCst);
 }
 
 /// Holds the deadline's signal (blocks SIGALRM) across a step that must not be cut in two:
@@ -152,7 +157,15 @@ pub fn arm(limit: Duration) -> Armed {
 }
 
 fn arm_named(configured: Duration, after: Duration) -> Armed {
-    install(Some(&humantime::format_duration(configured).to_string()));
+    let text = humantime::format_duration(configured).to_string();
+    if INSTALLED.load(Ordering::SeqCst) {
+        // The handler is in place and the signal unblocked: the line is all that changes.
+        set_line(format!(
+            "pullcred: no answer within the deadline of {text}\n"
+        ));
+    } else {
+        install(Some(&text));
+    }
     set_timer(after);
     Armed(())
 }

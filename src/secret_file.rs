@@ -2,6 +2,8 @@
 //! commands), refusing any that someone other than root and the caller could have written,
 //! swapped or pointed elsewhere.
 
+use std::borrow::Cow;
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -140,14 +142,16 @@ fn open_checked(
     let mut dir = openat(CWD, start, look | OFlags::DIRECTORY, Mode::empty()).map_err(io)?;
     let mut shown = PathBuf::from(start);
     check_dir(&fstat(&dir).map_err(io)?, uid).map_err(|r| dir_refused(&insecure, &shown, r))?;
-    let mut rest: Vec<std::ffi::OsString> = components(path.as_os_str().as_bytes());
+    let mut rest: Vec<Cow<'_, OsStr>> = components(path.as_os_str().as_bytes())
+        .map(Cow::Borrowed)
+        .collect();
     rest.reverse();
     let mut links = 0;
     // Whether the directory holding the current name is sticky (as `/tmp`): others may add
     // names there, hard links to files they cannot write included.
     let mut sticky = fstat(&dir).map_err(io)?.st_mode & 0o1000 != 0;
     while let Some(name) = rest.pop() {
-        let fd = openat(&dir, name.as_os_str(), look, Mode::empty()).map_err(io)?;
+        let fd = openat(&dir, &*name, look, Mode::empty()).map_err(io)?;
         let stat = fstat(&fd).map_err(io)?;
         // The name's path, for messages only: made when one is needed.
         let here = || shown.join(&name);
@@ -164,9 +168,11 @@ fn open_checked(
                 if links > MAX_LINKS {
                     return Err(io(rustix::io::Errno::LOOP));
                 }
-                let target = readlinkat(&dir, name.as_os_str(), Vec::new()).map_err(io)?;
+                let target = readlinkat(&dir, &*name, Vec::new()).map_err(io)?;
                 let target = target.as_bytes();
-                let mut more = components(target);
+                let mut more: Vec<Cow<'_, OsStr>> = components(target)
+                    .map(|c| Cow::Owned(c.to_os_string()))
+                    .collect();
                 more.reverse();
                 rest.extend(more);
                 if target.starts_with(b"/") {
@@ -229,7 +235,7 @@ fn open_checked(
                 // a directory no one else may change; the identity check below makes sure.
                 let file = openat(
                     &dir,
-                    name.as_os_str(),
+                    &*name,
                     OFlags::RDONLY
                         | OFlags::NOFOLLOW
                         | OFlags::NONBLOCK
@@ -252,13 +258,12 @@ fn open_checked(
 }
 
 /// A path's parts, `.` and empty ones dropped (`..` kept: it is walked like any directory).
-fn components(bytes: &[u8]) -> Vec<std::ffi::OsString> {
+fn components(bytes: &[u8]) -> impl Iterator<Item = &OsStr> {
     use std::os::unix::ffi::OsStrExt;
     bytes
         .split(|&b| b == b'/')
         .filter(|c| !c.is_empty() && *c != b".")
-        .map(|c| std::ffi::OsStr::from_bytes(c).to_os_string())
-        .collect()
+        .map(OsStr::from_bytes)
 }
 
 /// A directory on a trusted file's path: owned by root or the caller, and writable by no one

@@ -209,6 +209,14 @@ impl Keys {
         }
     }
 
+    /// The registry's key alone, for a hit: the repository's is hashed only under a marker.
+    fn registry_only(source: &dyn Spec, req: &MintRequest<'_>) -> Self {
+        Keys {
+            registry: key_of(source, req, false),
+            repository: None,
+        }
+    }
+
     /// The key to read and mint under: the repository's when the registry's holds a valid
     /// marker, else the registry's.
     fn resolve(&self, cache: Option<&Cache>, req: &MintRequest<'_>) -> &Key {
@@ -237,12 +245,12 @@ impl Keys {
 pub fn lookup(source: &dyn Spec, req: &MintRequest<'_>, cache: &Cache) -> Option<Entry> {
     let now = req.env.now();
     let usable = |e: &Entry| e.mint_host.eq_ignore_ascii_case(req.mint_host) && e.is_fresh(now);
-    let keys = Keys::of(source, req);
+    let keys = Keys::registry_only(source, req);
     let entry = cache.read(&keys.registry).filter(usable)?;
-    if !keys.is_marker(&keys.registry, &entry) {
+    if !(source.keyed_by_repository() && entry.scope.per_image) {
         return Some(entry);
     }
-    cache.read(keys.repository.as_ref()?).filter(usable)
+    cache.read(&key_of(source, req, true)).filter(usable)
 }
 
 /// The credential for one source and registry: a fresh cache entry if there is one;
