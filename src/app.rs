@@ -83,10 +83,7 @@ pub fn answer(
         panic!("a test panic that quotes s3cret-panic-payload");
     }
     let Some(plan) = plan(req, config, env)? else {
-        let host = ImageRef::parse(&req.image)
-            .map(|i| i.host)
-            .unwrap_or_default();
-        tracing::warn!("no rule matches {host}; answering with no credentials");
+        tracing::warn!("{}; answering with no credentials", unmatched(req, config));
         return Ok(Response::empty(req.api_version));
     };
     let rule = plan.selected.rule;
@@ -134,6 +131,32 @@ pub fn answer(
     }
     let (entry, outcome) = obtained.map_err(|err| source_error(rule, &plan.mint_host, err))?;
     Ok(respond(req, config, &plan, entry, outcome.is_stale(), env))
+}
+
+/// Why no rule matches, in the image's words: the host alone, or, where rules narrow the
+/// host to paths, the image's path and theirs (the kubelet routes by a raw string prefix,
+/// so `team-ab/app` reaches a provider for `team-a` and lands here).
+fn unmatched(req: &Request, config: &Config) -> String {
+    let Ok(image) = ImageRef::parse(&req.image) else {
+        return "no rule matches the image".into();
+    };
+    let paths: Vec<&str> = config
+        .rules
+        .iter()
+        .flat_map(|r| &r.patterns)
+        .filter(|p| p.matches_host(&image))
+        .filter_map(|p| p.path())
+        .collect();
+    if paths.is_empty() {
+        return format!("no rule matches {}", image.host);
+    }
+    format!(
+        "no rule matches {}/{}: the rules for {} cover only the paths {} (by whole segments)",
+        image.host,
+        image.repository,
+        image.host,
+        paths.join(", ")
+    )
 }
 
 /// The answer from a fresh cache entry alone: what the front binary gives without minting.

@@ -12,6 +12,7 @@
 //! executable (see [`Doctor::judge`]); anything else is ignored with a `warn`, and the
 //! flavour's files (root's, too) say where the flags are.
 
+use crate::kubelet_match::KubeletUrl;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -473,10 +474,13 @@ impl Doctor<'_> {
         };
         for image in images {
             if wired && let Ok(parsed) = ImageRef::parse(&image) {
+                // As the kubelet matches (raw path prefix, case-sensitive host), not as
+                // pullcred's rules do: this predicts what the kubelet does.
+                let target = KubeletUrl::of_image(&parsed);
                 let routed = providers
                     .iter()
                     .filter(|p| p.name.starts_with("pullcred"))
-                    .any(|p| p.match_images.iter().any(|m| m.matches(&parsed)));
+                    .any(|p| p.routes.iter().any(|m| m.matches(&target)));
                 if !routed {
                     r.add(
                         Status::Fail,

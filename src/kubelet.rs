@@ -8,6 +8,7 @@
 //! no parser message (those quote the input). `doctor` runs as root and reads the file its
 //! kubelet's flags name; whatever that file is, a finding shows its shape, never its content.
 
+use crate::kubelet_match::KubeletUrl;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
@@ -95,6 +96,9 @@ pub struct Provider {
     /// Each `matchImages` entry that parsed, with its index in the list.
     pub match_images: Vec<Pattern>,
     match_index: Vec<usize>,
+    /// Each `matchImages` entry as the kubelet itself matches it (for predictions of what
+    /// the kubelet routes: see `kubelet_match`).
+    pub routes: Vec<KubeletUrl>,
     pub token_attributes: Option<TokenAttributes>,
     /// Where its file's fields are.
     lines: Arc<Lines>,
@@ -571,11 +575,30 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
     };
     let mut match_images = Vec::new();
     let mut match_index = Vec::new();
+    let mut routes = Vec::new();
     match p.get("matchImages") {
         Some(Value::Array(list)) if list.is_empty() => c.err(&field("matchImages"), "empty"),
         Some(Value::Array(list)) => {
             for (i, v) in list.iter().enumerate() {
                 let at = format!("{}[{i}]", field("matchImages"));
+                // First as the kubelet parses it: what it refuses, it refuses to start with.
+                if let Some(text) = v.as_str() {
+                    match KubeletUrl::parse(text) {
+                        Ok(url) if url.truncated => {
+                            c.err(
+                                &at,
+                                "has a '?' or '#': the kubelet matches only what comes before \
+                                 it, so it routes other images than the entry says",
+                            );
+                            continue;
+                        }
+                        Ok(url) => routes.push(url),
+                        Err(why) => {
+                            c.err(&at, &format!("the kubelet refuses it: it {why}"));
+                            continue;
+                        }
+                    }
+                }
                 match v.as_str().map(match_image) {
                     Some(Ok(pattern)) => {
                         match_images.push(pattern);
@@ -659,6 +682,7 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
         name,
         match_images,
         match_index,
+        routes,
         token_attributes,
         lines: c.lines.clone(),
     })
@@ -884,8 +908,16 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
                     .iter()
                     .position(|r| q.covers(r) || r.covers(q))
                 {
+                    // Two of pullcred's providers for one image: the kubelet asks both, with
+                    // different token requests, and merges what they answer.
+                    let both_ours =
+                        pa.name.starts_with(OUR_PREFIX) && pb.name.starts_with(OUR_PREFIX);
                     findings.push(pb.finding(
-                        Severity::Warning,
+                        if both_ours {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
                         &pb.match_field(j),
                         &format!(
                             "overlaps {}: both providers are asked",
@@ -930,10 +962,19 @@ pub fn generate(config: &Config) -> String {
         };
         let require = rule.identity == IdentityMode::ServiceAccount;
         let token_cache = !rule.source.cacheable();
+        // One provider per distinct token request: audience, cache type, whether a token is
+        // required, and the annotations passed (the kubelet sends one provider's set).
+        let mut annotations = match &audience {
+            Some(_) => rule.source.workload_annotations(),
+            None => Vec::new(),
+        };
+        annotations.sort();
+        annotations.dedup();
         let existing = groups.iter_mut().find(|g| {
             g.audience == audience
                 && g.require == require
                 && g.token_cache == token_cache
+                && g.annotations == annotations
                 && (audience.is_some() || g.name == name)
         });
         let group = match existing {
@@ -951,7 +992,7 @@ pub fn generate(config: &Config) -> String {
                     audience,
                     require,
                     token_cache,
-                    annotations: Vec::new(),
+                    annotations,
                 });
                 groups.last_mut().expect("just pushed")
             }
@@ -959,13 +1000,6 @@ pub fn generate(config: &Config) -> String {
         for p in patterns {
             if !group.patterns.contains(&p) {
                 group.patterns.push(p);
-            }
-        }
-        if group.audience.is_some() {
-            for a in rule.source.workload_annotations() {
-                if !group.annotations.contains(&a) {
-                    group.annotations.push(a);
-                }
             }
         }
     }

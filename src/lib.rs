@@ -14,6 +14,7 @@ pub mod front;
 pub mod http;
 pub mod image;
 pub mod kubelet;
+mod kubelet_match;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;

@@ -176,6 +176,12 @@ impl fmt::Display for Pattern {
     }
 }
 
+/// Go's `filepath.Match` on one label, as the kubelet calls it: case-sensitive, and a
+/// malformed pattern matches nothing.
+pub(crate) fn go_glob_match(pattern: &str, label: &str) -> bool {
+    glob_is_valid(pattern.as_bytes()) && glob_match(pattern.as_bytes(), label.as_bytes())
+}
+
 /// Go's `filepath.Match` on one label (no separators can occur in a label).
 fn glob_match(pat: &[u8], s: &[u8]) -> bool {
     glob_match_counted(pat, s, &mut 0)

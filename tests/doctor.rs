@@ -273,3 +273,39 @@ fn each_silent_failure_is_named_with_its_fix() {
         "the request has no service account token",
     );
 }
+
+/// doctor predicts the kubelet's routing with the kubelet's own matching: a provider whose
+/// `matchImages` is `registry.example.com/team` is asked for `team-b/app` too (a raw string
+/// prefix, where pullcred's rules take whole segments), so that image is not "anonymous";
+/// an image on another host still is.
+#[test]
+fn routing_is_predicted_as_the_kubelet_matches() {
+    let root = node();
+    let r = root.path();
+    kubelet(r, &FLAGS);
+    let provider_config = r.join("etc/kubernetes/credential-provider-config.yaml");
+    let text = fs::read_to_string(&provider_config).unwrap();
+    let narrowed = text.replace("\"registry.example.com\"", "\"registry.example.com/team\"");
+    assert_ne!(
+        narrowed, text,
+        "the provider routes registry.example.com:\n{text}"
+    );
+    fs::write(&provider_config, narrowed).unwrap();
+    let out = doctor(r, &["--no-cache", "registry.example.com/team-b/app:1"]);
+    assert!(
+        !out.stdout.contains("pulls it anonymously"),
+        "team-b/app is routed by the raw prefix: {}",
+        out.stdout
+    );
+    line(
+        &out,
+        "ok   image registry.example.com/team-b/app:1",
+        "as \"puller\"",
+    );
+    let out = doctor(r, &["--no-cache", "registry.example.com/other/app:1"]);
+    line(
+        &out,
+        "FAIL image registry.example.com/other/app:1",
+        "no pullcred provider's matchImages covers it",
+    );
+}

@@ -68,7 +68,13 @@ fn each_broken_kubelet_config_is_named_by_its_field() {
         (variant("    matchImages: [\"registry.example.com\"]\n", ""), "providers[0].matchImages: missing"),
         (variant("[\"registry.example.com\"]", "[]"), "providers[0].matchImages: empty"),
         (variant("[\"registry.example.com\"]", "[\"https://registry.example.com\"]"), "providers[0].matchImages[0]: has a scheme"),
-        (variant("[\"registry.example.com\"]", "[\"registry.example.com:*\"]"), "providers[0].matchImages[0]: globs are allowed in the host only"),
+        (variant("[\"registry.example.com\"]", "[\"registry.example.com:*\"]"), "providers[0].matchImages[0]: the kubelet refuses it: it has an invalid port"),
+        (variant("[\"registry.example.com\"]", "[\"registry.example.com/*\"]"), "providers[0].matchImages[0]: globs are allowed in the host only"),
+        // What the kubelet's own URL parse refuses (it then refuses to start), and what it
+        // accepts but cuts short at `?` or `#` (so it routes other images than written).
+        (variant("[\"registry.example.com\"]", "[\"registry example.com\"]"), "providers[0].matchImages[0]: the kubelet refuses it: it has a character a host may not have"),
+        (variant("[\"registry.example.com\"]", "[\"reg^istry.example.com\"]"), "providers[0].matchImages[0]: the kubelet refuses it: it has a character a host may not have"),
+        (variant("[\"registry.example.com\"]", "[\"registry.example.com?team=a\"]"), "providers[0].matchImages[0]: has a '?' or '#': the kubelet matches only what comes before it"),
         (variant("[\"registry.example.com\"]", "[\"registry..example.com\"]"), "providers[0].matchImages[0]: has an empty host label"),
         (variant("[\"registry.example.com\"]", "[\"reg[istry.example.com\"]"), "providers[0].matchImages[0]: has an unclosed '['"),
         (variant("[\"registry.example.com\"]", "[5]"), "providers[0].matchImages[0]: must be a string"),
@@ -224,4 +230,49 @@ fn kubelet_config_routes_each_identity_to_its_own_provider() {
     ] {
         assert!(out.stdout.contains(want), "want {want:?} in {}", out.stdout);
     }
+}
+
+/// One provider per distinct token request: rules of one audience that read different
+/// annotations get providers of their own (the kubelet passes one provider's keys), and two
+/// of pullcred's providers routing one host is an error (the kubelet would ask both).
+#[test]
+fn providers_split_by_annotation_keys_and_pullcred_overlaps_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n\
+         [[registry]]\nmatch = [\"*.dkr.ecr.us-east-1.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\nrole_annotation = \"example.com/pull-role\"\n",
+    )
+    .unwrap();
+    let out = run(pullcred(dir.path()).arg("kubelet-config").arg(&config), b"");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("  - name: \"pullcred-ecr\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("  - name: \"pullcred-ecr-2\"\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("        - \"example.com/pull-role\"\n"),
+        "{}",
+        out.stdout
+    );
+    // Two pullcred providers for one host.
+    let both = format!(
+        "{GOOD}  - name: pullcred-ecr\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"registry.example.com\"]\n    defaultCacheDuration: \"5m\"\n"
+    );
+    let out = check(dir.path(), RULES, &both, &[]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("error: ") && l.contains("both providers are asked")),
+        "{}",
+        out.stdout
+    );
 }

@@ -108,3 +108,26 @@ fn matching_table() {
         }
     }
 }
+
+/// The kubelet routes by a raw string prefix, so `team-ab/app` reaches a provider whose
+/// `matchImages` is `paths.example.com/team-a`: the warning names the image's path and the
+/// rules', not just the host.
+#[test]
+fn an_image_outside_a_hosts_path_rules_is_named_with_its_path() {
+    let fx = Fixture::new("static");
+    fx.prepend_config(&format!(
+        "[[registry]]\nmatch = [\"paths.example.com/team-a\"]\nsource = \"static\"\n\
+         username = \"u\"\npassword_file = \"{}\"\n",
+        fx.path("password").display()
+    ));
+    let out = fx.plugin("paths.example.com/team-ab/app");
+    assert_eq!(out.response()["auth"], serde_json::json!({}));
+    assert!(
+        out.stderr.contains(
+            "no rule matches paths.example.com/team-ab/app: the rules for paths.example.com \
+             cover only the paths team-a (by whole segments)"
+        ),
+        "{}",
+        out.stderr
+    );
+}
