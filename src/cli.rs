@@ -76,6 +76,10 @@ enum Command {
         /// its pullcred providers replaced (JSON stays JSON)
         #[arg(long, value_name = "FILE")]
         merge: Option<PathBuf>,
+        /// The Kubernetes version of the node's kubelet (1.26 or later): only the fields it
+        /// has are written [default: the newest pullcred knows]
+        #[arg(long, value_name = "X.Y", value_parser = crate::kubelet::KubeletVersion::parse)]
+        kubelet_version: Option<crate::kubelet::KubeletVersion>,
     },
     /// Print the version
     Version,
@@ -112,6 +116,10 @@ enum ConfigCommand {
         /// The kubelet's credential-provider bin dir: each provider's binary must be there
         #[arg(long, value_name = "DIR", requires = "kubelet")]
         bin_dir: Option<PathBuf>,
+        /// The Kubernetes version of the kubelet that reads it (1.26 or later): its fields
+        /// are checked as that version has them [default: the newest pullcred knows]
+        #[arg(long, value_name = "X.Y", requires = "kubelet", value_parser = crate::kubelet::KubeletVersion::parse)]
+        kubelet_version: Option<crate::kubelet::KubeletVersion>,
     },
     /// Print the kubelet `matchImages` the config's rules serve, one per line
     MatchImages {
@@ -185,12 +193,14 @@ impl Cli {
                 file,
                 kubelet,
                 bin_dir,
+                kubelet_version,
             })) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()), env.uid())?;
                 print(&describe(&config))?;
+                let version = kubelet_version.unwrap_or(crate::kubelet::KubeletVersion::NEWEST);
                 match kubelet {
                     None => Ok(()),
-                    Some(path) => check_kubelet(&config, &path, bin_dir.as_deref()),
+                    Some(path) => check_kubelet(&config, &path, bin_dir.as_deref(), version),
                 }
             }
             Some(Command::Doctor {
@@ -233,16 +243,24 @@ impl Cli {
                 }
                 Ok(())
             }
-            Some(Command::KubeletConfig { file, merge }) => {
+            Some(Command::KubeletConfig {
+                file,
+                merge,
+                kubelet_version,
+            }) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()), env.uid())?;
+                let version = kubelet_version.unwrap_or(crate::kubelet::KubeletVersion::NEWEST);
                 match merge {
-                    None => print(&crate::kubelet::generate(&config)),
+                    None => print(
+                        &crate::kubelet::generate(&config, version)
+                            .map_err(Error::KubeletVersion)?,
+                    ),
                     Some(path) => {
                         let bad = |why: String| Error::Merge(format!("{}: {why}", path.display()));
                         // Bounded and never blocking: a FIFO or /dev/zero is refused.
                         let text = crate::kubelet::read_config(&path).map_err(bad)?;
                         let json = path.extension().is_some_and(|e| e == "json");
-                        print(&crate::kubelet::merge(&config, &text, json).map_err(bad)?)
+                        print(&crate::kubelet::merge(&config, &text, json, version).map_err(bad)?)
                     }
                 }
             }
@@ -343,9 +361,14 @@ fn list(cache: &Cache) -> std::io::Result<String> {
 
 /// The kubelet config's findings, one per line, after the pullcred config's description;
 /// any error fails the check.
-fn check_kubelet(config: &Config, path: &Path, bin_dir: Option<&Path>) -> Result<(), Error> {
+fn check_kubelet(
+    config: &Config,
+    path: &Path,
+    bin_dir: Option<&Path>,
+    version: crate::kubelet::KubeletVersion,
+) -> Result<(), Error> {
     use crate::kubelet::{self, Severity};
-    let (providers, mut findings) = kubelet::load(path);
+    let (providers, mut findings) = kubelet::load(path, version);
     if let Some(dir) = bin_dir {
         findings.extend(kubelet::check_bin_dir(&providers, dir));
     }

@@ -363,7 +363,9 @@ impl Doctor<'_> {
         } else {
             r.add(Status::Ok, format!("bin dir {}", bin_dir.display()));
         }
-        let (providers, mut findings) = kubelet::load(&config_path);
+        // The node's own version is not read yet: checked as the newest kubelet has it.
+        let (providers, mut findings) =
+            kubelet::load(&config_path, kubelet::KubeletVersion::NEWEST);
         if bin_path.is_dir() {
             findings.extend(kubelet::check_bin_dir(&providers, &bin_path));
         }

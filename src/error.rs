@@ -37,6 +37,9 @@ pub enum Error {
     Doctor(usize),
     #[error("kubelet config to merge into: {0}")]
     Merge(String),
+    /// The rules ask for what the kubelet of the version named cannot do.
+    #[error("kubelet-config: {0}")]
+    KubeletVersion(String),
 
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),

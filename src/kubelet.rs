@@ -357,10 +357,76 @@ pub fn read_config(path: &Path) -> Result<String, String> {
     String::from_utf8(buf).map_err(|_| "not UTF-8 text".to_string())
 }
 
+/// The Kubernetes version of the kubelet that reads a config (its minor: 1.`N`): what its
+/// `CredentialProviderConfig` has changes between versions, and it decodes strictly, so a
+/// field of a later version stops it from starting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeletVersion(u32);
+
+impl KubeletVersion {
+    /// The newest version pullcred knows: the default.
+    pub const NEWEST: Self = KubeletVersion(35);
+    const OLDEST: Self = KubeletVersion(26);
+
+    /// `1.33`, `v1.33.2` or `1.33.2`: any 1.26 or later (a later one than pullcred knows is
+    /// taken as the newest it knows).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a Kubernetes version such as 1.33");
+        let t = text.strip_prefix('v').unwrap_or(text);
+        let mut parts = t.split('.');
+        let (Some("1"), Some(minor)) = (parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let minor: u32 = minor.parse().map_err(|_| bad())?;
+        if parts.next().is_some_and(|p| p.parse::<u32>().is_err()) {
+            return Err(bad());
+        }
+        if minor < Self::OLDEST.0 {
+            return Err(format!(
+                "Kubernetes 1.{minor} is older than pullcred supports (1.{} and later)",
+                Self::OLDEST.0
+            ));
+        }
+        Ok(KubeletVersion(minor.min(Self::NEWEST.0)))
+    }
+
+    /// `tokenAttributes` (service account tokens for providers): from 1.33, behind the
+    /// `KubeletServiceAccountTokenForCredentialProviders` gate, on by default from 1.34.
+    fn has_token_attributes(self) -> bool {
+        self.0 >= 33
+    }
+
+    /// `tokenAttributes.cacheType`: from 1.34 (and then required).
+    fn has_cache_type(self) -> bool {
+        self.0 >= 34
+    }
+
+    /// `--image-credential-provider-config` naming a directory: from 1.34.
+    fn reads_directories(self) -> bool {
+        self.0 >= 34
+    }
+}
+
+impl std::fmt::Display for KubeletVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "1.{}", self.0)
+    }
+}
+
 /// The providers of the kubelet config at `path` (a file or a directory), and what is wrong
-/// with it.
-pub fn load(path: &Path) -> (Vec<Provider>, Vec<Finding>) {
+/// with it, for the kubelet of `version`.
+pub fn load(path: &Path, version: KubeletVersion) -> (Vec<Provider>, Vec<Finding>) {
     let mut findings = Vec::new();
+    if path.is_dir() && !version.reads_directories() {
+        findings.push(error(
+            path,
+            "",
+            &format!(
+                "a directory: the kubelet of Kubernetes {version} reads one file (directories from 1.34)"
+            ),
+        ));
+        return (Vec::new(), findings);
+    }
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map(|d| {
@@ -384,7 +450,7 @@ pub fn load(path: &Path) -> (Vec<Provider>, Vec<Finding>) {
     let mut providers = Vec::new();
     for file in files {
         match read_config(&file) {
-            Ok(text) => parse_file(&file, &text, &mut providers, &mut findings),
+            Ok(text) => parse_file(&file, &text, version, &mut providers, &mut findings),
             Err(why) => findings.push(error(&file, "", &why)),
         }
     }
@@ -433,6 +499,7 @@ struct Check<'a> {
     file: &'a Path,
     lines: Arc<Lines>,
     findings: &'a mut Vec<Finding>,
+    version: KubeletVersion,
 }
 
 impl Check<'_> {
@@ -450,7 +517,13 @@ impl Check<'_> {
 }
 
 /// One file: its providers go to `providers`, its problems to `findings`.
-fn parse_file(file: &Path, text: &str, providers: &mut Vec<Provider>, findings: &mut Vec<Finding>) {
+fn parse_file(
+    file: &Path,
+    text: &str,
+    version: KubeletVersion,
+    providers: &mut Vec<Provider>,
+    findings: &mut Vec<Finding>,
+) {
     // JSON is YAML; a file the YAML parser refuses is told by the position of the error.
     let doc: Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
@@ -467,6 +540,7 @@ fn parse_file(file: &Path, text: &str, providers: &mut Vec<Provider>, findings: 
         file,
         lines: Arc::new(Lines::of(text)),
         findings,
+        version,
     };
     let Value::Object(top) = doc else {
         c.err("", "not a mapping");
@@ -666,6 +740,14 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
     }
     let token_attributes = match p.get("tokenAttributes") {
         None => None,
+        Some(_) if !c.version.has_token_attributes() => {
+            let v = c.version;
+            c.err(
+                &field("tokenAttributes"),
+                &format!("unknown to the kubelet of Kubernetes {v} (it has it from 1.33)"),
+            );
+            None
+        }
         Some(t) => {
             if api != Some(PROVIDER_VERSIONS[0]) {
                 c.err(
@@ -744,7 +826,30 @@ fn token_attributes(at: &str, value: &Value, c: &mut Check) -> Option<TokenAttri
             None
         }
     };
+    let version = c.version;
+    if !version.has_cache_type() {
+        // 1.33: no cacheType at all, and the token feature is behind a gate, off by default.
+        if t.contains_key("cacheType") {
+            c.err(
+                &field("cacheType"),
+                &format!("unknown to the kubelet of Kubernetes {version} (it has it from 1.34)"),
+            );
+        }
+        let line = c.lines.line(at);
+        c.findings.push(Finding {
+            line,
+            ..warning(
+                c.file,
+                at,
+                &format!(
+                    "on Kubernetes {version}, the kubelet sends tokens only with the \
+                     KubeletServiceAccountTokenForCredentialProviders feature gate (off by default)"
+                ),
+            )
+        });
+    }
     let cache_type = match t.get("cacheType").and_then(Value::as_str) {
+        _ if !version.has_cache_type() => String::new(),
         Some(k @ ("Token" | "ServiceAccount")) => k.to_string(),
         Some(_) => {
             c.err(&field("cacheType"), "not Token or ServiceAccount");
@@ -934,7 +1039,9 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
 /// A `CredentialProviderConfig` routing exactly what `config`'s rules serve: one provider
 /// `pullcred` for the node's identity, and one per token audience for rules that use a
 /// service account's (each a copy of the binary under the provider's name).
-pub fn generate(config: &Config) -> String {
+/// The kubelet config that routes what `config`'s rules serve, with the fields the kubelet of
+/// `version` has; `Err` names a rule that version cannot serve.
+pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, String> {
     struct Group {
         name: String,
         patterns: Vec<String>,
@@ -962,6 +1069,23 @@ pub fn generate(config: &Config) -> String {
         };
         let require = rule.identity == IdentityMode::ServiceAccount;
         let token_cache = !rule.source.cacheable();
+        if audience.is_some() && !version.has_token_attributes() {
+            return Err(format!(
+                "rule {} needs the pod's service account token, which the kubelet of Kubernetes \
+                 {version} cannot send (tokenAttributes: from 1.33, behind the \
+                 KubeletServiceAccountTokenForCredentialProviders feature gate; on by default \
+                 from 1.34)",
+                rule.number
+            ));
+        }
+        if token_cache && !version.has_cache_type() {
+            return Err(format!(
+                "rule {} ({}) answers with the token itself, which the kubelet keeps only with \
+                 cacheType Token: Kubernetes 1.34 and later, not {version}",
+                rule.number,
+                rule.source.name()
+            ));
+        }
         // One provider per distinct token request: audience, cache type, whether a token is
         // required, and the annotations passed (the kubelet sends one provider's set).
         let mut annotations = match &audience {
@@ -1015,9 +1139,16 @@ pub fn generate(config: &Config) -> String {
             if let Some(audience) = &g.audience {
                 let mut t = serde_json::json!({
                     "serviceAccountTokenAudience": audience,
-                    "cacheType": if g.token_cache { "Token" } else { "ServiceAccount" },
                     "requireServiceAccount": g.require,
                 });
+                if version.has_cache_type() {
+                    t["cacheType"] = if g.token_cache {
+                        "Token"
+                    } else {
+                        "ServiceAccount"
+                    }
+                    .into();
+                }
                 if !g.annotations.is_empty() {
                     t["optionalServiceAccountAnnotationKeys"] = g.annotations.clone().into();
                 }
@@ -1035,14 +1166,25 @@ pub fn generate(config: &Config) -> String {
              # the binary once per name (a copy or a symlink).\n",
         );
     }
+    if !version.has_cache_type() && groups.iter().any(|g| g.audience.is_some()) {
+        out.push_str(&format!(
+            "# For Kubernetes {version}: the kubelet sends service account tokens only with\n\
+             # --feature-gates=KubeletServiceAccountTokenForCredentialProviders=true.\n"
+        ));
+    }
     out.push_str(&to_yaml(&document(providers)));
-    out
+    Ok(out)
 }
 
 /// `existing` (a kubelet config's text) with its pullcred providers replaced by those
 /// `config` needs; every other provider is kept as it was. JSON in, JSON out (EKS keeps
 /// its provider config as JSON); YAML otherwise.
-pub fn merge(config: &Config, existing: &str, json: bool) -> Result<String, String> {
+pub fn merge(
+    config: &Config,
+    existing: &str,
+    json: bool,
+    version: KubeletVersion,
+) -> Result<String, String> {
     let mut doc: Value = serde_saphyr::from_str(existing).map_err(|e| match syntax_error(&e) {
         (Some(line), why) => format!("line {line}: {why}"),
         (None, why) => why,
@@ -1063,7 +1205,7 @@ pub fn merge(config: &Config, existing: &str, json: bool) -> Result<String, Stri
             .collect(),
         Some(_) => return Err("providers is not a list".into()),
     };
-    let ours = match serde_saphyr::from_str::<Value>(&generate(config)) {
+    let ours = match serde_saphyr::from_str::<Value>(&generate(config, version)?) {
         Ok(Value::Object(mut g)) => match g.remove("providers") {
             Some(Value::Array(list)) => list,
             _ => Vec::new(),
@@ -1221,7 +1363,7 @@ mod tests {
         let file = dir.path().join("kubelet.yaml");
         for text in &cases {
             std::fs::write(&file, text).unwrap();
-            let (providers, mut findings) = load(&file);
+            let (providers, mut findings) = load(&file, KubeletVersion::NEWEST);
             findings.extend(check_bin_dir(&providers, dir.path()));
             assert!(!findings.is_empty(), "{text}");
             for f in &findings {

@@ -276,3 +276,129 @@ fn providers_split_by_annotation_keys_and_pullcred_overlaps_are_errors() {
         out.stdout
     );
 }
+
+/// What the kubelet has changes with its version, and it decodes strictly: `kubelet-config`
+/// writes, and `config check --kubelet` accepts, exactly the fields of the version named.
+/// tokenAttributes: from 1.33 (behind a gate, off by default there); cacheType: from 1.34; a
+/// directory of configs: from 1.34.
+#[test]
+fn fields_follow_the_kubelet_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n",
+    )
+    .unwrap();
+    let generate = |version: &str| {
+        run(
+            pullcred(dir.path())
+                .arg("kubelet-config")
+                .arg(&config)
+                .args(["--kubelet-version", version]),
+            b"",
+        )
+    };
+    for v in ["1.34", "v1.35.1", "1.40"] {
+        let out = generate(v);
+        assert_eq!(out.code, Some(0), "{v}: {out:?}");
+        assert!(
+            out.stdout.contains("cacheType: \"ServiceAccount\""),
+            "{v}: {}",
+            out.stdout
+        );
+    }
+    let out = generate("1.33");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains("serviceAccountTokenAudience"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("cacheType"),
+        "1.33 has no cacheType: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("--feature-gates=KubeletServiceAccountTokenForCredentialProviders=true"),
+        "{}",
+        out.stdout
+    );
+    for v in ["1.32", "1.26"] {
+        generate(v).assert_error(&format!(
+            "rule 1 needs the pod's service account token, which the kubelet of Kubernetes {v} cannot send"
+        ));
+    }
+    // A version pullcred cannot speak for is a usage error, as any bad flag.
+    for (v, why) in [
+        ("1.25", "older than pullcred supports"),
+        ("2.1", "is not a Kubernetes version"),
+    ] {
+        let out = generate(v);
+        assert_eq!(out.code, Some(2), "{out:?}");
+        assert!(out.stdout.is_empty() && out.stderr.contains(why), "{out:?}");
+    }
+
+    // The checker: a 1.33 file without cacheType is valid for 1.33 and not for the newest.
+    let token = format!(
+        "{GOOD}    tokenAttributes:\n      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n"
+    );
+    let out = check(dir.path(), RULES, &token, &["--kubelet-version", "1.33"]);
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("error: ")),
+        "valid for 1.33: {}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("feature gate"), "{}", out.stdout);
+    let out = check(dir.path(), RULES, &token, &[]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(out.stdout.contains("cacheType: missing"), "{}", out.stdout);
+    // cacheType on 1.33, tokenAttributes on 1.32: fields that version does not have.
+    let with_cache = format!("{token}      cacheType: ServiceAccount\n");
+    let out = check(
+        dir.path(),
+        RULES,
+        &with_cache,
+        &["--kubelet-version", "1.33"],
+    );
+    assert!(
+        out.stdout
+            .contains("cacheType: unknown to the kubelet of Kubernetes 1.33"),
+        "{}",
+        out.stdout
+    );
+    let out = check(
+        dir.path(),
+        RULES,
+        &with_cache,
+        &["--kubelet-version", "1.32"],
+    );
+    assert!(
+        out.stdout
+            .contains("tokenAttributes: unknown to the kubelet of Kubernetes 1.32"),
+        "{}",
+        out.stdout
+    );
+    // A directory of configs, before 1.34.
+    let d = dir.path().join("kubelet.d");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("a.yaml"), GOOD).unwrap();
+    fs::write(dir.path().join("config.toml"), RULES).unwrap();
+    let out = run(
+        pullcred(dir.path())
+            .args(["config", "check"])
+            .arg(dir.path().join("config.toml"))
+            .arg("--kubelet")
+            .arg(&d)
+            .args(["--kubelet-version", "1.33"]),
+        b"",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.contains("directories from 1.34"),
+        "{}",
+        out.stdout
+    );
+}
