@@ -211,23 +211,10 @@ fn registry_on_a_wildcard_rule_needs_an_explicit_opt_in() {
         )
         .assert_error("registry_for_any_host");
     }
-    run(
-        pullcred(fx.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["config", "check"]),
-        b"",
-    )
-    .assert_error("whose wildcards reach past the leftmost label");
+    config_check(&fx, &config).assert_error("whose wildcards reach past the leftmost label");
     // Opted in: valid, and still pointed out.
     fs::write(&config, rule("registry_for_any_host = true\n")).unwrap();
-    let check = run(
-        pullcred(fx.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["config", "check"]),
-        b"",
-    );
+    let check = config_check(&fx, &config);
     assert_eq!(check.code, Some(0), "{check:#?}");
     assert!(
         check.stdout.contains(
@@ -242,14 +229,7 @@ fn registry_on_a_wildcard_rule_needs_an_explicit_opt_in() {
         rule("").replace("[\"*.*\", \"*.*.*\"]", "[\"*.com\"]"),
     )
     .unwrap();
-    run(
-        pullcred(fx.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["config", "check"]),
-        b"",
-    )
-    .assert_error("registry_for_any_host");
+    config_check(&fx, &config).assert_error("registry_for_any_host");
     // A fixed credential under a wide pattern, with no `registry`: valid, pointed out.
     fs::write(
         &config,
@@ -258,13 +238,7 @@ fn registry_on_a_wildcard_rule_needs_an_explicit_opt_in() {
             .replace("registry = \"registry.example.com\"\n", ""),
     )
     .unwrap();
-    let check = run(
-        pullcred(fx.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["config", "check"]),
-        b"",
-    );
+    let check = config_check(&fx, &config);
     assert_eq!(check.code, Some(0), "{check:#?}");
     assert!(
         check
@@ -279,15 +253,20 @@ fn registry_on_a_wildcard_rule_needs_an_explicit_opt_in() {
         rule("").replace("[\"*.*\", \"*.*.*\"]", "[\"*.example.com\"]"),
     )
     .unwrap();
-    let check = run(
-        pullcred(fx.dir.path())
-            .arg("--config")
-            .arg(&config)
-            .args(["config", "check"]),
-        b"",
-    );
+    let check = config_check(&fx, &config);
     assert_eq!(check.code, Some(0), "{check:#?}");
     assert!(!check.stdout.contains("warning"), "{}", check.stdout);
+}
+
+/// `config check` of the config at `config`.
+fn config_check(fx: &Fixture, config: &std::path::Path) -> crate::support::Run {
+    run(
+        pullcred(fx.dir.path())
+            .arg("--config")
+            .arg(config)
+            .args(["config", "check"]),
+        b"",
+    )
 }
 
 /// Two configs in different directories, each naming `password_file = "pw"`, sharing one
