@@ -430,7 +430,9 @@ pub fn load(path: &Path, version: KubeletVersion) -> (Vec<Provider>, Vec<Finding
     let files = if path.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map(|d| {
+                // Subdirectories are skipped, as the kubelet skips them.
                 d.flatten()
+                    .filter(|e| !e.file_type().is_ok_and(|t| t.is_dir()))
                     .map(|e| e.path())
                     .filter(|p| {
                         p.extension()
@@ -453,6 +455,14 @@ pub fn load(path: &Path, version: KubeletVersion) -> (Vec<Provider>, Vec<Finding
             Ok(text) => parse_file(&file, &text, version, &mut providers, &mut findings),
             Err(why) => findings.push(error(&file, "", &why)),
         }
+    }
+    // The kubelet refuses a config (all its files together) with no provider at all.
+    if providers.is_empty() && !findings.iter().any(|f| f.severity == Severity::Error) {
+        findings.push(error(
+            path,
+            "providers",
+            "none at all: the kubelet requires at least one",
+        ));
     }
     let mut first: BTreeMap<&str, &Provider> = BTreeMap::new();
     for p in &providers {
@@ -630,7 +640,13 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
             c.err(&field("name"), "empty");
             String::new()
         }
-        Some(Value::String(n)) if n.contains('/') || n.contains('\\') || n == "." || n == ".." => {
+        // As the kubelet: no `/`, no space, not `.` or `..` (a backslash is a file name's on
+        // Linux, and the kubelet takes it).
+        Some(Value::String(n)) if n.contains(' ') => {
+            c.err(&field("name"), "has a space, which the kubelet refuses");
+            n.clone()
+        }
+        Some(Value::String(n)) if n.contains('/') || n == "." || n == ".." => {
             c.err(
                 &field("name"),
                 "a path: it must be the file name of the binary in the bin dir",
@@ -724,12 +740,13 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
         Some(Value::Array(list)) => {
             for (i, e) in list.iter().enumerate() {
                 let at = format!("{}[{i}]", field("env"));
+                // `value` may be left out, as the kubelet allows (an empty value).
                 let ok = e.as_object().is_some_and(|e| {
                     e.get("name")
                         .and_then(Value::as_str)
                         .is_some_and(|n| !n.is_empty())
-                        && e.get("value").is_some_and(Value::is_string)
-                        && e.len() == 2
+                        && e.get("value").is_none_or(Value::is_string)
+                        && e.keys().all(|k| k == "name" || k == "value")
                 });
                 if !ok {
                     c.err(&at, "must be {name: <non-empty>, value: <string>}");
@@ -870,6 +887,11 @@ fn token_attributes(at: &str, value: &Value, c: &mut Check) -> Option<TokenAttri
                     let at = format!("{}[{i}]", field(name));
                     match v.as_str() {
                         None | Some("") => c.err(&at, "must be a non-empty string"),
+                        Some(k) if !is_qualified_name(&k.to_ascii_lowercase()) => c.err(
+                            &at,
+                            "not a qualified name ([prefix/]name, as annotation keys are), \
+                             which the kubelet refuses",
+                        ),
                         Some(k) => match out.iter().find(|(_, o)| o == k) {
                             Some((j, _)) => c.err(&at, &format!("the same key as [{j}]")),
                             None => out.push((i, k.to_string())),
@@ -903,6 +925,38 @@ fn token_attributes(at: &str, value: &Value, c: &mut Check) -> Option<TokenAttri
         }
     }
     Some(TokenAttributes { cache_type })
+}
+
+/// Kubernetes' `IsQualifiedName`: an optional DNS subdomain prefix and `/`, then a name of at
+/// most 63 characters of letters, digits, `-`, `_` and `.`, starting and ending with a letter
+/// or digit.
+fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let alnum = |b: &u8| b.is_ascii_alphanumeric();
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.as_bytes().first().is_some_and(alnum)
+        && name.as_bytes().last().is_some_and(alnum)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && label.as_bytes().first().is_some_and(alnum)
+                    && label.as_bytes().last().is_some_and(alnum)
+            })
+    });
+    name_ok && prefix_ok
 }
 
 /// Whether each provider's binary is in the kubelet's bin dir (the name is the file's; the

@@ -64,6 +64,10 @@ fn each_broken_kubelet_config_is_named_by_its_field() {
         (variant("  - name: pullcred\n", "  - name: \"\"\n"), "providers[0].name: empty"),
         (variant("  - name: pullcred\n", "  - name: /usr/bin/pullcred\n"), "providers[0].name: a path: it must be the file name"),
         (variant("    apiVersion: credentialprovider.kubelet.k8s.io/v1\n", ""), "providers[0].apiVersion: missing"),
+        (variant("  - name: pullcred\n", "  - name: pull cred\n"), "providers[0].name: has a space, which the kubelet refuses"),
+        ("apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n".into(), "providers: none at all: the kubelet requires at least one"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n      optionalServiceAccountAnnotationKeys: [\"a b/c\"]\n"), "providers[0].tokenAttributes.optionalServiceAccountAnnotationKeys[0]: not a qualified name"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n      optionalServiceAccountAnnotationKeys: [\"x/y/z\"]\n"), "providers[0].tokenAttributes.optionalServiceAccountAnnotationKeys[0]: not a qualified name"),
         (format!("{GOOD}  - name: pullcred\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"other.example.com\"]\n    defaultCacheDuration: \"5m\"\n"), "providers[1].name: defined more than once: first at providers[0].name at line 4"),
         (variant("    matchImages: [\"registry.example.com\"]\n", ""), "providers[0].matchImages: missing"),
         (variant("[\"registry.example.com\"]", "[]"), "providers[0].matchImages: empty"),
@@ -398,6 +402,39 @@ fn fields_follow_the_kubelet_version() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stdout.contains("directories from 1.34"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// What the kubelet accepts, pullcred accepts: a backslash in a provider's name (a file
+/// name's on Linux), an `env` entry without `value`, upper case in an annotation key (checked
+/// lower-cased), and a subdirectory in a config directory (skipped, as the kubelet skips it).
+#[test]
+fn what_the_kubelet_accepts_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{GOOD}    env:\n      - name: HTTPS_PROXY\n    tokenAttributes:\n      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: ServiceAccount\n      optionalServiceAccountAnnotationKeys: [\"Example.COM/Role\"]\n  - name: 'pull\\\\cred'\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"other.example.com\"]\n    defaultCacheDuration: \"5m\"\n"
+    );
+    let out = check(dir.path(), RULES, &yaml, &[]);
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("error: ")),
+        "{}",
+        out.stdout
+    );
+    let d = dir.path().join("kubelet.d");
+    fs::create_dir_all(d.join("sub.yaml")).unwrap();
+    fs::write(d.join("a.yaml"), GOOD).unwrap();
+    let out = run(
+        pullcred(dir.path())
+            .args(["config", "check"])
+            .arg(dir.path().join("config.toml"))
+            .arg("--kubelet")
+            .arg(&d),
+        b"",
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("error: ")),
         "{}",
         out.stdout
     );
