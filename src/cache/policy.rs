@@ -209,14 +209,6 @@ impl Keys {
         }
     }
 
-    /// The registry's key alone, for a hit: the repository's is hashed only under a marker.
-    fn registry_only(source: &dyn Spec, req: &MintRequest<'_>) -> Self {
-        Keys {
-            registry: key_of(source, req, false),
-            repository: None,
-        }
-    }
-
     /// The key to read and mint under: the repository's when the registry's holds a valid
     /// marker, else the registry's.
     fn resolve(&self, cache: Option<&Cache>, req: &MintRequest<'_>) -> &Key {
@@ -245,8 +237,8 @@ impl Keys {
 pub fn lookup(source: &dyn Spec, req: &MintRequest<'_>, cache: &Cache) -> Option<Entry> {
     let now = req.env.now();
     let usable = |e: &Entry| e.mint_host.eq_ignore_ascii_case(req.mint_host) && e.is_fresh(now);
-    let keys = Keys::registry_only(source, req);
-    let entry = cache.read(&keys.registry).filter(usable)?;
+    // The registry's key first; the repository's is hashed only under a marker.
+    let entry = cache.read(&key_of(source, req, false)).filter(usable)?;
     if !(source.keyed_by_repository() && entry.scope.per_image) {
         return Some(entry);
     }
