@@ -2,14 +2,23 @@
 # Installs pullcred on a node and wires it into the kubelet, for the node's flavour:
 #   kubeadm   KUBELET_EXTRA_ARGS in /etc/default/kubelet or /etc/sysconfig/kubelet
 #   systemd   a kubelet.service drop-in setting KUBELET_EXTRA_ARGS
-#   eks       EKS AL2023 (nodeadm): the binary and provider in /etc/eks/image-credential-provider
-#             (merged with the ECR provider there), the flags in a NodeConfig in /etc/eks/nodeadm.d
+#   eks       EKS AL2023 (nodeadm): the binaries in /etc/eks/image-credential-provider, the
+#             provider config in a file of pullcred's own (nodeadm rewrites its config.json
+#             at every boot): pullcred's providers, then nodeadm's ECR provider unless
+#             pullcred's rules route every ECR host it names; the flags in a NodeConfig in
+#             /etc/eks/nodeadm.d
 #   k3s, rke2 kubelet-arg entries in /etc/rancher/{k3s,rke2}/config.yaml.d
 #   bottlerocket, unknown: prints what to set, writes nothing, exits 1 (0 with --print-only)
 #
 #   install/install.sh [--flavor F] [--binary PATH] [--config FILE | --example NAME]
 #                      [--prefix DIR] [--bin-dir DIR] [--provider-config FILE]
+#                      [--kubelet-version X.Y]
 #                      [--dry-run] [--force] [--restart] [--print-only]
+#
+# The provider config carries exactly the fields the node's kubelet has (1.33 has no
+# cacheType, say): its version is --kubelet-version, else what the flavour's own kubelet
+# binary prints for --version (/usr/bin/kubelet; k3s, RKE2: theirs), and only one of root's
+# that no one else may write, never one found on PATH; else the newest, with a note.
 #
 # It writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME unless one
 # exists; the kubelet's CredentialProviderConfig from `pullcred kubelet-config` (an existing
@@ -41,6 +50,7 @@ config_src=""
 prefix=/usr/local
 bin_dir=""
 provider_config=""
+kubelet_version=""
 dry_run=0
 force=0
 restart=0
@@ -71,6 +81,7 @@ while [ $# -gt 0 ]; do
     --prefix) prefix=$2; shift 2 ;;
     --bin-dir) bin_dir=$2; shift 2 ;;
     --provider-config) provider_config=$2; shift 2 ;;
+    --kubelet-version) kubelet_version=$2; shift 2 ;;
     --dry-run) dry_run=1; shift ;;
     --force) force=1; shift ;;
     --restart) restart=1; shift ;;
@@ -127,7 +138,7 @@ case $flavor in
     service=kubelet ;;
   eks)
     default_bin_dir=/etc/eks/image-credential-provider
-    default_provider_config=/etc/eks/image-credential-provider/config.json
+    default_provider_config=/etc/pullcred/kubelet-credential-providers.json
     service=kubelet ;;
   k3s | rke2)
     default_bin_dir=/var/lib/rancher/credentialprovider/bin
@@ -165,7 +176,42 @@ for option in "--bin-dir $bin_dir" "--provider-config $provider_config"; do
       die "$option: the kubelet gets its flags on a $flavor node in one environment variable, split at whitespace; choose a path without spaces" 2 ;;
   esac
 done
+# nodeadm writes its provider config whenever it configures the node: pullcred's own file
+# carries its ECR provider instead.
+nodeadm_config=/etc/eks/image-credential-provider/config.json
+if [ "$flavor" = eks ] && [ "$provider_config" = "$nodeadm_config" ]; then
+  die "--provider-config $nodeadm_config: nodeadm rewrites it at every boot, dropping pullcred's providers; leave the default (a file of pullcred's own that carries nodeadm's ECR provider too)" 2
+fi
 flags="--image-credential-provider-config=$provider_config --image-credential-provider-bin-dir=$bin_dir"
+
+# The node's kubelet version: from the flavour's own kubelet binary unless named.
+kubelet_version_from="--kubelet-version"
+if [ -z "$kubelet_version" ]; then
+  kubelet_version_from=""
+  case $flavor in
+    k3s) candidates="/usr/local/bin/k3s /usr/bin/k3s" ;;
+    rke2) candidates="/var/lib/rancher/rke2/bin/kubelet" ;;
+    *) candidates="/usr/bin/kubelet /usr/local/bin/kubelet" ;;
+  esac
+  for b in $candidates; do
+    p=$root$b
+    if [ -f "$p" ] && [ ! -L "$p" ] && [ -x "$p" ] &&
+      [ -z "$(find "$p" -prune \( ! -user 0 -o -perm -0002 -o -perm -0020 \) -print)" ]; then
+      v=$(timeout 5 "$p" --version < /dev/null 2> /dev/null | tr ' ' '\n' |
+        sed -n 's/^v\(1\.[0-9][0-9]*\)\..*/\1/p' | head -n 1) || v=""
+      if [ -n "$v" ]; then
+        kubelet_version=$v
+        kubelet_version_from="$b --version"
+        break
+      fi
+    fi
+  done
+fi
+if [ -n "$kubelet_version" ]; then
+  echo "install.sh: writing for the kubelet of Kubernetes $kubelet_version ($kubelet_version_from)"
+else
+  echo "install.sh: the kubelet's version is unknown (no kubelet binary of root's answered --version): writing for the newest pullcred knows; name it with --kubelet-version X.Y" >&2
+fi
 
 work=$(mktemp -d)
 staged=""
@@ -182,7 +228,9 @@ merge=""
 kubelet_config() {
   set --
   if [ -n "$gen_src" ]; then set -- "$gen_src"; fi
+  if [ -n "$kubelet_version" ]; then set -- "$@" --kubelet-version "$kubelet_version"; fi
   if [ -n "$merge" ]; then set -- "$@" --merge "$merge"; fi
+  if [ -n "$merge" ] && [ "$flavor" = eks ]; then set -- "$@" --drop-covered; fi
   "$binary" kubelet-config "$@"
 }
 
@@ -393,8 +441,17 @@ steps() {
   fi
 
   # 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
+  # On EKS, a file of pullcred's own: pullcred's providers, then those of nodeadm's file
+  # (as nodeadm wrote it), less any that pullcred's providers route wholly.
   merge=""
-  original "$provider_config" > "$work/provider.orig"
+  if [ "$flavor" = eks ]; then
+    trusted_dir "$(dirname "$nodeadm_config")"
+    original "$nodeadm_config" > "$work/provider.orig"
+    how=whole
+  else
+    original "$provider_config" > "$work/provider.orig"
+    how=merge
+  fi
   if [ -s "$work/provider.orig" ]; then
     case $provider_config in
       *.json) merge=$work/provider.json ;;
@@ -403,7 +460,7 @@ steps() {
     cp "$work/provider.orig" "$merge"
   fi
   kubelet_config > "$work/provider"
-  put "$provider_config" 0644 "$work/provider" merge text
+  put "$provider_config" 0644 "$work/provider" "$how" text
   # A provider per token audience is the front under another name (pullcred-ecr, …).
   sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
     "$work/provider" > "$work/names"

@@ -67,6 +67,9 @@ enum Command {
         /// Read the node's files under this root instead of / (a chroot, a test's tree)
         #[arg(long, value_name = "DIR", default_value = "/", hide = true)]
         root: PathBuf,
+        /// The Kubernetes version of the node's kubelet [default: what its binary says]
+        #[arg(long, value_name = "X.Y", value_parser = crate::kubelet::KubeletVersion::parse)]
+        kubelet_version: Option<crate::kubelet::KubeletVersion>,
     },
     /// Print a kubelet CredentialProviderConfig routing exactly what the rules serve
     KubeletConfig {
@@ -76,6 +79,10 @@ enum Command {
         /// its pullcred providers replaced (JSON stays JSON)
         #[arg(long, value_name = "FILE")]
         merge: Option<PathBuf>,
+        /// With --merge: leave out each other provider whose every matchImages entry
+        /// pullcred's providers route too (the kubelet would exec both for those pulls)
+        #[arg(long, requires = "merge")]
+        drop_covered: bool,
         /// The Kubernetes version of the node's kubelet (1.26 or later): only the fields it
         /// has are written [default: the newest pullcred knows]
         #[arg(long, value_name = "X.Y", value_parser = crate::kubelet::KubeletVersion::parse)]
@@ -207,6 +214,7 @@ impl Cli {
                 images,
                 no_cache,
                 root,
+                kubelet_version,
             }) => {
                 let explicit = self.config.clone().or_else(|| {
                     let under = root.join(DEFAULT_CONFIG_PATH.trim_start_matches('/'));
@@ -229,6 +237,7 @@ impl Cli {
                     cache_dir,
                     no_cache,
                     images,
+                    kubelet_version,
                 }
                 .run();
                 print(
@@ -246,6 +255,7 @@ impl Cli {
             Some(Command::KubeletConfig {
                 file,
                 merge,
+                drop_covered,
                 kubelet_version,
             }) => {
                 let config = Config::load(file.as_deref().or(self.config.as_deref()), env.uid())?;
@@ -260,7 +270,10 @@ impl Cli {
                         // Bounded and never blocking: a FIFO or /dev/zero is refused.
                         let text = crate::kubelet::read_config(&path).map_err(bad)?;
                         let json = path.extension().is_some_and(|e| e == "json");
-                        print(&crate::kubelet::merge(&config, &text, json, version).map_err(bad)?)
+                        print(
+                            &crate::kubelet::merge(&config, &text, json, version, drop_covered)
+                                .map_err(bad)?,
+                        )
                     }
                 }
             }

@@ -16,14 +16,14 @@ use crate::kubelet_match::KubeletUrl;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::app;
 use crate::cache::Cache;
 use crate::config::{Config, Origin};
 use crate::env::Env;
 use crate::image::ImageRef;
-use crate::kubelet::{self, Severity};
+use crate::kubelet::{self, KubeletVersion, Severity};
 use crate::protocol::{ApiVersion, Request, go_duration};
 
 const CONFIG_FLAG: &str = "image-credential-provider-config";
@@ -38,6 +38,18 @@ const UNIT_CGROUPS: &[&str] = &[
     "sys/fs/cgroup/system.slice/kubelet.service/cgroup.procs",
     "sys/fs/cgroup/systemd/system.slice/kubelet.service/cgroup.procs",
 ];
+/// Where each flavour keeps the kubelet (or, for k3s, the binary that embeds it), asked
+/// for its version when no kubelet runs.
+const KUBELET_BINARIES: &[&str] = &[
+    "usr/bin/kubelet",
+    "usr/local/bin/kubelet",
+    "var/lib/rancher/rke2/bin/kubelet",
+    "usr/local/bin/k3s",
+];
+/// How long a kubelet binary may take to say its version.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+/// The provider config nodeadm (EKS AL2023) writes whenever it configures the node.
+const NODEADM_PROVIDER_CONFIG: &str = "/etc/eks/image-credential-provider/config.json";
 /// Flag files and `/proc` entries larger than this are not read further.
 const MAX_READ_BYTES: u64 = 1 << 20;
 /// Files where each flavour sets the kubelet's flags (see install/install.sh).
@@ -91,6 +103,17 @@ pub struct Doctor<'a> {
     /// Answer without reading or writing the cache.
     pub no_cache: bool,
     pub images: Vec<String>,
+    /// The node's kubelet version as the operator names it; else its binary says.
+    pub kubelet_version: Option<KubeletVersion>,
+}
+
+/// The running kubelet doctor believes: its pid, its argv, and the executable to ask its
+/// version (`/proc/<pid>/exe` itself under the real root).
+struct Running {
+    pid: u32,
+    args: Vec<String>,
+    exe: PathBuf,
+    shown: String,
 }
 
 impl Doctor<'_> {
@@ -99,9 +122,13 @@ impl Doctor<'_> {
             lines: Vec::new(),
             failures: 0,
         };
-        let flags = self.kubelet_flags(&mut r);
+        let running = self.running_kubelet(&mut r);
+        let flags = self.kubelet_flags(running.as_ref(), &mut r);
+        let version = self.kubelet_version(running.as_ref(), &mut r);
         let providers = match &flags {
-            Some((config, bin_dir)) => self.kubelet_config(config, bin_dir, &mut r),
+            Some((config, bin_dir)) => {
+                self.kubelet_config(config, bin_dir, version, running.as_ref(), &mut r)
+            }
             None => Vec::new(),
         };
         match &self.config {
@@ -152,7 +179,7 @@ impl Doctor<'_> {
     /// The argv of the running kubelet doctor believes: the kubelet unit's, else the first
     /// (by pid) process called `kubelet` that [`Doctor::judge`] passes. Each process called
     /// `kubelet` that does not pass gets a `warn` saying why, and nothing of its arguments.
-    fn running_kubelet(&self, r: &mut Report) -> Option<Vec<String>> {
+    fn running_kubelet(&self, r: &mut Report) -> Option<Running> {
         let proc_dir = self.root.join("proc");
         let mut unit: Vec<u32> = Vec::new();
         for rel in UNIT_CGROUPS {
@@ -190,7 +217,14 @@ impl Doctor<'_> {
                 continue;
             }
             match self.judge(&dir) {
-                Ok(()) => return Some(args),
+                Ok((exe, shown)) => {
+                    return Some(Running {
+                        pid,
+                        args,
+                        exe,
+                        shown,
+                    });
+                }
                 Err(why) => r.add(
                     Status::Warn,
                     format!(
@@ -210,8 +244,9 @@ impl Doctor<'_> {
     /// fails the last. Under the real root the `exe` link is followed by the kernel (it
     /// names the file even in another mount namespace); under a fake root its target is
     /// looked up under that root, not followed. `Err` says why not, naming no file the
-    /// process's arguments name.
-    fn judge(&self, dir: &Path) -> Result<(), String> {
+    /// process's arguments name. `Ok`: the executable to run (to ask its version) and its
+    /// name on the node.
+    fn judge(&self, dir: &Path) -> Result<(PathBuf, String), String> {
         let status = read_small(&dir.join("status")).map_err(|_| "no readable status")?;
         let uids: Vec<u32> = status
             .lines()
@@ -243,10 +278,15 @@ impl Doctor<'_> {
                 "its executable {shown} was deleted or replaced since it started"
             ));
         }
-        let meta = if self.root == Path::new("/") {
-            std::fs::metadata(&link)
+        let exe = if self.root == Path::new("/") {
+            link.clone()
         } else {
-            std::fs::symlink_metadata(self.under(&target))
+            self.under(&target)
+        };
+        let meta = if self.root == Path::new("/") {
+            std::fs::metadata(&exe)
+        } else {
+            std::fs::symlink_metadata(&exe)
         }
         .map_err(|e| format!("its executable {shown} cannot be read: {e}"))?;
         if !meta.is_file() {
@@ -260,13 +300,188 @@ impl Doctor<'_> {
         if target.file_name().is_none_or(|n| n != "kubelet") {
             return Err(format!("its executable {shown} is not named kubelet"));
         }
-        Ok(())
+        Ok((exe, shown.to_string()))
+    }
+
+    /// The node's kubelet version: as the operator names it, else as the running kubelet's
+    /// executable says (`--version`), else as the flavour's kubelet binary says (root's and
+    /// writable by no one else; never a program found on `PATH`), else the newest, with a
+    /// `warn`.
+    fn kubelet_version(&self, running: Option<&Running>, r: &mut Report) -> KubeletVersion {
+        if let Some(v) = self.kubelet_version {
+            r.add(
+                Status::Ok,
+                format!("kubelet version {v} (--kubelet-version)"),
+            );
+            return v;
+        }
+        let mut candidates: Vec<(PathBuf, String)> = Vec::new();
+        match running {
+            Some(k) => {
+                candidates.push((k.exe.clone(), format!("the running kubelet's {}", k.shown)))
+            }
+            None => {
+                for rel in KUBELET_BINARIES {
+                    let path = self.root.join(rel);
+                    match self.trusted(&path) {
+                        Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => {
+                            candidates.push((path, format!("/{rel}")))
+                        }
+                        Ok(_) | Err(None) => {}
+                        Err(Some(why)) => r.add(Status::Warn, format!("/{rel}: {why}: not run")),
+                    }
+                }
+            }
+        }
+        for (path, shown) in candidates {
+            match version_of(&path) {
+                Ok(v) => {
+                    r.add(
+                        Status::Ok,
+                        format!(
+                            "kubelet version {v} ({shown} --version): its provider config is checked as that version reads it"
+                        ),
+                    );
+                    return v;
+                }
+                Err(why) => r.add(
+                    Status::Warn,
+                    format!("kubelet version: {shown} --version: {why}"),
+                ),
+            }
+        }
+        let newest = KubeletVersion::NEWEST;
+        r.add(
+            Status::Warn,
+            format!(
+                "kubelet version unknown: its provider config is checked as the kubelet of Kubernetes {newest} reads it; name the node's with --kubelet-version"
+            ),
+        );
+        newest
+    }
+
+    /// When the running kubelet started: `/proc/<pid>/stat`'s start time (clock ticks
+    /// after boot) after `/proc/stat`'s boot time.
+    fn started(&self, pid: u32) -> Option<SystemTime> {
+        let stat = read_small(&self.root.join(format!("proc/{pid}/stat"))).ok()?;
+        // The command name may hold spaces and parentheses: fields start after the last `)`.
+        let after = &stat[stat.rfind(')')? + 1..];
+        // The 22nd field, the 20th after the name.
+        let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+        let boot: u64 = read_small(&self.root.join("proc/stat"))
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        let per_second = rustix::param::clock_ticks_per_second().max(1);
+        let since_boot = Duration::from_secs(ticks / per_second)
+            + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second);
+        Some(UNIX_EPOCH + Duration::from_secs(boot) + since_boot)
+    }
+
+    /// The kubelet reads its provider config when it starts, never after: a file (or a
+    /// directory's entry, or the directory itself) changed since then is not what it runs.
+    fn read_since_start(
+        &self,
+        config: &Path,
+        config_path: &Path,
+        running: &Running,
+        r: &mut Report,
+    ) {
+        let Some(start) = self.started(running.pid) else {
+            r.add(
+                Status::Warn,
+                format!(
+                    "kubelet config {}: the running kubelet's start time cannot be read: whether it has read this config is unknown",
+                    config.display()
+                ),
+            );
+            return;
+        };
+        let mut paths = vec![config_path.to_path_buf()];
+        if config_path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(config_path)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            entries.sort();
+            paths.extend(entries);
+        }
+        for path in paths {
+            let Ok(m) = std::fs::metadata(&path) else {
+                continue;
+            };
+            // The later of the content's change and the inode's (a file renamed into place
+            // keeps an older mtime; only root can set either back).
+            let changed = [m.modified().ok(), changed_at(&m)]
+                .into_iter()
+                .flatten()
+                .max();
+            if changed.is_some_and(|c| c > start) {
+                r.add(
+                    Status::Fail,
+                    format!(
+                        "kubelet config {}: changed after the running kubelet started, and the kubelet reads it only when it starts: restart the kubelet",
+                        self.node_path(&path).display()
+                    ),
+                );
+                return;
+            }
+        }
+    }
+
+    /// The bin dir, pullcred's binaries in it, and the provider config (a directory's
+    /// entries too): the kubelet runs the binaries as root and believes the config, so each
+    /// is root's and writable by no one else.
+    fn owned_by_root(
+        &self,
+        config_path: &Path,
+        bin_path: &Path,
+        providers: &[kubelet::Provider],
+        r: &mut Report,
+    ) {
+        let mut paths = vec![bin_path.to_path_buf()];
+        let mut names: Vec<&str> = providers
+            .iter()
+            .map(|p| p.name.as_str())
+            .filter(|n| n.starts_with("pullcred") && !n.contains('/'))
+            .collect();
+        names.push("pullcred-mint");
+        names.dedup();
+        paths.extend(names.iter().map(|n| bin_path.join(n)));
+        paths.push(config_path.to_path_buf());
+        if config_path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(config_path)
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            entries.sort();
+            paths.extend(entries);
+        }
+        for path in paths {
+            if let Err(Some(why)) = self.trusted(&path) {
+                r.add(
+                    Status::Fail,
+                    format!(
+                        "{}: {why}: the kubelet runs pullcred as root from what is there; chown root and chmod go-w it",
+                        self.node_path(&path).display()
+                    ),
+                );
+            }
+        }
     }
 
     /// The two flags, from the running kubelet, else from the flavour's files.
-    fn kubelet_flags(&self, r: &mut Report) -> Option<(PathBuf, PathBuf)> {
-        let (found, from) = match self.running_kubelet(r) {
-            Some(args) => (flags_in(&args.join(" ")), "the running kubelet".to_string()),
+    fn kubelet_flags(
+        &self,
+        running: Option<&Running>,
+        r: &mut Report,
+    ) -> Option<(PathBuf, PathBuf)> {
+        let (found, from) = match running {
+            Some(k) => (
+                flags_in(&k.args.join(" ")),
+                "the running kubelet".to_string(),
+            ),
             None => {
                 let mut text = String::new();
                 let mut seen = Vec::new();
@@ -349,6 +564,8 @@ impl Doctor<'_> {
         &self,
         config: &Path,
         bin_dir: &Path,
+        version: KubeletVersion,
+        running: Option<&Running>,
         r: &mut Report,
     ) -> Vec<kubelet::Provider> {
         let (config_path, bin_path) = (self.under(config), self.under(bin_dir));
@@ -363,9 +580,7 @@ impl Doctor<'_> {
         } else {
             r.add(Status::Ok, format!("bin dir {}", bin_dir.display()));
         }
-        // The node's own version is not read yet: checked as the newest kubelet has it.
-        let (providers, mut findings) =
-            kubelet::load(&config_path, kubelet::KubeletVersion::NEWEST);
+        let (providers, mut findings) = kubelet::load(&config_path, version);
         if bin_path.is_dir() {
             findings.extend(kubelet::check_bin_dir(&providers, &bin_path));
         }
@@ -389,20 +604,43 @@ impl Doctor<'_> {
             };
             r.add(status, format!("kubelet config {}", shown.text()));
         }
-        if findings.iter().all(|f| f.severity != Severity::Error) {
-            // Counted, not named: the names are the file's text.
-            let ours = providers
-                .iter()
-                .filter(|p| p.name.starts_with("pullcred"))
-                .count();
+        // Counted, not named: the names are the file's text.
+        let ours = providers
+            .iter()
+            .filter(|p| p.name.starts_with("pullcred"))
+            .count();
+        if ours == 0 && !providers.is_empty() {
+            let why = if config == Path::new(NODEADM_PROVIDER_CONFIG) {
+                "nodeadm rewrites this file whenever it configures the node (each boot), dropping \
+                 providers merged into it; run install/install.sh, which points the kubelet at a \
+                 file of pullcred's own"
+            } else {
+                "the kubelet never asks pullcred; run install/install.sh (or pullcred kubelet-config)"
+            };
+            r.add(
+                Status::Fail,
+                format!(
+                    "kubelet config {}: no pullcred provider: {why}",
+                    config.display()
+                ),
+            );
+        } else if findings.iter().all(|f| f.severity != Severity::Error) {
             r.add(
                 Status::Ok,
                 format!(
-                    "kubelet config {}: {} provider(s), {ours} of them pullcred's",
+                    "kubelet config {}: {} provider(s), {ours} of them pullcred's, as the kubelet of Kubernetes {version} reads it",
                     config.display(),
                     providers.len()
                 ),
             );
+        }
+        if bin_path.is_dir() {
+            self.owned_by_root(&config_path, &bin_path, &providers, r);
+        }
+        if let Some(k) = running
+            && config_path.exists()
+        {
+            self.read_since_start(config, &config_path, k, r);
         }
         providers
     }
@@ -522,6 +760,52 @@ impl Doctor<'_> {
     }
 }
 
+/// What `path --version` says the Kubernetes version is (`Kubernetes v1.33.2`, k3s's
+/// `k3s version v1.33.1+k3s1 (…)`), run without the caller's environment, its output
+/// bounded, for at most [`VERSION_TIMEOUT`].
+fn version_of(path: &Path) -> Result<KubeletVersion, String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(path)
+        .arg("--version")
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run: {e}"))?;
+    let until = Instant::now() + VERSION_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer within {}s", VERSION_TIMEOUT.as_secs()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        // A child of its own could hold the pipe open: read what is there, never wait.
+        let _ = rustix::fs::fcntl_setfl(&stdout, rustix::fs::OFlags::NONBLOCK);
+        let _ = stdout.take(4096).read_to_end(&mut out);
+    }
+    let out = String::from_utf8_lossy(&out);
+    out.split_whitespace()
+        .filter(|w| w.starts_with("v1."))
+        .find_map(|w| KubeletVersion::parse(w.split('+').next().unwrap_or(w)).ok())
+        .ok_or_else(|| "no Kubernetes version (1.26 or later) in what it printed".to_string())
+}
+
+/// When a file's inode last changed (`ctime`).
+fn changed_at(m: &std::fs::Metadata) -> Option<SystemTime> {
+    let secs = u64::try_from(m.ctime()).ok()?;
+    let nanos = u32::try_from(m.ctime_nsec()).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
 /// The argv in `dir/cmdline` (a `/proc/<pid>`), if any.
 fn cmdline(dir: &Path) -> Option<Vec<String>> {
     let raw = read_small(&dir.join("cmdline")).ok()?;
@@ -610,6 +894,7 @@ mod tests {
                 cache_dir: None,
                 no_cache: true,
                 images: Vec::new(),
+                kubelet_version: None,
             };
             assert_eq!(doctor.node_path(Path::new(path)), Path::new(want), "{root}");
         }

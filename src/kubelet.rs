@@ -510,6 +510,8 @@ struct Check<'a> {
     lines: Arc<Lines>,
     findings: &'a mut Vec<Finding>,
     version: KubeletVersion,
+    /// The file's own `apiVersion`, when it is one the kubelet knows.
+    file_api: Option<&'static str>,
 }
 
 impl Check<'_> {
@@ -551,6 +553,7 @@ fn parse_file(
         lines: Arc::new(Lines::of(text)),
         findings,
         version,
+        file_api: None,
     };
     let Value::Object(top) = doc else {
         c.err("", "not a mapping");
@@ -558,7 +561,9 @@ fn parse_file(
     };
     unknown_fields(&top, &["apiVersion", "kind", "providers"], "", &mut c);
     match top.get("apiVersion").and_then(Value::as_str) {
-        Some(v) if CONFIG_VERSIONS.contains(&v) => {}
+        Some(v) if CONFIG_VERSIONS.contains(&v) => {
+            c.file_api = CONFIG_VERSIONS.iter().find(|k| **k == v).copied();
+        }
         Some(_) => c.err(
             "apiVersion",
             &format!("not one of {}", CONFIG_VERSIONS.join(", ")),
@@ -762,6 +767,18 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
             c.err(
                 &field("tokenAttributes"),
                 &format!("unknown to the kubelet of Kubernetes {v} (it has it from 1.33)"),
+            );
+            None
+        }
+        Some(_) if c.file_api.is_some_and(|f| f != CONFIG_VERSIONS[0]) => {
+            let f = c.file_api.unwrap_or_default();
+            c.err(
+                &field("tokenAttributes"),
+                &format!(
+                    "unknown to {f} (the kubelet decodes it strictly): tokenAttributes needs a \
+                     file of apiVersion {}",
+                    CONFIG_VERSIONS[0]
+                ),
             );
             None
         }
@@ -1231,13 +1248,17 @@ pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, Stri
 }
 
 /// `existing` (a kubelet config's text) with its pullcred providers replaced by those
-/// `config` needs; every other provider is kept as it was. JSON in, JSON out (EKS keeps
-/// its provider config as JSON); YAML otherwise.
+/// `config` needs, placed first; every other provider is kept as it was, after them. With
+/// `drop_covered`, a kept provider whose every `matchImages` entry pullcred's providers
+/// route (as the kubelet matches) is left out: the kubelet would exec both for each such
+/// pull (EKS's ECR provider when pullcred's rules serve the ECR hosts). JSON in, JSON out
+/// (EKS keeps its provider config as JSON); YAML otherwise.
 pub fn merge(
     config: &Config,
     existing: &str,
     json: bool,
     version: KubeletVersion,
+    drop_covered: bool,
 ) -> Result<String, String> {
     let mut doc: Value = serde_saphyr::from_str(existing).map_err(|e| match syntax_error(&e) {
         (Some(line), why) => format!("line {line}: {why}"),
@@ -1246,28 +1267,50 @@ pub fn merge(
     let Value::Object(top) = &mut doc else {
         return Err("not a mapping".into());
     };
-    let kept: Vec<Value> = match top.get("providers") {
-        None => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter(|p| {
-                !p.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| n.starts_with(OUR_PREFIX))
-            })
-            .cloned()
-            .collect(),
-        Some(_) => return Err("providers is not a list".into()),
-    };
-    let ours = match serde_saphyr::from_str::<Value>(&generate(config, version)?) {
+    let mut providers = match serde_saphyr::from_str::<Value>(&generate(config, version)?) {
         Ok(Value::Object(mut g)) => match g.remove("providers") {
             Some(Value::Array(list)) => list,
             _ => Vec::new(),
         },
         _ => Vec::new(),
     };
-    let mut providers = kept;
-    providers.extend(ours);
+    let routes: Vec<KubeletUrl> = providers
+        .iter()
+        .flat_map(|p| {
+            p.get("matchImages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|m| KubeletUrl::parse(m.as_str()?).ok())
+        .collect();
+    let covered = |p: &Value| {
+        p.get("matchImages")
+            .and_then(Value::as_array)
+            .is_some_and(|list| {
+                !list.is_empty()
+                    && list.iter().all(|m| {
+                        // A glob entry is covered by an equal or wider one: `*` matches `*`.
+                        m.as_str()
+                            .and_then(|m| KubeletUrl::parse(m).ok())
+                            .is_some_and(|target| routes.iter().any(|r| r.matches(&target)))
+                    })
+            })
+    };
+    match top.get("providers") {
+        None => {}
+        Some(Value::Array(list)) => providers.extend(
+            list.iter()
+                .filter(|p| {
+                    !p.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| n.starts_with(OUR_PREFIX))
+                })
+                .filter(|p| !(drop_covered && covered(p)))
+                .cloned(),
+        ),
+        Some(_) => return Err("providers is not a list".into()),
+    }
     top.insert("providers".into(), providers.into());
     top.entry("apiVersion")
         .or_insert_with(|| CONFIG_VERSIONS[0].into());

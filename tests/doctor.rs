@@ -63,6 +63,12 @@ pub(crate) fn process(root: &Path, pid: u32, uid: u32, exe: Option<&str>, argv: 
     }
     fs::write(dir.join("cmdline"), cmdline).unwrap();
     let name = Path::new(argv[0]).file_name().unwrap().to_string_lossy();
+    // Started at boot (0 ticks after it): /proc/stat's btime says when that was.
+    fs::write(
+        dir.join("stat"),
+        format!("{pid} ({name}) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 0 1000 10\n"),
+    )
+    .unwrap();
     fs::write(
         dir.join("status"),
         format!(
@@ -73,21 +79,44 @@ pub(crate) fn process(root: &Path, pid: u32, uid: u32, exe: Option<&str>, argv: 
     if let Some(exe) = exe {
         std::os::unix::fs::symlink(exe, dir.join("exe")).unwrap();
     }
-    for entry in ["", "cmdline", "status", "exe"] {
+    for entry in ["", "cmdline", "status", "stat", "exe"] {
         let _ = std::os::unix::fs::lchown(dir.join(entry), Some(uid), Some(uid));
     }
 }
 
-/// The kubelet's executable, root's, at /usr/bin/kubelet in the root.
+/// The kubelet's executable, root's, at /usr/bin/kubelet in the root, saying it is 1.35
+/// (unless a test wrote another first).
 pub(crate) fn kubelet_binary(root: &Path) -> &'static str {
+    if !root.join("usr/bin/kubelet").exists() {
+        kubelet_binary_saying(root, "Kubernetes v1.35.0");
+    }
+    "/usr/bin/kubelet"
+}
+
+/// The kubelet's executable at /usr/bin/kubelet, printing `version` for `--version` as
+/// the kubelet does.
+pub(crate) fn kubelet_binary_saying(root: &Path, version: &str) {
     fs::create_dir_all(root.join("usr/bin")).unwrap();
-    fs::write(root.join("usr/bin/kubelet"), "#!/bin/sh\n").unwrap();
+    fs::write(
+        root.join("usr/bin/kubelet"),
+        format!("#!/bin/sh\n[ \"$1\" = --version ] && echo '{version}'\n"),
+    )
+    .unwrap();
     fs::set_permissions(
         root.join("usr/bin/kubelet"),
         fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    "/usr/bin/kubelet"
+}
+
+/// The machine booted (and every fake process started) at `at`, as `/proc/stat` says.
+pub(crate) fn booted(root: &Path, at: std::time::SystemTime) {
+    let secs = at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    fs::write(
+        root.join("proc/stat"),
+        format!("cpu  1 2 3 4\nbtime {secs}\nprocesses 9\n"),
+    )
+    .unwrap();
 }
 
 /// A running kubelet (pid 4242, root's, from /usr/bin/kubelet) with `args` in the root's
@@ -104,6 +133,14 @@ pub(crate) fn kubelet_at(root: &Path, pid: u32, args: &[&str]) {
     process(root, pid, 0, Some(exe), &argv);
     // Another process, not the kubelet.
     process(root, 1, 0, None, &["/sbin/init"]);
+    // Started after everything the test wrote so far (a second on: start times are whole
+    // seconds here).
+    if !root.join("proc/stat").exists() {
+        booted(
+            root,
+            std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+        );
+    }
 }
 
 pub(crate) fn doctor(root: &Path, args: &[&str]) -> Run {
@@ -308,4 +345,171 @@ fn routing_is_predicted_as_the_kubelet_matches() {
         "FAIL image registry.example.com/other/app:1",
         "no pullcred provider's matchImages covers it",
     );
+}
+
+/// The kubelet version doctor checks the provider config for is the node's: what the
+/// running kubelet's executable says, else the flavour's kubelet binary (root's, writable
+/// by no one else), else the newest with a `warn`; each finding says which version it is for.
+#[test]
+fn the_provider_config_is_checked_for_the_nodes_kubelet_version() {
+    let root = node();
+    let r = root.path();
+    // A provider with 1.34's cacheType, on a 1.33 kubelet: the kubelet refuses to start.
+    let provider_config = r.join("etc/kubernetes/credential-provider-config.yaml");
+    let text = fs::read_to_string(&provider_config).unwrap();
+    fs::write(
+        &provider_config,
+        format!("{text}    tokenAttributes:\n      serviceAccountTokenAudience: a\n      requireServiceAccount: false\n      cacheType: ServiceAccount\n"),
+    )
+    .unwrap();
+    kubelet_binary_saying(r, "Kubernetes v1.33.2");
+    kubelet(r, &FLAGS);
+    let out = doctor(r, &["--no-cache"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    line(
+        &out,
+        "ok   kubelet version 1.33",
+        "(the running kubelet's /usr/bin/kubelet --version)",
+    );
+    line(
+        &out,
+        "FAIL kubelet config /etc/kubernetes/credential-provider-config.yaml",
+        "cacheType: unknown to the kubelet of Kubernetes 1.33",
+    );
+    // The same file on 1.35: valid.
+    kubelet_binary_saying(r, "Kubernetes v1.35.0");
+    let out = doctor(r, &["--no-cache"]);
+    assert!(!out.stdout.contains("cacheType"), "{}", out.stdout);
+    line(
+        &out,
+        "ok   kubelet config",
+        "as the kubelet of Kubernetes 1.35 reads it",
+    );
+    // Named by the operator.
+    let out = doctor(r, &["--no-cache", "--kubelet-version", "1.33"]);
+    line(&out, "ok   kubelet version 1.33 (--kubelet-version)", "");
+    line(
+        &out,
+        "FAIL kubelet config",
+        "cacheType: unknown to the kubelet of Kubernetes 1.33",
+    );
+
+    // No kubelet running: the flavour's binary; k3s's embeds the kubelet.
+    fs::remove_dir_all(r.join("proc")).unwrap();
+    kubelet_binary_saying(r, "Kubernetes v1.34.1");
+    let out = doctor(r, &["--no-cache"]);
+    line(
+        &out,
+        "ok   kubelet version 1.34 (/usr/bin/kubelet --version)",
+        "",
+    );
+    fs::remove_file(r.join("usr/bin/kubelet")).unwrap();
+    fs::create_dir_all(r.join("usr/local/bin")).unwrap();
+    fs::write(
+        r.join("usr/local/bin/k3s"),
+        "#!/bin/sh\necho 'k3s version v1.33.1+k3s1 (e8c7a4d3)'\necho 'go version go1.24.2'\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        r.join("usr/local/bin/k3s"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = doctor(r, &["--no-cache"]);
+    line(
+        &out,
+        "ok   kubelet version 1.33 (/usr/local/bin/k3s --version)",
+        "",
+    );
+    // One its group may write is not run; one that never answers is given up on.
+    fs::set_permissions(
+        r.join("usr/local/bin/k3s"),
+        fs::Permissions::from_mode(0o775),
+    )
+    .unwrap();
+    let out = doctor(r, &["--no-cache"]);
+    line(
+        &out,
+        "warn /usr/local/bin/k3s",
+        "writable by group or others (mode 0775): not run",
+    );
+    line(
+        &out,
+        "warn kubelet version unknown",
+        "checked as the kubelet of Kubernetes 1.35 reads it",
+    );
+    fs::write(r.join("usr/local/bin/k3s"), "#!/bin/sh\nexec sleep 60\n").unwrap();
+    fs::set_permissions(
+        r.join("usr/local/bin/k3s"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let out = doctor(r, &["--no-cache"]);
+    line(
+        &out,
+        "warn kubelet version: /usr/local/bin/k3s --version",
+        "no answer within 5s",
+    );
+}
+
+/// The kubelet reads its provider config when it starts: one changed since is not what it
+/// runs, and doctor says to restart it. The bin dir, pullcred's binaries and the provider
+/// config are what the kubelet runs as root and believes: each must be root's and writable
+/// by no one else.
+#[test]
+fn a_config_the_kubelet_has_not_read_and_files_others_may_write_are_named() {
+    let root = node();
+    let r = root.path();
+    kubelet(r, &FLAGS);
+    // The kubelet started an hour ago; the install wrote the config just now.
+    booted(
+        r,
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+    let out = doctor(r, &["--no-cache"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    line(
+        &out,
+        "FAIL kubelet config /etc/kubernetes/credential-provider-config.yaml: changed after the running kubelet started",
+        "restart the kubelet",
+    );
+    // Restarted: nothing to say.
+    booted(
+        r,
+        std::time::SystemTime::now() + std::time::Duration::from_secs(1),
+    );
+    let out = doctor(r, &["--no-cache"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("restart"), "{}", out.stdout);
+
+    let bin = r.join("usr/local/libexec/kubelet-credential-providers");
+    for (path, mode, owner) in [
+        (bin.clone(), 0o775, 0),
+        (bin.join("pullcred"), 0o755, 1000),
+        (bin.join("pullcred-mint"), 0o757, 0),
+        (
+            r.join("etc/kubernetes/credential-provider-config.yaml"),
+            0o664,
+            0,
+        ),
+    ] {
+        let meta = fs::metadata(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner), None).unwrap();
+        let out = doctor(r, &["--no-cache"]);
+        assert_eq!(out.code, Some(1), "{}: {out:?}", path.display());
+        let shown = format!("FAIL /{}: ", path.strip_prefix(r).unwrap().display());
+        let why = if owner != 0 {
+            "owned by uid 1000".to_string()
+        } else {
+            format!("writable by group or others (mode {mode:04o})")
+        };
+        line(
+            &out,
+            &format!("{shown}{why}"),
+            "chown root and chmod go-w it",
+        );
+        fs::set_permissions(&path, meta.permissions()).unwrap();
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+    }
 }

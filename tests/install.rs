@@ -281,63 +281,228 @@ fn plain_systemd_gets_a_drop_in() {
     assert!(out.contains("systemctl daemon-reload && systemctl restart kubelet"));
 }
 
-#[test]
-fn eks_merges_into_the_ecr_provider_config_and_adds_a_nodeconfig() {
-    let root = node("eks");
-    let r = root.path();
-    let before = snapshot(r);
-    let out = installed(r, &["--example", "everything"]);
-    assert!(out.contains("flavor eks"), "{out}");
-    let merged: serde_json::Value =
-        serde_json::from_str(&read(r, "/etc/eks/image-credential-provider/config.json")).unwrap();
-    let names: Vec<&str> = merged["providers"]
+/// The providers' names in a provider config's JSON, in order.
+fn provider_names(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["providers"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const EKS_PROVIDERS: &str = "/etc/pullcred/kubelet-credential-providers.json";
+const NODEADM_CONFIG: &str = "/etc/eks/image-credential-provider/config.json";
+
+/// nodeadm rewrites /etc/eks/image-credential-provider/config.json whenever it configures
+/// the node, so the kubelet is pointed (through a NodeConfig) at a file of pullcred's own:
+/// pullcred's providers first, then nodeadm's ECR provider, which is left out when
+/// pullcred's rules route every ECR host it names. nodeadm's file is never written, so its
+/// rewrite loses nothing.
+#[test]
+fn eks_points_the_kubelet_at_pullcreds_own_provider_file_through_a_nodeconfig() {
+    let root = node("eks");
+    let r = root.path();
+    let nodeadm_before = read(r, NODEADM_CONFIG);
+    let before = snapshot(r);
+    // The fixture's ECR provider names a .cn host `everything` does not serve: it is kept.
+    let out = installed(r, &["--example", "everything"]);
+    assert!(out.contains("flavor eks"), "{out}");
     assert_eq!(
-        names,
-        ["ecr-credential-provider", "pullcred"],
-        "the ECR provider is kept"
+        provider_names(&read(r, EKS_PROVIDERS)),
+        ["pullcred", "ecr-credential-provider"],
+        "pullcred's first, the ECR provider after"
+    );
+    assert_eq!(
+        read(r, NODEADM_CONFIG),
+        nodeadm_before,
+        "nodeadm's file is not written"
     );
     assert_eq!(
         read(r, "/etc/eks/nodeadm.d/90-pullcred.yaml"),
-        "# pullcred's kubelet flags, merged by nodeadm into its NodeConfig.\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  kubelet:\n    flags:\n      - --image-credential-provider-config=/etc/eks/image-credential-provider/config.json\n      - --image-credential-provider-bin-dir=/etc/eks/image-credential-provider\n"
+        format!(
+            "# pullcred's kubelet flags, merged by nodeadm into its NodeConfig.\napiVersion: node.eks.aws/v1alpha1\nkind: NodeConfig\nspec:\n  kubelet:\n    flags:\n      - --image-credential-provider-config={EKS_PROVIDERS}\n      - --image-credential-provider-bin-dir=/etc/eks/image-credential-provider\n"
+        )
     );
     assert!(
         r.join("etc/eks/image-credential-provider/pullcred")
             .is_file()
     );
-    // The merged config routes *.dkr.ecr.*.amazonaws.com to both providers: that is the
-    // one warning; nothing else.
+    // The file routes *.dkr.ecr.*.amazonaws.com to both providers: that is the one
+    // warning; nothing else.
     let home = tempfile::tempdir().unwrap();
-    let check = run(
-        pullcred(home.path())
-            .args(["config", "check"])
-            .arg(r.join("etc/pullcred/config.toml"))
-            .arg("--kubelet")
-            .arg(r.join("etc/eks/image-credential-provider/config.json"))
-            .arg("--bin-dir")
-            .arg(r.join("etc/eks/image-credential-provider")),
-        b"",
-    );
+    let check = |file: &str| {
+        run(
+            pullcred(home.path())
+                .args(["config", "check"])
+                .arg(r.join("etc/pullcred/config.toml"))
+                .arg("--kubelet")
+                .arg(r.join(file.trim_start_matches('/')))
+                .arg("--bin-dir")
+                .arg(r.join("etc/eks/image-credential-provider")),
+            b"",
+        )
+    };
+    let out = check(EKS_PROVIDERS);
     assert!(
-        check.stdout.contains("0 error(s), 1 warning(s)"),
+        out.stdout.contains("0 error(s), 1 warning(s)"),
         "{}",
-        check.stdout
+        out.stdout
     );
-    assert!(
-        check
-            .stdout
-            .contains(": overlaps providers[0].matchImages[")
+    assert!(out.stdout.contains(": overlaps providers[0].matchImages["));
+
+    // Rules that serve every host the ECR provider names: it is left out.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = elsewhere.path().join("ecr-everywhere.toml");
+    fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"*.dkr.ecr.*.amazonaws.com.cn\"]\nsource = \"ecr\"\n",
+    )
+    .unwrap();
+    let other = node("eks");
+    installed(other.path(), &["--config", config.to_str().unwrap()]);
+    assert_eq!(
+        provider_names(&read(other.path(), EKS_PROVIDERS)),
+        ["pullcred"]
     );
-    // Twice, then uninstall: the original JSON is back.
+
+    // nodeadm configures the node again (the next boot): its file is as it wrote it, and
+    // doctor, reading the flags from the NodeConfig, finds pullcred's providers still there.
+    fs::write(
+        r.join(NODEADM_CONFIG.trim_start_matches('/')),
+        &nodeadm_before,
+    )
+    .unwrap();
+    let out = crate::doctor::doctor(
+        r,
+        &[
+            "--no-cache",
+            "--kubelet-version",
+            "1.33",
+            "registry.example.com/app:1",
+        ],
+    );
+    crate::doctor::line(
+        &out,
+        "ok   kubelet flags (no running kubelet; its flavour's files (/etc/eks/nodeadm.d",
+        EKS_PROVIDERS,
+    );
+    crate::doctor::line(
+        &out,
+        &format!("ok   kubelet config {EKS_PROVIDERS}: 2 provider(s), 1 of them pullcred's"),
+        "as the kubelet of Kubernetes 1.33 reads it",
+    );
+    // A kubelet still reading nodeadm's file (the NodeConfig missing, or an older install
+    // that merged into it) has lost pullcred's providers: doctor says why.
+    crate::doctor::kubelet(
+        r,
+        &[
+            &format!("--image-credential-provider-config={NODEADM_CONFIG}"),
+            "--image-credential-provider-bin-dir=/etc/eks/image-credential-provider",
+        ],
+    );
+    let out = crate::doctor::doctor(r, &["--no-cache", "registry.example.com/app:1"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    crate::doctor::line(
+        &out,
+        &format!("FAIL kubelet config {NODEADM_CONFIG}: no pullcred provider"),
+        "nodeadm rewrites this file whenever it configures the node",
+    );
+    crate::doctor::line(
+        &out,
+        "FAIL image registry.example.com/app:1",
+        "the kubelet pulls it anonymously",
+    );
+    fs::remove_dir_all(r.join("proc")).unwrap();
+    fs::remove_file(r.join("usr/bin/kubelet")).unwrap();
+
+    // Twice, then uninstall: the node is as it was.
     let once = snapshot(r);
     installed(r, &["--example", "everything"]);
     assert_eq!(snapshot(r), once);
     assert!(script("uninstall.sh", r, &[]).ok);
     assert_eq!(snapshot(r), before);
+    // The one path the kubelet must not read is refused as --provider-config.
+    let out = install(r, &["--provider-config", NODEADM_CONFIG]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("nodeadm rewrites it at every boot"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// The provider config carries only what the node's kubelet has: its version is read from
+/// the flavour's own kubelet binary (root's, writable by no one else), so a 1.33 node never
+/// gets `cacheType`; a binary others may write is not run; --kubelet-version names it.
+#[test]
+fn the_provider_config_is_written_for_the_nodes_kubelet_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    fs::write(
+        &tokens,
+        "[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n",
+    )
+    .unwrap();
+    let tokens = tokens.to_str().unwrap();
+    let root = node("kubeadm-debian");
+    let r = root.path();
+    crate::doctor::kubelet_binary_saying(r, "Kubernetes v1.33.4");
+    let out = installed(r, &["--config", tokens]);
+    assert!(
+        out.contains("writing for the kubelet of Kubernetes 1.33 (/usr/bin/kubelet --version)"),
+        "{out}"
+    );
+    let written = read(r, "/etc/kubernetes/credential-provider-config.yaml");
+    assert!(written.contains("serviceAccountTokenAudience"), "{written}");
+    assert!(
+        !written.contains("cacheType"),
+        "1.33 has no cacheType: {written}"
+    );
+
+    // The same binary, writable by its group: not run, and the newest is written.
+    let root = node("kubeadm-debian");
+    let r = root.path();
+    crate::doctor::kubelet_binary_saying(r, "Kubernetes v1.33.4");
+    fs::set_permissions(r.join("usr/bin/kubelet"), fs::Permissions::from_mode(0o775)).unwrap();
+    let out = install(r, &["--config", tokens]);
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr.contains("the kubelet's version is unknown"),
+        "{}",
+        out.stderr
+    );
+    assert!(read(r, "/etc/kubernetes/credential-provider-config.yaml").contains("cacheType"));
+
+    // k3s embeds the kubelet: its binary says the version.
+    let root = node("k3s");
+    let r = root.path();
+    fs::create_dir_all(r.join("usr/local/bin")).unwrap();
+    fs::write(
+        r.join("usr/local/bin/k3s"),
+        "#!/bin/sh\necho 'k3s version v1.32.5+k3s1 (8e8f2a47)'\necho 'go version go1.23.8'\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        r.join("usr/local/bin/k3s"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    // 1.32 cannot send service-account tokens: the install stops, naming the version.
+    let out = install(r, &["--config", tokens]);
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("the kubelet of Kubernetes 1.32 cannot send"),
+        "{}",
+        out.stderr
+    );
+    let out = installed(r, &["--config", tokens, "--kubelet-version", "1.34"]);
+    assert!(
+        out.contains("writing for the kubelet of Kubernetes 1.34 (--kubelet-version)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -97,6 +97,10 @@ fn each_broken_kubelet_config_is_named_by_its_field() {
         (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n      requiredServiceAccountAnnotationKeys: [x/y]\n      optionalServiceAccountAnnotationKeys: [x/y]\n"), "providers[0].tokenAttributes.optionalServiceAccountAnnotationKeys[0]: also required"),
         (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n      optionalServiceAccountAnnotationKeys: [x/y, x/y]\n"), "providers[0].tokenAttributes.optionalServiceAccountAnnotationKeys[1]: the same key as [0]"),
         (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n").replace("credentialprovider.kubelet.k8s.io/v1\n", "credentialprovider.kubelet.k8s.io/v1beta1\n"), "providers[0].tokenAttributes: needs apiVersion credentialprovider.kubelet.k8s.io/v1"),
+        // The kubelet's v1beta1 and v1alpha1 CredentialProvider have no tokenAttributes: a
+        // strict decode refuses the field.
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n").replace("kubelet.config.k8s.io/v1\n", "kubelet.config.k8s.io/v1beta1\n"), "providers[0].tokenAttributes: unknown to kubelet.config.k8s.io/v1beta1 (the kubelet decodes it strictly): tokenAttributes needs a file of apiVersion kubelet.config.k8s.io/v1"),
+        (token("      serviceAccountTokenAudience: a\n      requireServiceAccount: true\n      cacheType: Token\n").replace("kubelet.config.k8s.io/v1\n", "kubelet.config.k8s.io/v1alpha1\n"), "providers[0].tokenAttributes: unknown to kubelet.config.k8s.io/v1alpha1"),
     ];
     assert!(cases.len() >= 20);
     for (yaml, want) in &cases {
