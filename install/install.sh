@@ -459,7 +459,14 @@ steps() {
     esac
     cp "$work/provider.orig" "$merge"
   fi
+  if [ "$flavor" = eks ] && [ ! -s "$work/provider.orig" ] && [ "$pass" = check ]; then
+    echo "install.sh: no $nodeadm_config (nodeadm writes it when it configures the node): pullcred's provider config carries no ECR provider, so ECR hosts pullcred's rules do not route get no credentials; run install.sh after nodeadm (in user data) to keep it" >&2
+  fi
   kubelet_config > "$work/provider"
+  # Fields that differ between kubelet versions are never written for a version guessed.
+  if [ -z "$kubelet_version" ] && grep -q 'tokenAttributes' "$work/provider"; then
+    die "the kubelet's version is unknown and the rules need tokenAttributes, whose fields differ between versions; name it with --kubelet-version X.Y" 2
+  fi
   put "$provider_config" 0644 "$work/provider" "$how" text
   # A provider per token audience is the front under another name (pullcred-ecr, …).
   sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \

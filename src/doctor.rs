@@ -46,6 +46,9 @@ const KUBELET_BINARIES: &[&str] = &[
     "var/lib/rancher/rke2/bin/kubelet",
     "usr/local/bin/k3s",
 ];
+/// How far before a config change the kubelet's start may seem to be and still count as
+/// after it: `/proc/stat` tells the boot time in whole seconds.
+const START_SLACK: Duration = Duration::from_secs(2);
 /// How long a kubelet binary may take to say its version.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The provider config nodeadm (EKS AL2023) writes whenever it configures the node.
@@ -316,20 +319,31 @@ impl Doctor<'_> {
             return v;
         }
         let mut candidates: Vec<(PathBuf, String)> = Vec::new();
-        match running {
-            Some(k) => {
-                candidates.push((k.exe.clone(), format!("the running kubelet's {}", k.shown)))
+        // Only a kubelet in doctor's own mount namespace is run: a container's root
+        // process called kubelet can pass the other checks, and its executable would run
+        // here, as root, in the host's namespaces.
+        if let Some(k) = running {
+            if self.same_mount_namespace(k.pid) {
+                candidates.push((k.exe.clone(), format!("the running kubelet's {}", k.shown)));
+            } else {
+                r.add(
+                    Status::Warn,
+                    format!(
+                        "kubelet version: process {} runs in another mount namespace (a container?): its executable is not run",
+                        k.pid
+                    ),
+                );
             }
-            None => {
-                for rel in KUBELET_BINARIES {
-                    let path = self.root.join(rel);
-                    match self.trusted(&path) {
-                        Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => {
-                            candidates.push((path, format!("/{rel}")))
-                        }
-                        Ok(_) | Err(None) => {}
-                        Err(Some(why)) => r.add(Status::Warn, format!("/{rel}: {why}: not run")),
+        }
+        if candidates.is_empty() {
+            for rel in KUBELET_BINARIES {
+                let path = self.root.join(rel);
+                match self.trusted(&path) {
+                    Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => {
+                        candidates.push((path, format!("/{rel}")))
                     }
+                    Ok(_) | Err(None) => {}
+                    Err(Some(why)) => r.add(Status::Warn, format!("/{rel}: {why}: not run")),
                 }
             }
         }
@@ -360,6 +374,16 @@ impl Doctor<'_> {
         newest
     }
 
+    /// Whether process `pid` sees the files doctor sees. Under a fake root, the executable
+    /// run is a file of the tree, so it does.
+    fn same_mount_namespace(&self, pid: u32) -> bool {
+        if self.root != Path::new("/") {
+            return true;
+        }
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+        ns(&pid.to_string()).is_some_and(|theirs| Some(theirs) == ns("self"))
+    }
+
     /// When the running kubelet started: `/proc/<pid>/stat`'s start time (clock ticks
     /// after boot) after `/proc/stat`'s boot time.
     fn started(&self, pid: u32) -> Option<SystemTime> {
@@ -378,7 +402,9 @@ impl Doctor<'_> {
         let per_second = rustix::param::clock_ticks_per_second().max(1);
         let since_boot = Duration::from_secs(ticks / per_second)
             + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second);
-        Some(UNIX_EPOCH + Duration::from_secs(boot) + since_boot)
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(boot))?
+            .checked_add(since_boot)
     }
 
     /// The kubelet reads its provider config when it starts, never after: a file (or a
@@ -412,13 +438,9 @@ impl Doctor<'_> {
             let Ok(m) = std::fs::metadata(&path) else {
                 continue;
             };
-            // The later of the content's change and the inode's (a file renamed into place
-            // keeps an older mtime; only root can set either back).
-            let changed = [m.modified().ok(), changed_at(&m)]
-                .into_iter()
-                .flatten()
-                .max();
-            if changed.is_some_and(|c| c > start) {
+            // The content's change, not the inode's (a chmod is not a new config), with
+            // slack for a boot time told in whole seconds.
+            if m.modified().is_ok_and(|c| c > start + START_SLACK) {
                 r.add(
                     Status::Fail,
                     format!(
@@ -795,15 +817,8 @@ fn version_of(path: &Path) -> Result<KubeletVersion, String> {
     let out = String::from_utf8_lossy(&out);
     out.split_whitespace()
         .filter(|w| w.starts_with("v1."))
-        .find_map(|w| KubeletVersion::parse(w.split('+').next().unwrap_or(w)).ok())
+        .find_map(|w| KubeletVersion::parse(w).ok())
         .ok_or_else(|| "no Kubernetes version (1.26 or later) in what it printed".to_string())
-}
-
-/// When a file's inode last changed (`ctime`).
-fn changed_at(m: &std::fs::Metadata) -> Option<SystemTime> {
-    let secs = u64::try_from(m.ctime()).ok()?;
-    let nanos = u32::try_from(m.ctime_nsec()).ok()?;
-    Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 /// The argv in `dir/cmdline` (a `/proc/<pid>`), if any.

@@ -378,7 +378,14 @@ impl KubeletVersion {
             return Err(bad());
         };
         let minor: u32 = minor.parse().map_err(|_| bad())?;
-        if parts.next().is_some_and(|p| p.parse::<u32>().is_err()) {
+        // A patch may carry a vendor's suffix: `1.33.0-eks-5e0fdde`, `1.33.1+k3s1`.
+        if parts.next().is_some_and(|p| {
+            p.split(['-', '+'])
+                .next()
+                .unwrap_or(p)
+                .parse::<u32>()
+                .is_err()
+        }) {
             return Err(bad());
         }
         if minor < Self::OLDEST.0 {
@@ -1274,8 +1281,15 @@ pub fn merge(
         },
         _ => Vec::new(),
     };
+    // Only providers that answer with the node's identity count: a service-account
+    // provider serves only workloads whose account is set up for it.
     let routes: Vec<KubeletUrl> = providers
         .iter()
+        .filter(|p| {
+            p.pointer("/tokenAttributes/requireServiceAccount")
+                .and_then(Value::as_bool)
+                != Some(true)
+        })
         .flat_map(|p| {
             p.get("matchImages")
                 .and_then(Value::as_array)
@@ -1290,10 +1304,9 @@ pub fn merge(
             .is_some_and(|list| {
                 !list.is_empty()
                     && list.iter().all(|m| {
-                        // A glob entry is covered by an equal or wider one: `*` matches `*`.
                         m.as_str()
                             .and_then(|m| KubeletUrl::parse(m).ok())
-                            .is_some_and(|target| routes.iter().any(|r| r.matches(&target)))
+                            .is_some_and(|entry| routes.iter().any(|r| r.covers(&entry)))
                     })
             })
     };

@@ -99,6 +99,21 @@ impl KubeletUrl {
                 .zip(&target.labels)
                 .all(|(glob, label)| crate::rules::go_glob_match(glob, label))
     }
+
+    /// Whether every image `other` (itself a `matchImages` entry) routes, this routes too:
+    /// equal ports, as many labels, each of this one's labels `*` or the same text, and
+    /// other's path under this one's. Stricter than [`KubeletUrl::matches`] on the entry's
+    /// text, where `?` or a class would match a literal `*`.
+    pub fn covers(&self, other: &KubeletUrl) -> bool {
+        self.port == other.port
+            && self.labels.len() == other.labels.len()
+            && other.path.starts_with(&self.path)
+            && self
+                .labels
+                .iter()
+                .zip(&other.labels)
+                .all(|(mine, theirs)| mine == "*" || mine == theirs)
+    }
 }
 
 /// The host of an authority as `url.Parse` checks it: a bracketed address with an optional

@@ -224,7 +224,16 @@ fn kubeadm_debian_gets_the_flags_in_etc_default_kubelet() {
 fn service_account_rules_get_the_front_under_each_providers_name() {
     let root = node("kubeadm-debian");
     let r = root.path();
-    let out = installed(r, &["--example", "service-account-tokens"]);
+    // Token fields differ between kubelet versions: the version is named.
+    let out = installed(
+        r,
+        &[
+            "--example",
+            "service-account-tokens",
+            "--kubelet-version",
+            "1.35",
+        ],
+    );
     for name in [
         "pullcred-ecr",
         "pullcred-gcp",
@@ -366,6 +375,27 @@ fn eks_points_the_kubelet_at_pullcreds_own_provider_file_through_a_nodeconfig() 
         provider_names(&read(other.path(), EKS_PROVIDERS)),
         ["pullcred"]
     );
+    // Not when those rules serve only workloads' service accounts (the node's own pods,
+    // kube-proxy and the CNI among them, would pull with nothing), nor when a pattern only
+    // looks alike (`?` matches a literal `*` in the entry's text, not every label).
+    for rules in [
+        "[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"*.dkr.ecr.*.amazonaws.com.cn\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n",
+        "[[registry]]\nmatch = [\"?.dkr.ecr.*.amazonaws.com\", \"?.dkr.ecr.?.amazonaws.com.cn\"]\nsource = \"ecr\"\n",
+    ] {
+        fs::write(&config, rules).unwrap();
+        let other = node("eks");
+        installed(
+            other.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--kubelet-version",
+                "1.35",
+            ],
+        );
+        let names = provider_names(&read(other.path(), EKS_PROVIDERS));
+        assert_eq!(names.last().unwrap(), "ecr-credential-provider", "{rules}");
+    }
 
     // nodeadm configures the node again (the next boot): its file is as it wrote it, and
     // doctor, reading the flags from the NodeConfig, finds pullcred's providers still there.
@@ -461,19 +491,39 @@ fn the_provider_config_is_written_for_the_nodes_kubelet_version() {
         "1.33 has no cacheType: {written}"
     );
 
-    // The same binary, writable by its group: not run, and the newest is written.
+    // EKS's kubelet says its version with a suffix.
+    let root = node("eks");
+    let r = root.path();
+    crate::doctor::kubelet_binary_saying(r, "Kubernetes v1.33.0-eks-5e0fdde");
+    let out = installed(r, &["--config", tokens]);
+    assert!(
+        out.contains("writing for the kubelet of Kubernetes 1.33"),
+        "{out}"
+    );
+    assert!(!read(r, "/etc/pullcred/kubelet-credential-providers.json").contains("cacheType"));
+
+    // The same binary, writable by its group: not run; and a version guessed never gets
+    // fields that differ between versions, so the install stops before writing anything.
     let root = node("kubeadm-debian");
     let r = root.path();
     crate::doctor::kubelet_binary_saying(r, "Kubernetes v1.33.4");
     fs::set_permissions(r.join("usr/bin/kubelet"), fs::Permissions::from_mode(0o775)).unwrap();
+    let before = snapshot(r);
     let out = install(r, &["--config", tokens]);
-    assert!(out.ok, "{out:?}");
+    assert_eq!(out.code, Some(2), "{out:?}");
     assert!(
         out.stderr.contains("the kubelet's version is unknown"),
         "{}",
         out.stderr
     );
-    assert!(read(r, "/etc/kubernetes/credential-provider-config.yaml").contains("cacheType"));
+    assert!(
+        out.stderr.contains("name it with --kubelet-version X.Y"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(r), before, "nothing written");
+    // Rules without tokens are the same for every version: written for the newest.
+    assert!(install(r, &["--example", "quickstart"]).ok);
 
     // k3s embeds the kubelet: its binary says the version.
     let root = node("k3s");

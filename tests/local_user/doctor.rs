@@ -363,3 +363,59 @@ fn a_real_users_process_called_kubelet_is_not_believed() {
     drop(child);
     victim.check();
 }
+
+/// A container's root process called kubelet passes every check a host kubelet does (its
+/// uids are 0, its executable a root-owned file named kubelet in the image), but its
+/// executable is not the node's: doctor never runs it to ask its version (that would run
+/// the container's program as the host's root), and says so.
+#[test]
+fn a_kubelet_in_another_mount_namespace_is_never_run() {
+    crate::support::require_tool("unshare");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = d.join("kubelet");
+    fs::copy("/bin/sh", &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    let child = Kill(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private"])
+            .arg(&exe)
+            .args(["-c", "read line"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // unshare execs the kubelet in place: same pid, once its namespace is made.
+    let pid = child.0.id();
+    let exe_link = format!("/proc/{pid}/exe");
+    for _ in 0..200 {
+        if fs::read_link(&exe_link).is_ok_and(|t| t == exe) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(fs::read_link(&exe_link).unwrap(), exe, "the kubelet runs");
+    let config = d.join("config.toml");
+    fs::write(&config, "").unwrap();
+    let out = run(
+        pullcred(d)
+            .arg("--config")
+            .arg(&config)
+            .args(["doctor", "--no-cache"]),
+        b"",
+    );
+    line(
+        &out,
+        &format!("warn kubelet version: process {pid} runs in another mount namespace"),
+        "its executable is not run",
+    );
+    assert!(
+        !out.stdout.contains("the running kubelet's"),
+        "{}",
+        out.stdout
+    );
+    drop(child);
+}
