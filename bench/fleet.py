@@ -14,8 +14,7 @@ It reports
   booted in the same minute.
 and plots both as PNGs under bench/out/ (matplotlib; not committed).
 
-Needs a build with the test-clock feature (it moves the clock): cargo build --features
-test-clock (bench/fleet.sh does it). Usage: bench/fleet.py [--nodes 200] [--images 12]
+Moves pullcred's clock with PULLCRED_TEST_CLOCK_OFFSET (bench/fleet.sh builds first). Usage: bench/fleet.py [--nodes 200] [--images 12]
 [--registries 4]
 """
 import argparse

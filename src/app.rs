@@ -78,7 +78,7 @@ pub fn answer(
     cache: Option<&Cache>,
     deadline: Instant,
 ) -> Result<Response, Error> {
-    #[cfg(feature = "test-clock")]
+    // A test hook (docs/architecture.md): proves a panic's message never reaches stderr.
     if env.var("PULLCRED_TEST_PANIC").is_some() {
         panic!("a test panic that quotes s3cret-panic-payload");
     }

@@ -8,10 +8,30 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-/// With the `test-clock` feature (tests only), this variable shifts the clock by whole
-/// seconds (negative: into the past), so expiry can be tested without waiting.
-#[cfg(feature = "test-clock")]
+/// Shifts pullcred's clock by whole seconds (negative: into the past), so that tests and
+/// the fleet simulation see tokens age without waiting. A test hook, documented in
+/// docs/architecture.md: the binary that ships is the binary tested, so it honours it too
+/// (only whoever sets the kubelet's provider `env`, root, can set it).
 pub const TEST_CLOCK_OFFSET: &str = "PULLCRED_TEST_CLOCK_OFFSET";
+
+/// The time as pullcred reads it everywhere (cache freshness, token expiry, signed
+/// assertions): the system clock, moved by [`TEST_CLOCK_OFFSET`] when set.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    offset: i64,
+}
+
+impl Clock {
+    pub fn now(self) -> SystemTime {
+        let now = SystemTime::now();
+        let shift = std::time::Duration::from_secs(self.offset.unsigned_abs());
+        if self.offset >= 0 {
+            now + shift
+        } else {
+            now - shift
+        }
+    }
+}
 
 /// Where a node's stable identity lives (systemd, then D-Bus).
 const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
@@ -128,28 +148,25 @@ impl Env {
         self.var("HOME").map(PathBuf::from)
     }
 
-    pub fn now(&self) -> SystemTime {
-        let now = SystemTime::now();
-        #[cfg(feature = "test-clock")]
-        if let Some(offset) = self
-            .var(TEST_CLOCK_OFFSET)
-            .and_then(|v| v.parse::<i64>().ok())
-        {
-            let shift = std::time::Duration::from_secs(offset.unsigned_abs());
-            return if offset >= 0 {
-                now + shift
-            } else {
-                now - shift
-            };
+    /// The clock every part of a request reads.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            offset: self
+                .var(TEST_CLOCK_OFFSET)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0),
         }
-        now
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.clock().now()
     }
 
     /// The node's machine id, used to spread refreshes across a fleet; the hostname where
     /// there is none. Read only when minting, never on a cache hit.
     pub fn machine_id(&self) -> String {
-        // The fleet simulation (bench/fleet.py) runs many "nodes" on one machine.
-        #[cfg(feature = "test-clock")]
+        // The fleet simulation (bench/fleet.py) runs many "nodes" on one machine: a test
+        // hook, documented with the clock's.
         if let Some(id) = self.var("PULLCRED_TEST_MACHINE_ID") {
             return id.to_string();
         }

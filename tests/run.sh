@@ -35,4 +35,4 @@ if ! python3 -c 'import prometheus_client.parser' 2>/dev/null; then
   python3 -m pip install -q 'prometheus_client>=0.20,<1'
 fi
 
-exec cargo test --locked --features test-clock "$@"
+exec cargo test --locked "$@"

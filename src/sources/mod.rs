@@ -44,27 +44,20 @@ use crate::credential::{Credential, Scope};
 use crate::env::Env;
 use crate::workload::{IdentityMode, Inputs, Workload};
 
-/// Every source kind, able to mint. The order is the order of the built-in rules. Adding a
-/// source is one module and one line here and in [`SPECS`].
-pub const KINDS: &[Kind<dyn Source>] = &[
-    static_file::KIND,
-    docker_config::KIND,
-    ecr::KIND,
-    gcp::KIND,
-    acr::KIND,
-    passthrough::KIND,
-];
+/// The one list of sources: each module's [`KINDS`] and [`SPECS`] entries, in the same
+/// order, generated from one line.
+macro_rules! registry {
+    ($($module:ident),+ $(,)?) => {
+        /// Every source kind, able to mint. The order is the order of the built-in rules.
+        pub const KINDS: &[Kind<dyn Source>] = &[$($module::KIND),+];
+        /// The same kinds without their minting: what the front binary (`pullcred`, which
+        /// answers cache hits) links, so that no SDK is reachable from it.
+        pub const SPECS: &[Kind<dyn Spec>] = &[$($module::SPEC),+];
+    };
+}
 
-/// The same kinds without their minting: what the front binary (`pullcred`, which answers
-/// cache hits) links, so that no SDK is reachable from it. Same order as [`KINDS`].
-pub const SPECS: &[Kind<dyn Spec>] = &[
-    static_file::SPEC,
-    docker_config::SPEC,
-    ecr::SPEC,
-    gcp::SPEC,
-    acr::SPEC,
-    passthrough::SPEC,
-];
+// Adding a source: its module, and its name here.
+registry!(static_file, docker_config, ecr, gcp, acr, passthrough);
 
 /// A source kind, as a config names it in `source = "…"`, building `T`: a [`Source`], or
 /// only its [`Spec`].
@@ -418,6 +411,25 @@ impl From<crate::secret_file::SecretFileError> for SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The front finds a rule's kind in SPECS and the minting binary in KINDS: a kind
+    /// missing from one, or in another place, would send hits to the wrong kind or to mint.
+    #[test]
+    fn kinds_and_specs_are_the_same_kinds_in_the_same_order() {
+        let kinds: Vec<_> = KINDS
+            .iter()
+            .map(|k| (k.name, k.builtin, k.workloads))
+            .collect();
+        let specs: Vec<_> = SPECS
+            .iter()
+            .map(|k| (k.name, k.builtin, k.workloads))
+            .collect();
+        assert_eq!(kinds, specs);
+        let mut names: Vec<_> = KINDS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), KINDS.len(), "each kind once");
+    }
 
     /// A source added as the module docs/architecture.md describes: this module and one
     /// entry in a list of kinds, nothing else.

@@ -59,8 +59,8 @@ pub async fn token(
         Proof::Secret(s) => ("client_secret", s, "client secret"),
         Proof::CertificateFile(path) => {
             let pem = secret_file::read(path, env.uid())?;
-            let assertion =
-                certificate_assertion(&pem, &url, app.client_id).map_err(|why| local(path, why))?;
+            let assertion = certificate_assertion(&pem, &url, app.client_id, env.now())
+                .map_err(|why| local(path, why))?;
             ("client_assertion", assertion, "certificate")
         }
         Proof::FederatedTokenFile(path) => {
@@ -100,13 +100,15 @@ pub async fn token(
 
 /// The client assertion of a certificate credential: RS256 with the certificate's SHA-256
 /// thumbprint in `x5t#S256`, `aud` the token endpoint, `iss` and `sub` the client ID.
-fn certificate_assertion(pem: &str, url: &str, client_id: &str) -> Result<Secret, &'static str> {
+fn certificate_assertion(
+    pem: &str,
+    url: &str,
+    client_id: &str,
+    now: SystemTime,
+) -> Result<Secret, &'static str> {
     let key = jwt::load_key(pem)?;
     let thumbprint = jwt::certificate_thumbprint(pem)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let claims = serde_json::json!({
         "aud": url,
         "iss": client_id,

@@ -167,7 +167,7 @@ async fn mint_async(
             token::public_token(&conf).await?
         }
     };
-    let mut credential = token::decode_token(&token, expires_at)?;
+    let mut credential = token::decode_token(&token, expires_at, env.now())?;
     // A workload's token is kept no longer than the role session it was got with.
     if let (Some(session), Some(token)) = (cloud_expiry, credential.expires_at) {
         credential.expires_at = Some(token.min(session));

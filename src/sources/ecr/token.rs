@@ -83,6 +83,7 @@ fn token_of(
 pub(super) fn decode_token(
     token: &str,
     expires_at: Option<SystemTime>,
+    now: SystemTime,
 ) -> Result<Credential, SourceError> {
     let garbled = || {
         SourceError::Transient("ECR answered a token that is not base64 of user:password".into())
@@ -98,7 +99,7 @@ pub(super) fn decode_token(
     Ok(Credential {
         username: user.to_string(),
         password: Secret::new(password),
-        expires_at: Some(expires_at.unwrap_or_else(|| SystemTime::now() + DOCUMENTED_TOKEN_LIFE)),
+        expires_at: Some(expires_at.unwrap_or_else(|| now + DOCUMENTED_TOKEN_LIFE)),
     })
 }
 
@@ -109,13 +110,16 @@ mod tests {
     #[test]
     fn token_decodes_to_user_and_password() {
         let token = base64::engine::general_purpose::STANDARD.encode("AWS:s3cr3t:with:colons");
-        let c = decode_token(&token, None).unwrap();
+        let c = decode_token(&token, None, SystemTime::now()).unwrap();
         assert_eq!(c.username, "AWS");
         assert_eq!(c.password.expose(), "s3cr3t:with:colons");
         assert!(c.expires_at.is_some());
         for bad in ["not base64!", "QVdT", "OnBhc3M="] {
             assert!(
-                matches!(decode_token(bad, None), Err(SourceError::Transient(_))),
+                matches!(
+                    decode_token(bad, None, SystemTime::now()),
+                    Err(SourceError::Transient(_))
+                ),
                 "{bad}"
             );
         }

@@ -9,8 +9,6 @@
 //! token when the file names `imdsv2_session_token_url`. IMDS is never reached through a
 //! proxy (its address is always direct).
 
-use std::time::SystemTime;
-
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -121,7 +119,7 @@ pub async fn subject_token(
         .identity(&identity)
         .region(&region)
         .name("sts")
-        .time(SystemTime::now())
+        .time(env.now())
         .settings(SigningSettings::default())
         .build()
         .map_err(|e| SourceError::Local(format!("aws1: cannot sign: {e}")))?

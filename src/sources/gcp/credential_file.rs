@@ -3,8 +3,9 @@
 //! endpoint; `authorized_user` credentials trade their refresh token. The file gets the same
 //! owner and mode checks as any secret file; nothing from it reaches a log or an error.
 
+use crate::env::Clock;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Deserialize;
 
@@ -83,7 +84,8 @@ pub async fn token(
             let uri = token_uri_of(token_endpoint, token_uri);
             allowed(&uri)?;
             let key = jwt::load_key(&private_key).map_err(|why| local(why.into()))?;
-            let now = SystemTime::now()
+            let now = env
+                .now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs();
@@ -105,7 +107,7 @@ pub async fn token(
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", assertion.as_str()),
             ];
-            post_form(client, &what, &uri, &form, deadline).await
+            post_form(client, &what, &uri, &form, deadline, env.clock()).await
         }
         CredentialFile::AuthorizedUser {
             client_id,
@@ -122,7 +124,7 @@ pub async fn token(
                 ("client_id", client_id.as_str()),
                 ("client_secret", client_secret.as_str()),
             ];
-            post_form(client, &what, &uri, &form, deadline).await
+            post_form(client, &what, &uri, &form, deadline, env.clock()).await
         }
         CredentialFile::ExternalAccount(account) => {
             account.token(path, env, client, endpoints, deadline).await
@@ -144,12 +146,14 @@ async fn post_form(
     uri: &str,
     form: &[(&str, &str)],
     deadline: Instant,
+    clock: Clock,
 ) -> Result<Credential, SourceError> {
     fetch_token(
         what,
         Answer::OAuth,
         MAX_ATTEMPTS,
         deadline,
+        clock,
         || client.post(uri).form(form),
         |_| Ok(()),
     )

@@ -4,6 +4,7 @@
 //! token, then, if the file names one, traded for a service account's token.
 //! `environment_id = "aws1"` sources are signed AWS requests (`aws1`).
 
+use crate::env::Clock;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -56,6 +57,7 @@ pub async fn sts_exchange(
     subject_token_type: &str,
     subject: &str,
     deadline: Instant,
+    clock: Clock,
 ) -> Result<Credential, SourceError> {
     let what = format!("Security Token Service {sts}");
     fetch_token(
@@ -63,6 +65,7 @@ pub async fn sts_exchange(
         Answer::OAuth,
         MAX_ATTEMPTS,
         deadline,
+        clock,
         || {
             client.post(sts).form(&[
                 (
@@ -104,6 +107,7 @@ impl ExternalAccount {
             &self.subject_token_type,
             &subject,
             deadline,
+            env.clock(),
         )
         .await?;
         let Some(url) = &self.service_account_impersonation_url else {
@@ -115,7 +119,7 @@ impl ExternalAccount {
             None => url.clone(),
         };
         endpoint_allowed(&url).map_err(&local)?;
-        impersonate::token(client, &url, &federated, deadline).await
+        impersonate::token(client, &url, &federated, deadline, env.clock()).await
     }
 
     async fn subject_token(

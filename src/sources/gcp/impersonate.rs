@@ -2,6 +2,7 @@
 //! the token in hand (a rule's `impersonate`, or an external account file's
 //! `service_account_impersonation_url`), as Google's service account impersonation documents.
 
+use crate::env::Clock;
 use std::time::Instant;
 
 use super::credential_file::SCOPE;
@@ -26,6 +27,7 @@ pub async fn token(
     url: &str,
     with: &Credential,
     deadline: Instant,
+    clock: Clock,
 ) -> Result<Credential, SourceError> {
     let account = url
         .rsplit("/serviceAccounts/")
@@ -39,6 +41,7 @@ pub async fn token(
         Answer::Iam,
         MAX_ATTEMPTS,
         deadline,
+        clock,
         || {
             client
                 .post(url)

@@ -65,6 +65,7 @@ pub async fn token(
         Answer::OAuth,
         ATTEMPTS,
         deadline,
+        env.clock(),
         || client.get(&url).header("Metadata-Flavor", "Google"),
         |response| match response.headers().get("metadata-flavor") {
             Some(v) if v == "Google" => Ok(()),

@@ -187,6 +187,7 @@ impl Source for GcpSource {
                             JWT_TOKEN_TYPE,
                             w.account.token.expose(),
                             deadline,
+                            req.env.clock(),
                         )
                         .await?;
                         (federated, w.input("impersonate").map(str::to_string))
@@ -204,7 +205,7 @@ impl Source for GcpSource {
                             .as_deref()
                             .unwrap_or(impersonate::DEFAULT_BASE);
                         let url = impersonate::url(base, email);
-                        impersonate::token(&client, &url, &found, deadline).await
+                        impersonate::token(&client, &url, &found, deadline, req.env.clock()).await
                     }
                 }
             },

@@ -2,6 +2,7 @@
 //! `access_token`/`expires_in` (token endpoint, STS, metadata server) and IAM Credentials'
 //! `accessToken`/`expireTime`, each made a registry credential.
 
+use crate::env::Clock;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Deserialize;
@@ -38,8 +39,8 @@ struct IamAnswer {
 }
 
 impl Answer {
-    /// The token and how long it lives, from a 2xx body.
-    fn read(self, body: &[u8]) -> Result<(String, Duration), Unreadable> {
+    /// The token and how long it lives, from a 2xx body, at `now`.
+    fn read(self, body: &[u8], now: SystemTime) -> Result<(String, Duration), Unreadable> {
         let not = Unreadable::Not("an access token");
         let (token, life) = match self {
             Answer::OAuth => {
@@ -54,7 +55,7 @@ impl Answer {
                 let a: IamAnswer = serde_json::from_slice(body).map_err(|_| not)?;
                 let at = humantime::parse_rfc3339(&a.expire_time)
                     .map_err(|_| Unreadable::Not("an access token"))?;
-                let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                let left = at.duration_since(now).unwrap_or_default();
                 (a.access_token, left)
             }
         };
@@ -80,13 +81,14 @@ pub async fn fetch_token(
     answer: Answer,
     attempts: u32,
     deadline: Instant,
+    clock: Clock,
     request: impl Fn() -> reqwest::RequestBuilder,
     check: impl Fn(&reqwest::Response) -> Result<(), String>,
 ) -> Result<Credential, SourceError> {
     let (token, life) = Call::new(what, attempts, deadline)
-        .fetch(request, check, |body| answer.read(body))
+        .fetch(request, check, |body| answer.read(body, clock.now()))
         .await?;
-    let expires_at = crate::units::after(SystemTime::now(), life).ok_or_else(|| {
+    let expires_at = crate::units::after(clock.now(), life).ok_or_else(|| {
         SourceError::Transient(format!("{what}: the token's lifetime is out of range"))
     })?;
     Ok(Credential {
