@@ -153,8 +153,8 @@ impl From<Api> for ApiVersion {
 }
 
 impl Cli {
-    /// This process's command line, then `PULLCRED_CONFIG` and `PULLCRED_CACHE_DIR` for the
-    /// options not given (an empty value is unset, as everywhere in pullcred). Plugin mode
+    /// This process's command line, then `PULLCRED_CONFIG` for `--config` when not given (see
+    /// `settings`; an empty value is unset, as everywhere in pullcred). Plugin mode
     /// without arguments, which is how the kubelet runs us, skips clap: building its whole
     /// command tree is a fifth of a cache hit's instructions (callgrind).
     pub fn from_process(env: &Env) -> Self {
@@ -168,9 +168,7 @@ impl Cli {
         } else {
             Cli::parse()
         };
-        let from_env = |name| env.var(name).map(PathBuf::from);
-        cli.config = cli.config.or_else(|| from_env("PULLCRED_CONFIG"));
-        cli.cache_dir = cli.cache_dir.or_else(|| from_env("PULLCRED_CACHE_DIR"));
+        cli.config = crate::settings::config_path(cli.config, env);
         cli
     }
 
@@ -228,7 +226,7 @@ impl Cli {
                 };
                 let cache_dir = match &config {
                     Ok(c) => cache_dir(self.cache_dir, c, &env),
-                    Err(_) => self.cache_dir.or_else(|| env.default_cache_dir()),
+                    Err(_) => crate::settings::cache_dir(self.cache_dir, None, &env),
                 };
                 let report = crate::doctor::Doctor {
                     root: &root,
@@ -341,10 +339,9 @@ fn serve(
     print(&out)
 }
 
-/// The cache dir: `--cache-dir`/`PULLCRED_CACHE_DIR`, else the config's, else the default.
+/// The cache dir for `config` (see `settings::cache_dir`).
 fn cache_dir(flag: Option<PathBuf>, config: &Config, env: &Env) -> Option<PathBuf> {
-    flag.or_else(|| config.cache.dir.clone())
-        .or_else(|| env.default_cache_dir())
+    crate::settings::cache_dir(flag, config.cache.dir.as_deref(), env)
 }
 
 /// A cache dir that cannot be used means answering without a cache, never a failed request.

@@ -64,19 +64,21 @@ pub fn parse_args(args: &[OsString]) -> Option<FrontArgs> {
 }
 
 /// Runs the front; returns only when answering itself (the exit code), else it has become
-/// the minting binary.
-pub fn run(args: Vec<OsString>, env: &Env) -> i32 {
+/// the minting binary, under the name it was run by (`program`, its `argv[0]`), so that
+/// help, usage and error lines name what the user ran.
+pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
+    let program = program.as_deref();
     // A log level asked for: the minting binary logs, the front does not.
     let Some(front) = parse_args(&args).filter(|_| env.var("PULLCRED_LOG").is_none()) else {
-        return hand_over(&args, None);
+        return hand_over(program, &args, None);
     };
-    let from_env = |name| env.var(name).map(PathBuf::from);
-    let config_path = front.config.clone().or_else(|| from_env("PULLCRED_CONFIG"));
+    let config_path = crate::settings::config_path(front.config.clone(), env);
     let Ok(config) = Config::<dyn Spec>::load_with(config_path.as_deref(), SPECS, env.uid()) else {
-        return hand_over(&args, None);
+        return hand_over(program, &args, None);
     };
     let armed = crate::deadline::arm(config.deadline);
-    let hand_over = |args: &[OsString], stdin| hand_over_within(args, stdin, Some(config.deadline));
+    let hand_over =
+        |args: &[OsString], stdin| hand_over_within(program, args, stdin, Some(config.deadline));
     let (req, bytes) = match front.get {
         Some(image) => (
             Request {
@@ -102,11 +104,7 @@ pub fn run(args: Vec<OsString>, env: &Env) -> i32 {
             }
         }
     };
-    let dir = front
-        .cache_dir
-        .or_else(|| from_env("PULLCRED_CACHE_DIR"))
-        .or_else(|| config.cache.dir.clone())
-        .or_else(|| env.default_cache_dir());
+    let dir = crate::settings::cache_dir(front.cache_dir, config.cache.dir.as_deref(), env);
     let answer = dir
         .and_then(|d| Cache::open(&d, env.uid()).ok())
         .and_then(|cache| answer_hit(&req, &config, env, &cache));
@@ -138,14 +136,15 @@ fn keep_timer(armed: crate::deadline::Armed, code: i32) -> i32 {
 
 /// Becomes the minting binary beside this one, with the same arguments and `stdin` (the
 /// request's bytes already read) as its standard input. Returns only if that fails.
-fn hand_over(args: &[OsString], stdin: Option<&[u8]>) -> i32 {
-    hand_over_within(args, stdin, None)
+fn hand_over(program: Option<&std::ffi::OsStr>, args: &[OsString], stdin: Option<&[u8]>) -> i32 {
+    hand_over_within(program, args, stdin, None)
 }
 
 /// [`hand_over`] with the deadline's timer running: SIGALRM is held blocked across the
 /// `exec` and the configured `deadline` named to the minting binary, which handles the
 /// signal first thing, so a timer that fires in between still ends with its one line.
 fn hand_over_within(
+    program: Option<&std::ffi::OsStr>,
     args: &[OsString],
     stdin: Option<&[u8]>,
     deadline: Option<std::time::Duration>,
@@ -159,6 +158,9 @@ fn hand_over_within(
     };
     let mut cmd = std::process::Command::new(&mint);
     cmd.args(args).env(FRONT_VERSION_VAR, VERSION);
+    if let Some(name) = program {
+        cmd.arg0(name);
+    }
     if let Some(d) = deadline {
         let text = humantime::format_duration(d).to_string();
         cmd.env(crate::deadline::FRONT_DEADLINE_VAR, text);

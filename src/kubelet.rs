@@ -39,6 +39,9 @@ const PROVIDER_VERSIONS: [&str; 3] = [
 const OUR_PREFIX: &str = "pullcred";
 /// What the kubelet keeps an answer that has no `cacheDuration`; pullcred always sends one.
 const DEFAULT_CACHE_DURATION: &str = "5m";
+/// The fields of pullcred's providers that pullcred never generates and an operator may
+/// set (a proxy in `env`): a merge keeps them.
+const OPERATORS_FIELDS: [&str; 2] = ["env", "args"];
 /// A kubelet config larger than this is not one (and is not read further).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -1255,7 +1258,7 @@ pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, Stri
 }
 
 /// `existing` (a kubelet config's text) with its pullcred providers replaced by those
-/// `config` needs, placed first; every other provider is kept as it was, after them. With
+/// `config` needs (keeping the `env` and `args` an operator set on them), placed first; every other provider is kept as it was, after them. With
 /// `drop_covered`, a kept provider whose every `matchImages` entry pullcred's providers
 /// route (as the kubelet matches) is left out: the kubelet would exec both for each such
 /// pull (EKS's ECR provider when pullcred's rules serve the ECR hosts). JSON in, JSON out
@@ -1310,6 +1313,24 @@ pub fn merge(
                     })
             })
     };
+    // What an operator set on pullcred's own providers and pullcred does not generate (a
+    // proxy in `env`, `args`) is kept, by the provider's name.
+    if let Some(Value::Array(list)) = top.get("providers") {
+        for ours in &mut providers {
+            let name = ours.get("name").and_then(Value::as_str).map(str::to_string);
+            let Some(old) = list
+                .iter()
+                .find(|p| p.get("name").and_then(Value::as_str) == name.as_deref())
+            else {
+                continue;
+            };
+            for field in OPERATORS_FIELDS {
+                if let (Some(v), Value::Object(o)) = (old.get(field), &mut *ours) {
+                    o.entry(field).or_insert_with(|| v.clone());
+                }
+            }
+        }
+    }
     match top.get("providers") {
         None => {}
         Some(Value::Array(list)) => providers.extend(

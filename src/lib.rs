@@ -25,6 +25,7 @@ pub mod resolver;
 pub mod roots;
 pub mod rules;
 pub mod secret_file;
+mod settings;
 pub mod sources;
 pub mod units;
 pub mod workload;

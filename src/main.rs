@@ -12,5 +12,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     pullcred::process::harden();
     pullcred::deadline::install(None);
     let env = Env::from_process();
-    pullcred::front::run(std::env::args_os().skip(1).collect(), &env)
+    let mut args = std::env::args_os();
+    let program = args.next();
+    pullcred::front::run(program, args.collect(), &env)
 }

@@ -28,7 +28,7 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
     match cli.run(env) {
         Ok(()) => 0,
         Err(e) => {
-            let line = format!("{:#}", anyhow::Error::from(e));
+            let line = pullcred::logging::error_chain(&e);
             eprintln!("pullcred: {}", pullcred::logging::one_line(&line));
             1
         }

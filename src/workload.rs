@@ -205,11 +205,24 @@ impl Workload {
         }
     }
 
-    /// An input the source resolved (see [`Inputs`]).
-    pub fn input(&self, name: &str) -> Option<&str> {
+    /// An optional input the source resolved (see [`Inputs`]), by the name its
+    /// `workload_inputs` gave it (a constant of the source's, so a misspelling does not
+    /// compile).
+    pub fn input(&self, name: &'static str) -> Option<&str> {
         self.inputs.get(name).map(String::as_str)
     }
+
+    /// An input the source's `workload_inputs` always resolves: its absence is pullcred's
+    /// bug, told as an error rather than minted with an empty value.
+    pub fn required(&self, name: &'static str) -> Result<&str, MissingInput> {
+        self.input(name).ok_or(MissingInput(name))
+    }
 }
+
+/// An input a source always resolves was not there.
+#[derive(Debug, thiserror::Error)]
+#[error("the workload's {0} was not resolved from its service account")]
+pub struct MissingInput(&'static str);
 
 /// ` <length>:<value>`, for a cache key.
 fn push_field(key: &mut String, value: &str) {

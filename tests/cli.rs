@@ -324,3 +324,30 @@ fn plugin_mode_without_arguments_reads_the_environment_as_the_subcommands_do() {
     assert_eq!(empty["auth"], serde_json::json!({}));
     assert_eq!(empty, env_run("", &["get", image]));
 }
+
+/// Help, usage and error lines name the program the operator ran (`pullcred`, which hands
+/// every subcommand to `pullcred-mint` beside it), never the binary behind it.
+#[test]
+fn help_and_usage_name_the_program_that_was_run() {
+    let home = tempfile::tempdir().unwrap();
+    let help = run(pullcred(home.path()).arg("--help"), b"");
+    assert_eq!(help.code, Some(0), "{help:?}");
+    assert!(
+        help.stdout.contains("Usage: pullcred [OPTIONS] [COMMAND]"),
+        "{}",
+        help.stdout
+    );
+    let typo = run(pullcred(home.path()).args(["config", "chek"]), b"");
+    assert_eq!(typo.code, Some(2), "{typo:?}");
+    assert!(
+        typo.stderr.contains("Usage: pullcred config"),
+        "{}",
+        typo.stderr
+    );
+    for out in [&help, &typo] {
+        assert!(
+            !out.stdout.contains("pullcred-mint") && !out.stderr.contains("pullcred-mint"),
+            "{out:?}"
+        );
+    }
+}

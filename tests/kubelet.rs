@@ -443,3 +443,83 @@ fn what_the_kubelet_accepts_is_accepted() {
         out.stdout
     );
 }
+
+/// `kubelet-config --merge`: pullcred's providers are regenerated and placed first, keeping
+/// what an operator set on them that pullcred never writes (a proxy in `env`, `args`);
+/// every other provider is kept whole; JSON stays JSON.
+#[test]
+fn a_merge_keeps_other_providers_whole_and_the_operators_env_on_pullcreds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("config.toml"), RULES).unwrap();
+    let existing = r#"apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: other
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    matchImages: ["other.example.com"]
+    defaultCacheDuration: "1h"
+    args: ["--flag"]
+  - name: pullcred
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    matchImages: ["stale.example.com"]
+    defaultCacheDuration: "5m"
+    env:
+      - name: HTTPS_PROXY
+        value: http://proxy.internal:3128
+    args: ["--verbose"]
+"#;
+    for (file, text) in [
+        ("existing.yaml", existing.to_string()),
+        (
+            "existing.json",
+            serde_json::to_string_pretty(
+                &serde_saphyr::from_str::<serde_json::Value>(existing).unwrap(),
+            )
+            .unwrap(),
+        ),
+    ] {
+        fs::write(d.join(file), &text).unwrap();
+        let out = run(
+            pullcred(d)
+                .arg("kubelet-config")
+                .arg(d.join("config.toml"))
+                .arg("--merge")
+                .arg(d.join(file)),
+            b"",
+        );
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let merged: serde_json::Value = if file.ends_with(".json") {
+            serde_json::from_str(&out.stdout).expect("JSON stays JSON")
+        } else {
+            serde_saphyr::from_str(&out.stdout).unwrap()
+        };
+        let providers = merged["providers"].as_array().unwrap();
+        assert_eq!(providers.len(), 2, "{}", out.stdout);
+        let ours = &providers[0];
+        assert_eq!(ours["name"], "pullcred");
+        assert_eq!(
+            ours["matchImages"],
+            serde_json::json!(["registry.example.com"])
+        );
+        assert_eq!(ours["env"][0]["name"], "HTTPS_PROXY", "{}", out.stdout);
+        assert_eq!(ours["env"][0]["value"], "http://proxy.internal:3128");
+        assert_eq!(ours["args"], serde_json::json!(["--verbose"]));
+        let before: serde_json::Value = serde_saphyr::from_str(existing).unwrap();
+        assert_eq!(
+            providers[1], before["providers"][0],
+            "the other provider, whole"
+        );
+        // What it writes, the kubelet's checker accepts.
+        fs::write(d.join("merged.yaml"), &out.stdout).unwrap();
+        let check = run(
+            pullcred(d)
+                .args(["config", "check"])
+                .arg(d.join("config.toml"))
+                .arg("--kubelet")
+                .arg(d.join("merged.yaml")),
+            b"",
+        );
+        assert!(check.stdout.contains("0 error(s)"), "{}", check.stdout);
+    }
+}

@@ -352,6 +352,12 @@ pub enum SourceError {
     Transient(String),
 }
 
+impl From<crate::workload::MissingInput> for SourceError {
+    fn from(e: crate::workload::MissingInput) -> Self {
+        SourceError::Local(e.to_string())
+    }
+}
+
 /// Runs a source's async mint on a current-thread runtime built for it (so a cache hit never
 /// builds one), with the node's resolver, cut at `budget` less a second (left for writing
 /// the cache and the answer). `stage` says what was awaited when time ran out; a lookup

@@ -25,40 +25,50 @@ pub fn moto() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
         require_tool("moto_server");
-        let port = super::registry::free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut cmd = Command::new("moto_server");
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .env("TZ", "UTC")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            // SAFETY: only an async-signal-safe prctl between fork and exec.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    rustix::process::set_parent_process_death_signal(Some(
-                        rustix::process::Signal::KILL,
-                    ))
-                    .map_err(std::io::Error::from)
-                });
+        // moto_server cannot be handed a bound socket: a free port is picked and bound by
+        // the child later, so another process may take it first. The child then exits:
+        // start again on another port.
+        for _ in 0..5 {
+            let port = super::registry::free_port();
+            let (exited_tx, exited) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut cmd = Command::new("moto_server");
+                cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                    .env("TZ", "UTC")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                // SAFETY: only an async-signal-safe prctl between fork and exec.
+                unsafe {
+                    use std::os::unix::process::CommandExt;
+                    cmd.pre_exec(|| {
+                        rustix::process::set_parent_process_death_signal(Some(
+                            rustix::process::Signal::KILL,
+                        ))
+                        .map_err(std::io::Error::from)
+                    });
+                }
+                let mut child = cmd.spawn().expect("start moto_server");
+                // Keep this thread (the parent of moto, for the death signal) alive.
+                let _ = child.wait();
+                let _ = exited_tx.send(());
+            });
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let start = Instant::now();
+            loop {
+                if TcpStream::connect(addr).is_ok() {
+                    return addr;
+                }
+                if exited.try_recv().is_ok() {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "moto_server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
             }
-            let mut child = cmd.spawn().expect("start moto_server");
-            tx.send(()).unwrap();
-            // Keep this thread (the parent of moto, for the death signal) alive.
-            let _ = child.wait();
-        });
-        rx.recv().unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        addr
+        panic!("moto_server exited at start five times");
     })
 }
 

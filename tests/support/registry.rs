@@ -34,6 +34,23 @@ fn ok(out: Output, what: &str) -> Output {
     out
 }
 
+/// Whether the server `child` answers at `host`; `false` if it exited first (its port
+/// taken by another process since it was picked).
+pub fn wait_ready(child: &mut Child, host: &str) -> bool {
+    let start = Instant::now();
+    while TcpStream::connect(host).is_err() {
+        if child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{host}: the server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -60,42 +77,44 @@ impl Registry {
                 .unwrap(),
             "htpasswd",
         );
-        let port = free_port();
-        let host = format!("127.0.0.1:{port}");
-        fs::write(
-            d.join("config.yml"),
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\nauth:\n  htpasswd:\n    realm: pullcred-test\n    path: {root}/htpasswd\n",
-                root = d.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(d.join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(d.join("registry.log")).unwrap())
-            .spawn()
-            .expect("start docker-registry");
-        let registry = Registry {
-            child,
-            host,
-            _dir: dir,
+        // docker-registry cannot be handed a bound socket: a free port is picked and bound
+        // by the child later, so another process may take it first. The child then exits
+        // (the address is in use): start again on another port.
+        let mut attempts = 0;
+        let registry = loop {
+            attempts += 1;
+            let host = format!("127.0.0.1:{}", free_port());
+            fs::write(
+                d.join("config.yml"),
+                format!(
+                    "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: {host}\nauth:\n  htpasswd:\n    realm: pullcred-test\n    path: {root}/htpasswd\n",
+                    root = d.display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(d.join("config.yml"))
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(d.join("registry.log")).unwrap())
+                .spawn()
+                .expect("start docker-registry");
+            let mut child = child;
+            if wait_ready(&mut child, &host) {
+                break Registry {
+                    child,
+                    host,
+                    _dir: dir,
+                };
+            }
+            assert!(
+                attempts < 5,
+                "docker-registry exited at start: {}",
+                fs::read_to_string(d.join("registry.log")).unwrap_or_default()
+            );
         };
-        registry.wait_ready();
         registry.push_image(user, password, repository, tag);
         registry
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while TcpStream::connect(&self.host).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "registry did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Builds a one-layer OCI image locally (no network) and pushes it.

@@ -33,6 +33,10 @@ use imds::Identity;
 
 /// Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
 /// matching needs the same number of labels, hence one pattern per form).
+/// A workload's inputs (its part of the cache key): its app registration's tenant and
+/// client.
+const TENANT_ID_INPUT: &str = "tenant_id";
+const CLIENT_ID_INPUT: &str = "client_id";
 const BUILTIN_HOSTS: &[&str] = &[
     "*.azurecr.io",
     "*.azurecr.cn",
@@ -213,8 +217,8 @@ impl Spec for AcrSource {
         let w = &self.workload;
         let mut inputs = Inputs::new();
         for (name, key, default) in [
-            ("tenant_id", &w.tenant_id_annotation, &w.tenant_id),
-            ("client_id", &w.client_id_annotation, &w.client_id),
+            (TENANT_ID_INPUT, &w.tenant_id_annotation, &w.tenant_id),
+            (CLIENT_ID_INPUT, &w.client_id_annotation, &w.client_id),
         ] {
             let value = match (annotations.get(key), default) {
                 (Some(v), _) => {
@@ -396,12 +400,12 @@ impl AcrSource {
         w: &Workload,
         deadline: Instant,
     ) -> Result<EntraToken, SourceError> {
-        let tenant = w.input("tenant_id").unwrap_or_default();
+        let tenant = w.required(TENANT_ID_INPUT)?;
         let authority = self.authority(env)?;
         let app = App {
             authority: &authority,
             tenant,
-            client_id: w.input("client_id").unwrap_or_default(),
+            client_id: w.required(CLIENT_ID_INPUT)?,
         };
         let proof = Proof::Assertion(w.account.token.clone());
         let token = entra::token(client, env, &app, proof, SCOPE, deadline).await?;

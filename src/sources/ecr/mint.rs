@@ -120,7 +120,7 @@ async fn mint_async(
     let mut cloud_expiry = None;
     let mut conf = if let Some(w) = workload {
         // The workload's token alone: the node's credentials are never looked up.
-        let role = w.input("role_arn").unwrap_or_default();
+        let role = w.required(super::ROLE_ARN_INPUT)?;
         stage.set(format!("STS AssumeRoleWithWebIdentity {role}"));
         let conf = loader.no_credentials().load().await;
         let assumed =

@@ -30,6 +30,8 @@ kinds! {
 /// Private ECR in every partition (plain, FIPS, dual-stack) and ECR Public: what the kind
 /// serves with no config file. `check` then tests each host strictly (12-digit account, a
 /// region of the suffix's partition).
+/// A workload's input (its part of the cache key): the role its token assumes.
+const ROLE_ARN_INPUT: &str = "role_arn";
 const BUILTIN_HOSTS: &[&str] = &[
     "*.dkr.ecr.*.amazonaws.com",
     "*.dkr.ecr-fips.*.amazonaws.com",
@@ -211,7 +213,7 @@ impl Spec for EcrSource {
                 }
             },
         };
-        Ok(Inputs::from([("role_arn", role)]))
+        Ok(Inputs::from([(ROLE_ARN_INPUT, role)]))
     }
 }
 

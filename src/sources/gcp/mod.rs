@@ -27,6 +27,10 @@ use crate::resolver::Resolver;
 use crate::workload::Inputs;
 
 /// A Kubernetes service account token, as STS names its type.
+/// A workload's inputs (its part of the cache key): the pool provider to exchange its token
+/// with, and the service account to impersonate, if any.
+const AUDIENCE: &str = "audience";
+const IMPERSONATE: &str = "impersonate";
 const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// Artifact Registry's and Container Registry's hosts (`check` then tests each strictly).
@@ -144,11 +148,11 @@ impl Spec for GcpSource {
     ) -> Result<Inputs, String> {
         let mut inputs = Inputs::new();
         if let Some(p) = &self.workload_identity_provider {
-            inputs.insert("audience", p.clone());
+            inputs.insert(AUDIENCE, p.clone());
         }
         match annotations.get(&self.service_account_annotation) {
             Some(email) if options::is_email(email) => {
-                inputs.insert("impersonate", email.clone());
+                inputs.insert(IMPERSONATE, email.clone());
             }
             Some(_) => {
                 return Err(format!(
@@ -158,7 +162,7 @@ impl Spec for GcpSource {
             }
             None => {
                 if let Some(email) = &self.impersonate {
-                    inputs.insert("impersonate", email.clone());
+                    inputs.insert(IMPERSONATE, email.clone());
                 }
             }
         }
@@ -179,7 +183,7 @@ impl Source for GcpSource {
                 let (found, impersonate) = match req.workload {
                     Some(w) => {
                         let sts = self.sts_endpoint.as_deref().unwrap_or(DEFAULT_STS);
-                        let audience = w.input("audience").unwrap_or_default();
+                        let audience = w.required(AUDIENCE)?;
                         let federated = external_account::sts_exchange(
                             &client,
                             sts,
@@ -190,7 +194,7 @@ impl Source for GcpSource {
                             req.env.clock(),
                         )
                         .await?;
-                        (federated, w.input("impersonate").map(str::to_string))
+                        (federated, w.input(IMPERSONATE).map(str::to_string))
                     }
                     None => (
                         self.adc(req.env, &resolver, &client, deadline).await?,
