@@ -156,7 +156,7 @@ impl Cli {
     /// This process's command line, then `PULLCRED_CONFIG` for `--config` when not given (see
     /// `settings`; an empty value is unset, as everywhere in pullcred). Plugin mode
     /// without arguments, which is how the kubelet runs us, skips clap: building its whole
-    /// command tree is a fifth of a cache hit's instructions (callgrind).
+    /// command tree costs about as much as the rest of a request.
     pub fn from_process(env: &Env) -> Self {
         let mut cli = if std::env::args_os().len() <= 1 {
             Cli {

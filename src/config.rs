@@ -117,10 +117,7 @@ impl Config {
         Self::load_with(explicit, KINDS, uid)
     }
 
-    pub fn from_file(path: &Path, uid: u32) -> Result<Self, ConfigError> {
-        Self::from_file_with(path, KINDS, uid)
-    }
-
+    #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         Self::parse_with(text, path, KINDS)
     }

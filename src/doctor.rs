@@ -426,15 +426,7 @@ impl Doctor<'_> {
             );
             return;
         };
-        let mut paths = vec![config_path.to_path_buf()];
-        if config_path.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(config_path)
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default();
-            entries.sort();
-            paths.extend(entries);
-        }
-        for path in paths {
+        for path in config_files(config_path) {
             let Ok(m) = std::fs::metadata(&path) else {
                 continue;
             };
@@ -472,14 +464,7 @@ impl Doctor<'_> {
         names.push("pullcred-mint");
         names.dedup();
         paths.extend(names.iter().map(|n| bin_path.join(n)));
-        paths.push(config_path.to_path_buf());
-        if config_path.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(config_path)
-                .map(|d| d.flatten().map(|e| e.path()).collect())
-                .unwrap_or_default();
-            entries.sort();
-            paths.extend(entries);
-        }
+        paths.extend(config_files(config_path));
         for path in paths {
             if let Err(Some(why)) = self.trusted(&path) {
                 r.add(
@@ -780,6 +765,20 @@ impl Doctor<'_> {
             }
         }
     }
+}
+
+/// The provider config at `path`: the file, or the directory and its entries in name order.
+fn config_files(path: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    entries.sort();
+    entries.insert(0, path.to_path_buf());
+    entries
 }
 
 /// What `path --version` says the Kubernetes version is (`Kubernetes v1.33.2`, k3s's

@@ -44,8 +44,8 @@ pub struct Env {
 }
 
 /// Where variables come from. A cache hit reads a handful of variables, so the process's
-/// are looked up one by one when first asked for (copying the whole environment was a
-/// twentieth of a hit's instructions); tests give a fixed set.
+/// are looked up one by one when first asked for (copying the whole environment costs a hit
+/// measurably); tests give a fixed set.
 #[derive(Debug)]
 enum Vars {
     /// Each name's value once read. Values are leaked: a few short strings in a process

@@ -1,8 +1,8 @@
 //! Image references: splitting `[host[:port]/]path[:tag][@digest]` into registry and repository.
 //!
 //! This is the request path's own splitter. `oci-spec`'s `Reference` parser would do, but it
-//! compiles a large regex on first use (about 30 ms and 16 MB per process), more than the whole
-//! budget of a cache hit; it stays the oracle in this module's differential tests.
+//! compiles a large regex on first use, which costs more time and memory than a whole cache
+//! hit; it stays the oracle in this module's differential tests.
 //!
 //! Normalisation, as in distribution's `ParseNormalizedNamed`:
 //!

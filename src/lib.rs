@@ -1,33 +1,43 @@
-//! pullcred: a kubelet image credential provider. The binary's modules, as a library so that
-//! unit tests and benchmarks can reach them.
+//! pullcred: a kubelet image credential provider. The binaries' modules, as a library;
+//! private unless a binary's `main` or a fuzz target needs them, so the compiler finds dead
+//! code.
 
-pub mod app;
-pub mod cache;
+mod app;
+mod cache;
 pub mod cli;
-pub mod config;
-pub mod credential;
+mod config;
+mod credential;
 pub mod deadline;
-pub mod doctor;
+mod doctor;
 pub mod env;
-pub mod error;
+mod error;
 pub mod front;
-pub mod http;
-pub mod image;
-pub mod kubelet;
+mod http;
+mod image;
+mod kubelet;
 mod kubelet_match;
 pub mod logging;
-pub mod metrics;
-pub mod oauth;
+mod metrics;
+mod oauth;
 pub mod process;
-pub mod protocol;
-pub mod proxy;
-pub mod resolver;
+mod protocol;
+mod proxy;
+mod resolver;
 pub mod roots;
-pub mod rules;
-pub mod secret_file;
+mod rules;
+mod secret_file;
 mod settings;
-pub mod sources;
-pub mod units;
-pub mod workload;
+mod sources;
+mod units;
+mod workload;
 
 pub use error::Error;
+
+/// What the fuzz targets (fuzz/) drive: the parsers of untrusted bytes.
+#[doc(hidden)]
+pub mod fuzz_api {
+    pub use crate::cache::decode;
+    pub use crate::image::ImageRef;
+    pub use crate::protocol::decode_request;
+    pub use crate::rules::Pattern;
+}

@@ -3,8 +3,8 @@
 //! error into one stderr line and an exit code.
 //!
 //! `no_main`, as the front: std's start-up work before `main` (finding the main thread's
-//! stack guard by parsing /proc/self/maps, an alternate signal stack) was an eighth of a
-//! cache hit's instructions when this binary answered hits; what of it matters is done by
+//! stack guard by parsing /proc/self/maps, an alternate signal stack) is a measurable part
+//! of a short-lived process's work; what of it matters is done by
 //! `process::harden`. Arguments still reach `std::env::args` (glibc hands them over before
 //! `main`).
 #![no_main]

@@ -221,12 +221,12 @@ impl<'de> serde::Deserialize<'de> for TopLevelKeys {
     }
 }
 
-/// How the kubelet keys its in-memory cache of our answer.
+/// How the kubelet keys its in-memory cache of our answer. (The protocol's third kind,
+/// `Global`, would hand one answer to every image of every host: pullcred never sends it.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum CacheKeyType {
     Image,
     Registry,
-    Global,
 }
 
 #[derive(Serialize)]

@@ -1,8 +1,8 @@
 //! Which CA certificates the TLS clients trust: the system's bundle file alone. Left to
 //! themselves, rustls-native-certs (under the AWS SDK's client and reqwest's verifier) reads,
 //! on Debian and Ubuntu, the bundle *and* every one of the few hundred files of the hashed
-//! directory beside it: the same certificates twice, 45% of a cold ECR mint's instructions
-//! (callgrind). So, before anything else runs, the minting binary names the bundle in
+//! directory beside it: the same certificates twice, a large share of a cold mint's work
+//! (the benchmarks in docs measure it). So, before anything else runs, the minting binary names the bundle in
 //! `SSL_CERT_FILE`, which makes those libraries read that file only. An operator's own
 //! `SSL_CERT_FILE` or `SSL_CERT_DIR` is left as it is, and a node with no known bundle file
 //! keeps the libraries' own search.

@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = pullcred::cache::decode(data);
+    let _ = pullcred::fuzz_api::decode(data);
 });

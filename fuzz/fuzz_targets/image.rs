@@ -2,7 +2,7 @@
 //! print back to a reference that splits the same way.
 #![no_main]
 
-use pullcred::image::ImageRef;
+use pullcred::fuzz_api::ImageRef;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,8 +3,8 @@
 //! timeout would catch).
 #![no_main]
 
-use pullcred::image::ImageRef;
-use pullcred::rules::Pattern;
+use pullcred::fuzz_api::ImageRef;
+use pullcred::fuzz_api::Pattern;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

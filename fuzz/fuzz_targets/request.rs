@@ -3,7 +3,7 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Err(e) = pullcred::protocol::decode_request(data) {
+    if let Err(e) = pullcred::fuzz_api::decode_request(data) {
         assert!(!e.to_string().contains('\n'));
     }
 });

@@ -5,4 +5,4 @@ pub mod policy;
 pub mod store;
 
 pub use policy::{Outcome, RefreshWindow, Settings, lookup, obtain};
-pub use store::{Cache, CacheError, Entry, FORMAT_VERSION, Key, Lock, LockError, decode};
+pub use store::{Cache, CacheError, Entry, decode};

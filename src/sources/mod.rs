@@ -352,6 +352,46 @@ pub enum SourceError {
     Transient(String),
 }
 
+/// A search along a credential chain (the shape of aws-config's `CredentialsProviderChain`):
+/// a link that is not set up is noted and passed over; the first link that is set up
+/// decides, and its failure ends the search (falling through to another identity would hide
+/// the fault); when only the last link is left and fails, the error names every link and
+/// why, of the kind of that last failure.
+pub struct Chain {
+    /// Whose credentials: "Google", "Azure".
+    whose: &'static str,
+    tried: Vec<String>,
+}
+
+impl Chain {
+    pub fn new(whose: &'static str) -> Self {
+        Chain {
+            whose,
+            tried: Vec::new(),
+        }
+    }
+
+    /// Notes a link that is not set up (`why`, naming the link), and moves on.
+    pub fn not_loaded(&mut self, why: impl Into<String>) {
+        self.tried.push(why.into());
+    }
+
+    /// The error when the last link (`link`) fails too.
+    pub fn exhausted(mut self, link: &str, last: SourceError) -> SourceError {
+        self.tried.push(format!("{link}: {last}"));
+        let text = format!(
+            "no {} credentials (tried {})",
+            self.whose,
+            self.tried.join("; ")
+        );
+        match last {
+            SourceError::Transient(_) => SourceError::Transient(text),
+            SourceError::Denied(_) => SourceError::Denied(text),
+            _ => SourceError::Local(text),
+        }
+    }
+}
+
 impl From<crate::workload::MissingInput> for SourceError {
     fn from(e: crate::workload::MissingInput) -> Self {
         SourceError::Local(e.to_string())

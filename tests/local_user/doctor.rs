@@ -300,6 +300,20 @@ fn a_kubelet_config_of_garbage_is_named_by_file_line_and_field_never_by_content(
     }
 }
 
+/// doctor on this machine's own /proc (its root is /), with an empty config in `dir`: no
+/// rule, no image, nothing minted.
+fn doctor_on_this_node(dir: &Path) -> Run {
+    let config = dir.join("config.toml");
+    fs::write(&config, "").unwrap();
+    run(
+        pullcred(dir)
+            .arg("--config")
+            .arg(&config)
+            .args(["doctor", "--no-cache"]),
+        b"",
+    )
+}
+
 /// A child process, killed (and reaped) when dropped.
 struct Kill(Child);
 
@@ -339,16 +353,7 @@ fn a_real_users_process_called_kubelet_is_not_believed() {
             .unwrap(),
     );
     let pid = child.0.id();
-    let config = d.join("config.toml");
-    fs::write(&config, "").unwrap();
-    // The node's own /proc (doctor's root is /): no rule, no image, nothing minted.
-    let out = run(
-        pullcred(d)
-            .arg("--config")
-            .arg(&config)
-            .args(["doctor", "--no-cache"]),
-        b"",
-    );
+    let out = doctor_on_this_node(d);
     line(
         &out,
         &format!("warn process {pid} is called kubelet but is not believed"),
@@ -398,15 +403,7 @@ fn a_kubelet_in_another_mount_namespace_is_never_run() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(fs::read_link(&exe_link).unwrap(), exe, "the kubelet runs");
-    let config = d.join("config.toml");
-    fs::write(&config, "").unwrap();
-    let out = run(
-        pullcred(d)
-            .arg("--config")
-            .arg(&config)
-            .args(["doctor", "--no-cache"]),
-        b"",
-    );
+    let out = doctor_on_this_node(d);
     line(
         &out,
         &format!("warn kubelet version: process {pid} runs in another mount namespace"),

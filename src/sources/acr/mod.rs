@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{MintRequest, Source, SourceError, Spec, run_mint};
+use super::{Chain, MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -345,10 +345,10 @@ impl AcrSource {
             RuleIdentity::ManagedIdentity(identity) => return imds(identity.clone()).await,
             RuleIdentity::Chain => {}
         }
-        let mut tried = Vec::new();
+        let mut chain = Chain::new("Azure");
         match self.environment_app(env, client, deadline).await {
             Some(result) => return result,
-            None => tried.push(
+            None => chain.not_loaded(
                 "environment: AZURE_TENANT_ID, AZURE_CLIENT_ID and one of AZURE_CLIENT_SECRET, \
                  AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE are not all set"
                     .to_string(),
@@ -379,16 +379,10 @@ impl AcrSource {
             };
             return Ok(EntraToken { token, tenant });
         }
-        tried.push(format!("azure.json: no {}", path.display()));
-        imds(Identity::System).await.map_err(|e| {
-            tried.push(format!("managed identity: {e}"));
-            let text = format!("no Azure credentials (tried {})", tried.join("; "));
-            match e {
-                SourceError::Transient(_) => SourceError::Transient(text),
-                SourceError::Denied(_) => SourceError::Denied(text),
-                _ => SourceError::Local(text),
-            }
-        })
+        chain.not_loaded(format!("azure.json: no {}", path.display()));
+        imds(Identity::System)
+            .await
+            .map_err(|e| chain.exhausted("managed identity", e))
     }
 
     /// A workload's Entra token: its application, proved by its service account token (a

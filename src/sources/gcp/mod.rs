@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{MintRequest, Source, SourceError, Spec, run_mint};
+use super::{Chain, MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
@@ -237,13 +237,13 @@ impl GcpSource {
         if let Some(path) = &self.key_file {
             return credential_file::token(path, env, client, endpoint, deadline).await;
         }
-        let mut tried = Vec::new();
+        let mut chain = Chain::new("Google");
         match env.var("GOOGLE_APPLICATION_CREDENTIALS") {
             Some(p) => {
                 let path = PathBuf::from(p);
                 return credential_file::token(&path, env, client, endpoint, deadline).await;
             }
-            None => tried.push("GOOGLE_APPLICATION_CREDENTIALS: not set".to_string()),
+            None => chain.not_loaded("GOOGLE_APPLICATION_CREDENTIALS: not set"),
         }
         let gcloud = env
             .var("CLOUDSDK_CONFIG")
@@ -254,20 +254,12 @@ impl GcpSource {
             Some(path) if path.exists() => {
                 return credential_file::token(&path, env, client, endpoint, deadline).await;
             }
-            Some(path) => tried.push(format!("gcloud: no {}", path.display())),
-            None => tried.push("gcloud: HOME is not set".into()),
+            Some(path) => chain.not_loaded(format!("gcloud: no {}", path.display())),
+            None => chain.not_loaded("gcloud: HOME is not set"),
         }
         let service_account = self.service_account.as_deref();
         metadata::token(env, resolver, service_account, deadline)
             .await
-            .map_err(|e| {
-                tried.push(format!("metadata server: {e}"));
-                let text = format!("no Google credentials (tried {})", tried.join("; "));
-                match e {
-                    SourceError::Transient(_) => SourceError::Transient(text),
-                    SourceError::Denied(_) => SourceError::Denied(text),
-                    _ => SourceError::Local(text),
-                }
-            })
+            .map_err(|e| chain.exhausted("metadata server", e))
     }
 }
