@@ -9,13 +9,14 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 
 use crate::app::answer_hit;
+use crate::args::Command;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::env::Env;
-use crate::protocol::{self, ApiVersion, Request};
+use crate::protocol::{self, Request};
+use crate::settings::Settings;
 use crate::sources::{SPECS, Spec};
 
 /// The minting binary's file name, beside the front's.
@@ -24,72 +25,43 @@ pub const MINT_BINARY: &str = "pullcred-mint";
 pub const FRONT_VERSION_VAR: &str = "PULLCRED_FRONT_VERSION";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What the front understands of a command line: plugin mode or `get IMAGE`, with
-/// `--config` and `--cache-dir`. Anything else is the minting binary's.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct FrontArgs {
-    pub config: Option<PathBuf>,
-    pub cache_dir: Option<PathBuf>,
-    pub get: Option<String>,
-}
-
-pub fn parse_args(args: &[OsString]) -> Option<FrontArgs> {
-    let mut out = FrontArgs::default();
-    let mut it = args.iter().map(|a| a.to_str());
-    while let Some(arg) = it.next() {
-        let arg = arg?;
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg, None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().flatten().map(str::to_string))
-        };
-        match flag {
-            "--config" => out.config = Some(PathBuf::from(value()?)),
-            "--cache-dir" => out.cache_dir = Some(PathBuf::from(value()?)),
-            "get" if out.get.is_none() => {
-                let image = it.next()??;
-                if image.starts_with('-') {
-                    return None;
-                }
-                out.get = Some(image.to_string());
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
 /// Runs the front; returns only when answering itself (the exit code), else it has become
 /// the minting binary, under the name it was run by (`program`, its `argv[0]`), so that
 /// help, usage and error lines name what the user ran.
 pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
+    let name = program_name(program.as_deref());
     let program = program.as_deref();
-    // A log level asked for: the minting binary logs, the front does not.
-    let Some(front) = parse_args(&args).filter(|_| env.var("PULLCRED_LOG").is_none()) else {
-        return hand_over(program, &args, None);
+    // Plugin mode and `get`, without a log level asked for (the minting binary logs, the
+    // front does not): anything else, a usage error included, is the minting binary's.
+    let low = match crate::args::parse(&name, args.clone()) {
+        Ok(low)
+            if low.verbose == 0
+                && env.var("PULLCRED_LOG").is_none()
+                && matches!(low.command, Command::Plugin | Command::Get { .. }) =>
+        {
+            low
+        }
+        _ => return hand_over(program, &args, None),
     };
-    let config_path = crate::settings::config_path(front.config.clone(), env);
-    let Ok(config) = Config::<dyn Spec>::load_with(config_path.as_deref(), SPECS, env.uid()) else {
+    let settings = Settings::resolve(&low, env);
+    let Ok(config) = Config::<dyn Spec>::load_with(settings.config.as_deref(), SPECS, env.uid())
+    else {
         return hand_over(program, &args, None);
     };
     let armed = crate::deadline::arm(config.deadline);
     let hand_over =
         |args: &[OsString], stdin| hand_over_within(program, args, stdin, Some(config.deadline));
-    let (req, bytes) = match front.get {
-        Some(image) => (
+    let (req, bytes) = match low.command {
+        Command::Get { image, api_version } => (
             Request {
-                api_version: ApiVersion::V1,
+                api_version,
                 image,
                 service_account_token: None,
                 service_account_annotations: Default::default(),
             },
             None,
         ),
-        None => {
+        _ => {
             let bytes = match protocol::read_bytes(std::io::stdin().lock()) {
                 Ok(b) => b,
                 // The minting binary reads the same stdin again and names the error.
@@ -104,7 +76,7 @@ pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
             }
         }
     };
-    let dir = crate::settings::cache_dir(front.cache_dir, config.cache.dir.as_deref(), env);
+    let dir = settings.cache_dir(config.cache.dir.as_deref(), env);
     let answer = dir
         .and_then(|d| Cache::open(&d, env.uid()).ok())
         .and_then(|cache| answer_hit(&req, &config, env, &cache));
@@ -126,6 +98,14 @@ pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
         }
         None => keep_timer(armed, hand_over(&args, bytes.as_deref())),
     }
+}
+
+/// The file name the user ran (`pullcred`), for usage and help lines.
+pub fn program_name(program: Option<&std::ffi::OsStr>) -> String {
+    program
+        .and_then(|p| std::path::Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pullcred".into())
 }
 
 /// The deadline's timer stays armed across the `exec`: the minting binary inherits it.
@@ -203,45 +183,5 @@ pub fn check_front_version(env: &Env) -> Result<(), String> {
             "pullcred {v} handed over to pullcred-mint {VERSION}: install both from one release"
         )),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<OsString> {
-        a.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn the_front_takes_plugin_mode_and_get_and_hands_over_the_rest() {
-        assert_eq!(parse_args(&args(&[])), Some(FrontArgs::default()));
-        assert_eq!(
-            parse_args(&args(&[
-                "--config",
-                "/c.toml",
-                "--cache-dir=/d",
-                "get",
-                "nginx"
-            ])),
-            Some(FrontArgs {
-                config: Some("/c.toml".into()),
-                cache_dir: Some("/d".into()),
-                get: Some("nginx".into()),
-            })
-        );
-        for other in [
-            &["version"][..],
-            &["-v"],
-            &["config", "check"],
-            &["get"],
-            &["get", "--api-version", "v1beta1", "x"],
-            &["get", "a", "b"],
-            &["--config"],
-            &["cache", "list"],
-        ] {
-            assert_eq!(parse_args(&args(other)), None, "{other:?}");
-        }
     }
 }

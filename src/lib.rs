@@ -3,6 +3,7 @@
 //! code.
 
 mod app;
+pub mod args;
 mod cache;
 pub mod cli;
 mod config;

@@ -9,7 +9,6 @@
 //! `main`).
 #![no_main]
 
-use pullcred::cli::Cli;
 use pullcred::env::Env;
 
 #[unsafe(no_mangle)]
@@ -24,8 +23,16 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         eprintln!("pullcred: {e}");
         return 1;
     }
-    let cli = Cli::from_process(&env);
-    match cli.run(env) {
+    let mut args = std::env::args_os();
+    let program = pullcred::front::program_name(args.next().as_deref());
+    let low = match pullcred::args::parse(&program, args.collect()) {
+        Ok(low) => low,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return 2;
+        }
+    };
+    match pullcred::cli::run(low, env) {
         Ok(()) => 0,
         Err(e) => {
             let line = pullcred::logging::error_chain(&e);

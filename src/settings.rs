@@ -3,12 +3,38 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::args::LowArgs;
 use crate::env::Env;
 
 /// Names the config file when `--config` does not.
 pub const CONFIG_VAR: &str = "PULLCRED_CONFIG";
 /// Names the cache dir when `--cache-dir` does not.
 pub const CACHE_DIR_VAR: &str = "PULLCRED_CACHE_DIR";
+
+/// What one run's arguments and environment decide before any config is read.
+#[derive(Debug)]
+pub struct Settings {
+    /// See [`config_path`].
+    pub config: Option<PathBuf>,
+    /// `--cache-dir`, if given (see [`Settings::cache_dir`]).
+    cache_dir: Option<PathBuf>,
+    pub verbose: u8,
+}
+
+impl Settings {
+    pub fn resolve(low: &LowArgs, env: &Env) -> Self {
+        Settings {
+            config: config_path(low.config.clone(), env),
+            cache_dir: low.cache_dir.clone(),
+            verbose: low.verbose,
+        }
+    }
+
+    /// The cache dir, given the config's `[cache] dir` (see [`cache_dir`]).
+    pub fn cache_dir(&self, configured: Option<&Path>, env: &Env) -> Option<PathBuf> {
+        cache_dir(self.cache_dir.clone(), configured, env)
+    }
+}
 
 /// The config file named for this run: `--config`, else [`CONFIG_VAR`]. `None`: the default
 /// file if there is one, else the built-in rules (`Config::load` decides).

@@ -340,7 +340,7 @@ fn help_and_usage_name_the_program_that_was_run() {
     let typo = run(pullcred(home.path()).args(["config", "chek"]), b"");
     assert_eq!(typo.code, Some(2), "{typo:?}");
     assert!(
-        typo.stderr.contains("Usage: pullcred config"),
+        typo.stderr.contains("usage: pullcred config"),
         "{}",
         typo.stderr
     );

@@ -1,0 +1,561 @@
+//! The command line as both binaries read it: lexopt's tokens into [`LowArgs`], checked but
+//! not resolved (no variable, no file is looked at here), cheap enough for the front on
+//! every pull. `settings` resolves what the arguments leave open; `cli` runs the command.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::kubelet::KubeletVersion;
+use crate::protocol::ApiVersion;
+
+/// The arguments as given.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LowArgs {
+    pub config: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    /// `-v` once per step: info, then debug.
+    pub verbose: u8,
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Command {
+    /// No command: the plugin the kubelet execs (a request on stdin).
+    #[default]
+    Plugin,
+    Get {
+        image: String,
+        api_version: ApiVersion,
+    },
+    ConfigCheck {
+        file: Option<PathBuf>,
+        kubelet: Option<PathBuf>,
+        bin_dir: Option<PathBuf>,
+        kubelet_version: Option<KubeletVersion>,
+    },
+    ConfigMatchImages {
+        file: Option<PathBuf>,
+    },
+    CacheList,
+    CachePurge {
+        registry: Option<String>,
+        expired: bool,
+    },
+    Doctor {
+        images: Vec<String>,
+        no_cache: bool,
+        root: PathBuf,
+        kubelet_version: Option<KubeletVersion>,
+    },
+    KubeletConfig {
+        file: Option<PathBuf>,
+        merge: Option<PathBuf>,
+        drop_covered: bool,
+        kubelet_version: Option<KubeletVersion>,
+    },
+    Version,
+    /// `--help`: the help of the command named, to print as it is.
+    Help(String),
+}
+
+/// A command line that is not one of pullcred's: what is wrong, and the usage line of the
+/// command it was for. Told in one line; exit code 2.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}; usage: {usage} (more: {program} --help)")]
+pub struct UsageError {
+    message: String,
+    usage: String,
+    program: String,
+}
+
+/// The commands: name, usage (after the program's name), and help.
+struct Topic {
+    name: &'static str,
+    usage: &'static str,
+    help: &'static str,
+}
+
+const TOP: Topic = Topic {
+    name: "",
+    usage: "[OPTIONS] [COMMAND]",
+    help:
+        "A kubelet image credential provider: ECR and ECR Public tokens, Artifact Registry and GCR
+tokens, ACR refresh tokens, static credentials from root-only files, and docker config
+credentials and helpers, with the node's identity or each workload's, from one binary,
+cached on the node.
+
+Without a command it is the plugin the kubelet execs: a CredentialProviderRequest on
+stdin, a CredentialProviderResponse on stdout.
+
+Commands:
+  get IMAGE        Print the response the kubelet would get for IMAGE
+  config check     Validate a config and print its rules in the order they are tried
+  config match-images
+                   Print the kubelet matchImages the config's rules serve
+  cache list       List cached entries (never the credential)
+  cache purge      Remove cached entries
+  doctor [IMAGE…]  Check everything between the kubelet and a pull on this node
+  kubelet-config   Print a kubelet CredentialProviderConfig routing what the rules serve
+  version          Print the version
+
+Options (for every command):
+  --config FILE    Config file [default: $PULLCRED_CONFIG, else /etc/pullcred/config.toml,
+                   else the built-in rules]
+  --cache-dir DIR  Cache dir [default: $PULLCRED_CACHE_DIR, else [cache] dir, else
+                   /run/pullcred for root, else the user's cache dir]
+  -v, --verbose    More log output on stderr (-v info, -vv debug); or set PULLCRED_LOG
+  -h, --help       Print help (of a command: COMMAND --help)
+  -V, --version    Print the version
+",
+};
+
+const GET: Topic = Topic {
+    name: "get",
+    usage: "get [OPTIONS] IMAGE",
+    help: "Print the response the kubelet would get for IMAGE.
+
+Options:
+  --api-version V  apiVersion of the request to answer: v1 (default), v1beta1, v1alpha1
+",
+};
+
+const CONFIG: Topic = Topic {
+    name: "config",
+    usage: "config check|match-images [OPTIONS] [FILE]",
+    help: "Inspect a config.
+
+Commands:
+  check [FILE]         Validate a config and print its rules in the order they are tried;
+                       with --kubelet, also the kubelet's CredentialProviderConfig and how
+                       it routes to these rules
+  match-images [FILE]  Print the kubelet matchImages the config's rules serve, one per line
+
+FILE defaults to --config, else /etc/pullcred/config.toml (else, for match-images, the
+built-in rules).
+",
+};
+
+const CONFIG_CHECK: Topic = Topic {
+    name: "config check",
+    usage: "config check [OPTIONS] [FILE]",
+    help: "Validate a config (FILE, else --config, else /etc/pullcred/config.toml) and print its
+rules in the order they are tried.
+
+Options:
+  --kubelet FILE|DIR     The kubelet's CredentialProviderConfig: a file, or a directory of
+                         *.yaml, *.yml and *.json files merged in name order
+  --bin-dir DIR          With --kubelet: the kubelet's credential-provider bin dir (each
+                         provider's binary must be there)
+  --kubelet-version X.Y  With --kubelet: the Kubernetes version of the kubelet that reads
+                         it (1.26 or later) [default: the newest pullcred knows]
+",
+};
+
+const CONFIG_MATCH_IMAGES: Topic = Topic {
+    name: "config match-images",
+    usage: "config match-images [FILE]",
+    help: "Print the kubelet matchImages the config's rules serve, one per line (FILE, else
+--config, else /etc/pullcred/config.toml, else the built-in rules).
+",
+};
+
+const CACHE: Topic = Topic {
+    name: "cache",
+    usage: "cache list|purge [OPTIONS]",
+    help: "Inspect or empty the credential cache.
+
+Commands:
+  list   List cached entries: key, registry, source, refresh and expiry times (never the
+         credential)
+  purge  Remove cached entries, all or those of one registry; or, with --expired, only
+         those that have expired (and lock files left without an entry)
+
+Options of purge:
+  --registry HOST  Only entries for this registry host
+  --expired        Only entries that would not be served even when minting fails, each
+                   under its lock (not with --registry)
+",
+};
+
+const DOCTOR: Topic = Topic {
+    name: "doctor",
+    usage: "doctor [OPTIONS] [IMAGE…]",
+    help: "Check everything between the kubelet and a pull on this node, and answer each IMAGE as
+the kubelet would be (minting for real) [default: one image per rule without wildcards].
+
+Options:
+  --no-cache             Answer without reading or writing the cache
+  --kubelet-version X.Y  The Kubernetes version of the node's kubelet [default: what its
+                         binary says]
+",
+};
+
+const KUBELET_CONFIG: Topic = Topic {
+    name: "kubelet-config",
+    usage: "kubelet-config [OPTIONS] [FILE]",
+    help: "Print a kubelet CredentialProviderConfig routing exactly what the rules of FILE (else
+--config, else /etc/pullcred/config.toml, else the built-in rules) serve.
+
+Options:
+  --merge FILE           An existing CredentialProviderConfig to merge into: its other
+                         providers are kept, its pullcred providers replaced (keeping the
+                         env and args set on them); JSON stays JSON
+  --drop-covered         With --merge: leave out each other provider whose every
+                         matchImages entry pullcred's providers route too
+  --kubelet-version X.Y  The Kubernetes version of the node's kubelet (1.26 or later):
+                         only the fields it has are written [default: the newest
+                         pullcred knows]
+",
+};
+
+const VERSION: Topic = Topic {
+    name: "version",
+    usage: "version",
+    help: "Print the version.\n",
+};
+
+/// Options that take a value, and flags, as given anywhere on the line; sorted out per
+/// command once the command is known.
+#[derive(Default)]
+struct Seen {
+    api_version: Option<String>,
+    kubelet: Option<PathBuf>,
+    bin_dir: Option<PathBuf>,
+    kubelet_version: Option<String>,
+    merge: Option<PathBuf>,
+    root: Option<PathBuf>,
+    registry: Option<String>,
+    drop_covered: bool,
+    no_cache: bool,
+    expired: bool,
+    help: bool,
+    version: bool,
+    /// Each option given, by its spelling, for "does not apply" errors.
+    given: Vec<&'static str>,
+}
+
+/// `args` (without the program's name) as pullcred's command line; `program` is the name
+/// the user ran, for usage lines and help.
+pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> {
+    use lexopt::prelude::*;
+    let mut low = LowArgs::default();
+    let mut seen = Seen::default();
+    let mut words: Vec<String> = Vec::new();
+    let mut parser = lexopt::Parser::from_args(args);
+    let fail = |message: String, topic: &Topic| UsageError {
+        message,
+        usage: format!("{program} {}", topic.usage),
+        program: program.to_string(),
+    };
+    let bad = |e: lexopt::Error| fail(e.to_string(), &TOP);
+    while let Some(arg) = parser.next().map_err(bad)? {
+        let path = |p: &mut lexopt::Parser| p.value().map(PathBuf::from).map_err(bad);
+        match arg {
+            Long("config") => low.config = Some(path(&mut parser)?),
+            Long("cache-dir") => low.cache_dir = Some(path(&mut parser)?),
+            Short('v') | Long("verbose") => low.verbose = low.verbose.saturating_add(1),
+            Short('h') | Long("help") => seen.help = true,
+            Short('V') | Long("version") => seen.version = true,
+            Long("api-version") => {
+                seen.api_version = Some(parser.value().map_err(bad)?.string().map_err(bad)?);
+                seen.given.push("--api-version");
+            }
+            Long("kubelet") => {
+                seen.kubelet = Some(path(&mut parser)?);
+                seen.given.push("--kubelet");
+            }
+            Long("bin-dir") => {
+                seen.bin_dir = Some(path(&mut parser)?);
+                seen.given.push("--bin-dir");
+            }
+            Long("kubelet-version") => {
+                seen.kubelet_version = Some(parser.value().map_err(bad)?.string().map_err(bad)?);
+                seen.given.push("--kubelet-version");
+            }
+            Long("merge") => {
+                seen.merge = Some(path(&mut parser)?);
+                seen.given.push("--merge");
+            }
+            Long("root") => {
+                seen.root = Some(path(&mut parser)?);
+                seen.given.push("--root");
+            }
+            Long("registry") => {
+                seen.registry = Some(parser.value().map_err(bad)?.string().map_err(bad)?);
+                seen.given.push("--registry");
+            }
+            Long("drop-covered") => {
+                seen.drop_covered = true;
+                seen.given.push("--drop-covered");
+            }
+            Long("no-cache") => {
+                seen.no_cache = true;
+                seen.given.push("--no-cache");
+            }
+            Long("expired") => {
+                seen.expired = true;
+                seen.given.push("--expired");
+            }
+            Value(v) => words.push(v.string().map_err(bad)?),
+            _ => return Err(bad(arg.unexpected())),
+        }
+    }
+    let mut words = words.into_iter();
+    let first = words.next();
+    let (topic, second) = match first.as_deref() {
+        None => (&TOP, None),
+        Some("get") => (&GET, None),
+        Some("config") => match words.next().as_deref() {
+            Some("check") => (&CONFIG_CHECK, None),
+            Some("match-images") => (&CONFIG_MATCH_IMAGES, None),
+            None if seen.help => (&CONFIG, None),
+            None => return Err(fail("config needs a command".into(), &CONFIG)),
+            Some(other) => {
+                return Err(fail(format!("unknown command 'config {other}'"), &CONFIG));
+            }
+        },
+        Some("cache") => match words.next().as_deref() {
+            Some("list") => (&CACHE, Some("list")),
+            Some("purge") => (&CACHE, Some("purge")),
+            None if seen.help => (&CACHE, None),
+            None => return Err(fail("cache needs a command".into(), &CACHE)),
+            Some(other) => {
+                return Err(fail(format!("unknown command 'cache {other}'"), &CACHE));
+            }
+        },
+        Some("doctor") => (&DOCTOR, None),
+        Some("kubelet-config") => (&KUBELET_CONFIG, None),
+        Some("version") => (&VERSION, None),
+        Some("help") => {
+            return Ok(LowArgs {
+                command: Command::Help(help_text(program, &TOP)),
+                ..low
+            });
+        }
+        Some(other) => return Err(fail(format!("unknown command '{other}'"), &TOP)),
+    };
+    if seen.help {
+        low.command = Command::Help(help_text(program, topic));
+        return Ok(low);
+    }
+    if seen.version {
+        low.command = Command::Version;
+        return Ok(low);
+    }
+    // Each option only where it applies.
+    let allowed: &[&str] = match (topic.name, second) {
+        ("get", _) => &["--api-version"],
+        ("config check", _) => &["--kubelet", "--bin-dir", "--kubelet-version"],
+        ("cache", Some("purge")) => &["--registry", "--expired"],
+        ("doctor", _) => &["--no-cache", "--root", "--kubelet-version"],
+        ("kubelet-config", _) => &["--merge", "--drop-covered", "--kubelet-version"],
+        _ => &[],
+    };
+    if let Some(o) = seen.given.iter().find(|o| !allowed.contains(o)) {
+        let on = match (topic.name, second) {
+            ("", _) => "the plugin".to_string(),
+            (name, Some(sub)) => format!("'{name} {sub}'"),
+            (name, None) => format!("'{name}'"),
+        };
+        return Err(fail(format!("{o} does not apply to {on}"), topic));
+    }
+    let version = |v: &Option<String>| {
+        v.as_deref()
+            .map(KubeletVersion::parse)
+            .transpose()
+            .map_err(|why| fail(format!("--kubelet-version: {why}"), topic))
+    };
+    let rest: Vec<String> = words.collect();
+    let at_most_one = |rest: Vec<String>| -> Result<Option<PathBuf>, UsageError> {
+        match <[String; 1]>::try_from(rest) {
+            Ok([one]) => Ok(Some(PathBuf::from(one))),
+            Err(rest) if rest.is_empty() => Ok(None),
+            Err(rest) => Err(fail(format!("unexpected argument '{}'", rest[1]), topic)),
+        }
+    };
+    low.command = match (topic.name, second) {
+        ("", _) => match rest.first() {
+            None => Command::Plugin,
+            Some(w) => return Err(fail(format!("unknown command '{w}'"), topic)),
+        },
+        ("get", _) => {
+            let image = match <[String; 1]>::try_from(rest) {
+                Ok([image]) => image,
+                Err(rest) if rest.is_empty() => {
+                    return Err(fail("get needs an IMAGE".into(), topic));
+                }
+                Err(rest) => {
+                    return Err(fail(format!("unexpected argument '{}'", rest[1]), topic));
+                }
+            };
+            let api_version = match seen.api_version.as_deref() {
+                None | Some("v1") => ApiVersion::V1,
+                Some("v1beta1") => ApiVersion::V1Beta1,
+                Some("v1alpha1") => ApiVersion::V1Alpha1,
+                Some(other) => {
+                    return Err(fail(
+                        format!("--api-version: {other:?} is not v1, v1beta1 or v1alpha1"),
+                        topic,
+                    ));
+                }
+            };
+            Command::Get { image, api_version }
+        }
+        ("config check", _) => {
+            if seen.kubelet.is_none()
+                && let Some(o) = seen
+                    .given
+                    .iter()
+                    .find(|o| ["--bin-dir", "--kubelet-version"].contains(o))
+            {
+                return Err(fail(format!("{o} needs --kubelet"), topic));
+            }
+            Command::ConfigCheck {
+                file: at_most_one(rest)?,
+                kubelet: seen.kubelet,
+                bin_dir: seen.bin_dir,
+                kubelet_version: version(&seen.kubelet_version)?,
+            }
+        }
+        ("config match-images", _) => Command::ConfigMatchImages {
+            file: at_most_one(rest)?,
+        },
+        ("cache", Some(sub)) => {
+            if let Some(w) = rest.first() {
+                return Err(fail(format!("unexpected argument '{w}'"), topic));
+            }
+            if sub == "list" {
+                Command::CacheList
+            } else if seen.expired && seen.registry.is_some() {
+                return Err(fail(
+                    "--expired and --registry exclude each other".into(),
+                    topic,
+                ));
+            } else {
+                Command::CachePurge {
+                    registry: seen.registry,
+                    expired: seen.expired,
+                }
+            }
+        }
+        ("doctor", _) => Command::Doctor {
+            images: rest,
+            no_cache: seen.no_cache,
+            root: seen.root.unwrap_or_else(|| PathBuf::from("/")),
+            kubelet_version: version(&seen.kubelet_version)?,
+        },
+        ("kubelet-config", _) => {
+            if seen.drop_covered && seen.merge.is_none() {
+                return Err(fail("--drop-covered needs --merge".into(), topic));
+            }
+            Command::KubeletConfig {
+                file: at_most_one(rest)?,
+                merge: seen.merge,
+                drop_covered: seen.drop_covered,
+                kubelet_version: version(&seen.kubelet_version)?,
+            }
+        }
+        ("version", _) => match rest.first() {
+            None => Command::Version,
+            Some(w) => return Err(fail(format!("unexpected argument '{w}'"), topic)),
+        },
+        _ => unreachable!("every topic is matched above"),
+    };
+    Ok(low)
+}
+
+/// A command's help, its usage line naming `program`.
+fn help_text(program: &str, topic: &Topic) -> String {
+    format!("{}\nUsage: {program} {}\n", topic.help, topic.usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Result<LowArgs, UsageError> {
+        parse("pullcred", words.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn each_command_and_its_options_anywhere_on_the_line() {
+        assert_eq!(parse_words(&[]).unwrap(), LowArgs::default());
+        let low = parse_words(&["--config", "/c", "get", "r.example.com/a", "-vv"]).unwrap();
+        assert_eq!(low.config, Some("/c".into()));
+        assert_eq!(low.verbose, 2);
+        assert_eq!(
+            low.command,
+            Command::Get {
+                image: "r.example.com/a".into(),
+                api_version: ApiVersion::V1
+            }
+        );
+        let low = parse_words(&["config", "check", "--kubelet=/k", "f.toml"]).unwrap();
+        assert_eq!(
+            low.command,
+            Command::ConfigCheck {
+                file: Some("f.toml".into()),
+                kubelet: Some("/k".into()),
+                bin_dir: None,
+                kubelet_version: None,
+            }
+        );
+        assert_eq!(
+            parse_words(&["cache", "purge", "--expired"])
+                .unwrap()
+                .command,
+            Command::CachePurge {
+                registry: None,
+                expired: true
+            }
+        );
+        assert!(matches!(
+            parse_words(&["doctor", "--help"]).unwrap().command,
+            Command::Help(h) if h.contains("Usage: pullcred doctor")
+        ));
+    }
+
+    #[test]
+    fn what_is_not_a_command_line_of_ours_is_one_line_naming_it_and_the_usage() {
+        for (words, want) in [
+            (
+                &["frobnicate"][..],
+                "unknown command 'frobnicate'; usage: pullcred [OPTIONS]",
+            ),
+            (
+                &["config", "chek"],
+                "unknown command 'config chek'; usage: pullcred config",
+            ),
+            (&["get"], "get needs an IMAGE"),
+            (&["get", "a", "b"], "unexpected argument 'b'"),
+            (
+                &["get", "a", "--merge", "m"],
+                "--merge does not apply to 'get'",
+            ),
+            (&["--no-cache"], "--no-cache does not apply to the plugin"),
+            (
+                &["config", "check", "--bin-dir", "/b"],
+                "--bin-dir needs --kubelet",
+            ),
+            (
+                &["kubelet-config", "--drop-covered"],
+                "--drop-covered needs --merge",
+            ),
+            (
+                &["cache", "purge", "--expired", "--registry", "r"],
+                "exclude each other",
+            ),
+            (
+                &["kubelet-config", "--kubelet-version", "1.25"],
+                "older than pullcred supports",
+            ),
+            (&["--config"], "missing argument"),
+            (&["--frob"], "invalid option '--frob'"),
+        ] {
+            let e = parse_words(words).unwrap_err().to_string();
+            assert!(e.contains(want), "{words:?}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}
