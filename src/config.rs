@@ -20,7 +20,7 @@ use crate::metrics::{
     DEFAULT_MAX_REGISTRIES, MAX_REGISTRIES_LIMIT, OVERFLOW, Settings as MetricsSettings,
 };
 use crate::rules::Pattern;
-use crate::sources::{KINDS, Kind, OptionError, Options, Source, Spec, Workloads};
+use crate::sources::{KINDS, Kind, Options, Source, Spec, Workloads};
 use crate::units::parse_duration;
 use crate::workload::IdentityMode;
 
@@ -139,7 +139,7 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
                     .collect(),
                 mint_host: None,
                 identity: IdentityMode::Node,
-                source: (kind.build)(&Options::none(kind.name)).expect("default options are valid"),
+                source: (kind.build)(&Options::none()).expect("default options are valid"),
             })
             .collect();
         Config {
@@ -410,20 +410,27 @@ impl<T: ?Sized + Spec + 'static> Rule<T> {
         let identity = rule_identity(identity, kind)?;
         let spans = raw.iter().map(|(k, v)| (k.clone(), v.span())).collect();
         let options = Options {
-            kind: kind.name,
             table: raw.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
             spans,
             base,
             identity,
         };
+        // Each key the kind does not take: another kind's, or no kind's (a typo).
+        let keys = (kind.keys)();
+        if let Some(key) = options.table.keys().find(|k| !keys.contains(&k.as_str())) {
+            let span = options.spans.get(key).cloned();
+            let whose = kinds.iter().find(|k| (k.keys)().contains(&key.as_str()));
+            return Err(match whose {
+                Some(_) => (
+                    span,
+                    format!("key `{key}` does not apply to source {:?}", kind.name),
+                ),
+                None => (span, format!("unknown field `{key}`")),
+            });
+        }
         let source = (kind.build)(&options).map_err(|e| {
             let span = e.key.as_ref().and_then(|k| options.spans.get(k).cloned());
-            match &e.key {
-                Some(key) if e.unknown_key && !known_elsewhere(kinds, kind, key, &options) => {
-                    (span, format!("unknown field `{key}`"))
-                }
-                _ => (span, e.message),
-            }
+            (span, e.message)
         })?;
 
         let patterns = patterns.ok_or((None, "missing field `match`".to_string()))?;
@@ -545,35 +552,6 @@ fn rule_identity<T: ?Sized>(
             ),
         )),
     }
-}
-
-/// Whether a key some rule of `kind` does not take is another kind's: each other kind is
-/// asked to build from that key alone, and one that does not call it unknown takes it.
-fn known_elsewhere<T: ?Sized>(
-    kinds: &[Kind<T>],
-    kind: &Kind<T>,
-    key: &str,
-    options: &Options<'_>,
-) -> bool {
-    let Some(value) = options.table.get(key) else {
-        return false;
-    };
-    kinds.iter().filter(|k| k.name != kind.name).any(|other| {
-        let alone = Options {
-            kind: other.name,
-            table: toml::Table::from_iter([(key.to_string(), value.clone())]),
-            spans: BTreeMap::new(),
-            base: options.base,
-            identity: options.identity,
-        };
-        !matches!(
-            (other.build)(&alone),
-            Err(OptionError {
-                unknown_key: true,
-                ..
-            })
-        )
-    })
 }
 
 impl<T: ?Sized + Spec> fmt::Display for Rule<T> {

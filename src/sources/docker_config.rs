@@ -33,6 +33,7 @@ const MAX_HELPER_OUTPUT: u64 = 1 << 20;
 
 kinds! {
     name: "docker-config",
+    options: DockerConfigOptions,
     build: DockerConfigSource::from_options,
     builtin: &[],
     workloads: super::Workloads::NodeOnly,

@@ -6,11 +6,12 @@
 /// without minting, for the front binary; see [`SPECS`]) from one description, so that the
 /// two never drift apart. `build` is the module's `fn(&Options) -> Result<T, OptionError>`.
 macro_rules! kinds {
-    (name: $name:expr, build: $build:path, builtin: $builtin:expr, workloads: $workloads:expr $(,)?) => {
+    (name: $name:expr, options: $options:ty, build: $build:path, builtin: $builtin:expr, workloads: $workloads:expr $(,)?) => {
         /// This source kind (see `sources::KINDS`).
         pub const KIND: $crate::sources::Kind<dyn $crate::sources::Source> =
             $crate::sources::Kind {
                 name: $name,
+                keys: $crate::sources::fields_of::<$options>,
                 build: |o| Ok(Box::new($build(o)?)),
                 builtin: $builtin,
                 workloads: $workloads,
@@ -18,6 +19,7 @@ macro_rules! kinds {
         /// The same kind without minting (see `sources::SPECS`).
         pub const SPEC: $crate::sources::Kind<dyn $crate::sources::Spec> = $crate::sources::Kind {
             name: $name,
+            keys: $crate::sources::fields_of::<$options>,
             build: |o| Ok(Box::new($build(o)?)),
             builtin: $builtin,
             workloads: $workloads,
@@ -63,6 +65,8 @@ registry!(static_file, docker_config, ecr, gcp, acr, passthrough);
 /// only its [`Spec`].
 pub struct Kind<T: ?Sized + 'static> {
     pub name: &'static str,
+    /// The rule keys it takes: its options struct's fields, as serde names them.
+    pub keys: fn() -> &'static [&'static str],
     /// Validates a rule's keys (all but the shared ones) into a source.
     pub build: fn(&Options<'_>) -> Result<Box<T>, OptionError>,
     /// Host patterns this kind serves, with default options, when there is no config file.
@@ -82,6 +86,50 @@ pub enum Workloads {
     Required,
 }
 
+/// The field names of an options struct, as serde's derive hands them to a deserializer
+/// (asked once, of a deserializer that keeps them and reads nothing): a kind's keys come
+/// from the struct that parses them, so the two cannot differ.
+pub fn fields_of<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Deserializer, Error, Visitor};
+    struct Fields(std::cell::Cell<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl fmt::Display for Stop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("fields read")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl Error for Stop {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> Deserializer<'de> for &Fields {
+        type Error = Stop;
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.set(fields);
+            Err(Stop)
+        }
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let fields = Fields(std::cell::Cell::new(&[]));
+    let _ = T::deserialize(&fields);
+    fields.0.get()
+}
+
 impl<T: ?Sized> Kind<T> {
     /// The kind named `name` among `kinds`.
     pub fn find<'k>(kinds: &'k [Kind<T>], name: &str) -> Option<&'k Kind<T>> {
@@ -91,7 +139,6 @@ impl<T: ?Sized> Kind<T> {
 
 /// A rule's source keys as its kind receives them, with where each stands in the config.
 pub struct Options<'a> {
-    pub kind: &'static str,
     pub table: toml::Table,
     /// Byte ranges of each key's value in the config text, for `OptionError::at`.
     pub spans: BTreeMap<String, Range<usize>>,
@@ -103,9 +150,8 @@ pub struct Options<'a> {
 
 impl Options<'_> {
     /// No keys at all: the options of a built-in rule.
-    pub fn none(kind: &'static str) -> Options<'static> {
+    pub fn none() -> Options<'static> {
         Options {
-            kind,
             table: toml::Table::new(),
             spans: BTreeMap::new(),
             base: Path::new(""),
@@ -116,19 +162,8 @@ impl Options<'_> {
     /// The keys as the kind's own options struct (which denies keys it does not know).
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
         T::deserialize(toml::Value::Table(self.table.clone())).map_err(|e| {
+            // Keys the kind does not take were refused before (see `Kind::keys`).
             let text = e.message().trim().to_string();
-            // "unknown field `path`, expected …": a key of another source, or a typo.
-            if let Some(rest) = text.strip_prefix("unknown field `")
-                && let Some((key, _)) = rest.split_once('`')
-            {
-                return OptionError {
-                    unknown_key: true,
-                    ..OptionError::at(
-                        key,
-                        format!("key `{key}` does not apply to source {:?}", self.kind),
-                    )
-                };
-            }
             // "invalid type: …\nin `key`" names the key when nested; at the top level, the
             // key is the one that fails on its own. Its line is reported; the first line of
             // the message is kept.
@@ -149,7 +184,6 @@ impl Options<'_> {
             OptionError {
                 key,
                 message: first,
-                unknown_key: false,
             }
         })
     }
@@ -205,8 +239,6 @@ impl Options<'_> {
 pub struct OptionError {
     pub key: Option<String>,
     pub message: String,
-    /// The kind has no such key (it may be another kind's, or a typo).
-    pub unknown_key: bool,
 }
 
 impl OptionError {
@@ -214,7 +246,6 @@ impl OptionError {
         OptionError {
             key: Some(key.to_string()),
             message: message.into(),
-            unknown_key: false,
         }
     }
 
@@ -222,7 +253,6 @@ impl OptionError {
         OptionError {
             key: None,
             message: message.into(),
-            unknown_key: false,
         }
     }
 }
@@ -477,6 +507,25 @@ mod tests {
         assert_eq!(names.len(), KINDS.len(), "each kind once");
     }
 
+    /// A kind's keys are its options struct's fields, read from serde's derive: a key
+    /// added to the struct is a key of the kind, with nothing else to change.
+    #[test]
+    fn each_kinds_keys_are_its_options_fields() {
+        let keys = |name| (Kind::find(KINDS, name).unwrap().keys)();
+        assert!(
+            keys("static").contains(&"password_file"),
+            "{:?}",
+            keys("static")
+        );
+        assert!(keys("ecr").contains(&"role_arn"), "{:?}", keys("ecr"));
+        assert!(keys("acr").contains(&"tenant_id"), "{:?}", keys("acr"));
+        assert!(!keys("static").contains(&"role_arn"));
+        for k in KINDS {
+            let spec = Kind::find(SPECS, k.name).unwrap();
+            assert_eq!((k.keys)(), (spec.keys)(), "{}", k.name);
+        }
+    }
+
     /// A source added as the module docs/architecture.md describes: this module and one
     /// entry in a list of kinds, nothing else.
     mod fixed {
@@ -494,6 +543,7 @@ mod tests {
 
         pub const KIND: Kind<dyn Source> = Kind {
             name: "fixed",
+            keys: fields_of::<FixedOptions>,
             build: |options| {
                 let o: FixedOptions = options.parse()?;
                 Ok(Box::new(Fixed(

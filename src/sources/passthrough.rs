@@ -16,6 +16,7 @@ use crate::workload::Inputs;
 
 kinds! {
     name: "passthrough",
+    options: PassthroughOptions,
     build: from_options,
     builtin: &[],
     workloads: Workloads::Required,

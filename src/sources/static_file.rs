@@ -10,6 +10,7 @@ use crate::secret_file;
 
 kinds! {
     name: "static",
+    options: StaticOptions,
     build: StaticSource::from_options,
     builtin: &[],
     workloads: super::Workloads::NodeOnly,

@@ -50,6 +50,7 @@ const BUILTIN_HOSTS: &[&str] = &[
 
 kinds! {
     name: "acr",
+    options: options::AcrOptions,
     build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,

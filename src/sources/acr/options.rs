@@ -10,7 +10,7 @@ use crate::workload::IdentityMode;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AcrOptions {
+pub(super) struct AcrOptions {
     tenant_id: Option<String>,
     client_id: Option<String>,
     client_secret_file: Option<String>,

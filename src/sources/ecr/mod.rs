@@ -22,6 +22,7 @@ use host::{EcrHost, PrivateRegistry};
 
 kinds! {
     name: "ecr",
+    options: options::EcrOptions,
     build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,

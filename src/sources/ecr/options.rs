@@ -8,7 +8,7 @@ use crate::sources::{OptionError, Options};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EcrOptions {
+pub(super) struct EcrOptions {
     region: Option<String>,
     profile: Option<String>,
     role_arn: Option<String>,
@@ -154,7 +154,6 @@ mod tests {
     fn build(keys: &str) -> Result<EcrSource, OptionError> {
         let table: toml::Table = toml::from_str(keys).unwrap();
         from_options(&Options {
-            kind: "ecr",
             table,
             spans: Default::default(),
             base: std::path::Path::new(""),

@@ -38,6 +38,7 @@ const BUILTIN_HOSTS: &[&str] = &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"];
 
 kinds! {
     name: "gcp",
+    options: options::GcpOptions,
     build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,

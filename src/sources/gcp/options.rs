@@ -9,7 +9,7 @@ use crate::workload::IdentityMode;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GcpOptions {
+pub(super) struct GcpOptions {
     key_file: Option<String>,
     service_account: Option<String>,
     impersonate: Option<String>,
