@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::cache::{Cache, Entry, Outcome, lookup, obtain};
+use crate::cache::{Cache, Entry, Outcome, Wanted, lookup, obtain};
 use crate::config::{Config, Rule, Selected};
 use crate::env::Env;
 use crate::error::Error;
@@ -97,7 +97,9 @@ pub fn answer(
     };
     // A source whose answer is the request's own token keeps nothing.
     let cache = cache.filter(|_| source.cacheable());
-    let obtained = obtain(source, &mint, cache, &config.cache);
+    let obtained = obtain(&wanted(source, &mint), cache, &config.cache, || {
+        source.mint_scoped(&mint)
+    });
     if let Some(settings) = &config.metrics {
         let event = match &obtained {
             Ok((entry, Outcome::Minted)) => Some(Event::Minted {
@@ -180,8 +182,23 @@ pub fn answer_hit(
         deadline: Instant::now(),
         workload: plan.workload.as_ref(),
     };
-    let entry = lookup(source, &mint, cache)?;
+    let entry = lookup(&wanted(source, &mint), cache)?;
     Some(respond(req, config, &plan, entry, false, env))
+}
+
+/// What the cache needs of `source` for `req`.
+fn wanted<'a, S: ?Sized + Spec>(source: &S, req: &MintRequest<'a>) -> Wanted<'a> {
+    Wanted {
+        source_name: source.name(),
+        identity: source.cache_identity(req.env),
+        keyed_by_repository: source.keyed_by_repository(),
+        max_mint_time: source.max_mint_time(),
+        mint_host: req.mint_host,
+        repository: req.repository,
+        workload: req.workload,
+        env: req.env,
+        deadline: req.deadline,
+    }
 }
 
 /// The response for an entry: keyed as the kubelet looks it up, cached by the kubelet until
@@ -266,14 +283,14 @@ fn workload_for<T: ?Sized + Spec>(
             tracing::debug!("the request has no service account token; using the node's identity");
             return Ok(None);
         }
-        return Err(SourceError::Local(
+        return Err(SourceError::local(
             "identity is \"service-account\" and the request has no service account token \
              (the kubelet sends one when the provider's tokenAttributes names an audience)"
                 .into(),
         ));
     };
     let account = ServiceAccount::from_token(token, env.now())
-        .map_err(|e| SourceError::Local(e.to_string()))?;
+        .map_err(|e| SourceError::local(e.to_string()))?;
     match source.workload_inputs(&req.service_account_annotations, env) {
         Ok(inputs) => Ok(Some(Workload { account, inputs })),
         Err(missing) if fallback => {
@@ -283,7 +300,7 @@ fn workload_for<T: ?Sized + Spec>(
             );
             Ok(None)
         }
-        Err(missing) => Err(SourceError::Local(format!(
+        Err(missing) => Err(SourceError::local(format!(
             "service account {}: {missing}",
             account.id()
         ))),

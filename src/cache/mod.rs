@@ -4,5 +4,5 @@
 pub mod policy;
 pub mod store;
 
-pub use policy::{Outcome, RefreshWindow, Settings, lookup, obtain};
+pub use policy::{Outcome, RefreshWindow, Settings, Wanted, lookup, obtain};
 pub use store::{Cache, CacheError, Entry, decode};

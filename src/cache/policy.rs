@@ -9,7 +9,26 @@ use sha2::{Digest, Sha256};
 
 use super::store::{Cache, Entry, Key};
 use crate::credential::{Credential, Scope};
-use crate::sources::{MintRequest, Source, SourceError, Spec};
+use crate::env::Env;
+use crate::workload::Workload;
+
+/// One request's credential as the cache sees it: whose (the source's name and identity,
+/// everything that changes what it mints), for which registry, repository and workload, and
+/// how long a mint of it may take. The cache knows nothing else of sources.
+pub struct Wanted<'a> {
+    pub source_name: &'static str,
+    /// The source's cache identity on this node (see `Spec::cache_identity`).
+    pub identity: String,
+    /// Whether its credentials can be narrower than a registry (see [`Keys`]).
+    pub keyed_by_repository: bool,
+    /// How long others wait for a mint of it.
+    pub max_mint_time: Duration,
+    pub mint_host: &'a str,
+    pub repository: &'a str,
+    pub workload: Option<&'a Workload>,
+    pub env: &'a Env,
+    pub deadline: Instant,
+}
 
 /// How far the clock may have stepped back since an entry was minted before its times are
 /// no longer trusted.
@@ -164,11 +183,12 @@ impl Outcome {
     }
 }
 
-/// The cache key of what `source` mints for `req`: the source's identity, the host, and the
-/// workload's identity when a workload's; with `repository`, that image repository's key
-/// (see [`Keys`]).
-fn key_of(source: &dyn Spec, req: &MintRequest<'_>, repository: bool) -> Key {
-    let mut material = source.cache_identity(req.env);
+/// The cache key of what is `req`: the source's identity, the host, and the workload's
+/// identity when a workload's; with `repository`, that image repository's key (see
+/// [`Keys`]).
+fn key_of(req: &Wanted<'_>, repository: bool) -> Key {
+    let mut material = String::with_capacity(req.identity.len() + req.mint_host.len() + 64);
+    material.push_str(&req.identity);
     material.push('\n');
     // Hosts compare case-insensitively everywhere (as DNS does): one entry per registry.
     if req.mint_host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -200,18 +220,16 @@ struct Keys {
 }
 
 impl Keys {
-    fn of(source: &dyn Spec, req: &MintRequest<'_>) -> Self {
+    fn of(req: &Wanted<'_>) -> Self {
         Keys {
-            registry: key_of(source, req, false),
-            repository: source
-                .keyed_by_repository()
-                .then(|| key_of(source, req, true)),
+            registry: key_of(req, false),
+            repository: req.keyed_by_repository.then(|| key_of(req, true)),
         }
     }
 
     /// The key to read and mint under: the repository's when the registry's holds a valid
     /// marker, else the registry's.
-    fn resolve(&self, cache: Option<&Cache>, req: &MintRequest<'_>) -> &Key {
+    fn resolve(&self, cache: Option<&Cache>, req: &Wanted<'_>) -> &Key {
         match (&self.repository, cache) {
             (Some(repository), Some(c))
                 if c.read(&self.registry).is_some_and(|e| {
@@ -234,28 +252,28 @@ impl Keys {
 
 /// A fresh cache entry for `req`, if there is one: the whole of a cache hit, with no lock
 /// and no mint (what the front binary answers with).
-pub fn lookup(source: &dyn Spec, req: &MintRequest<'_>, cache: &Cache) -> Option<Entry> {
+pub fn lookup(req: &Wanted<'_>, cache: &Cache) -> Option<Entry> {
     let now = req.env.now();
     let usable = |e: &Entry| e.mint_host.eq_ignore_ascii_case(req.mint_host) && e.is_fresh(now);
     // The registry's key first; the repository's is hashed only under a marker.
-    let entry = cache.read(&key_of(source, req, false)).filter(usable)?;
-    if !(source.keyed_by_repository() && entry.scope.per_image) {
+    let entry = cache.read(&key_of(req, false)).filter(usable)?;
+    if !(req.keyed_by_repository && entry.scope.per_image) {
         return Some(entry);
     }
-    cache.read(&key_of(source, req, true)).filter(usable)
+    cache.read(&key_of(req, true)).filter(usable)
 }
 
-/// The credential for one source and registry: a fresh cache entry if there is one;
-/// otherwise minted under the key's lock (so a burst of processes mints once); otherwise,
-/// if minting fails, a cached credential that has not expired (`true`: served stale).
-pub fn obtain(
-    source: &dyn Source,
-    req: &MintRequest<'_>,
+/// The credential `req` wants: a fresh cache entry if there is one; otherwise minted with
+/// `mint` under the key's lock (so a burst of processes mints once); otherwise, if minting
+/// fails, a cached credential that has not expired (served stale).
+pub fn obtain<E: std::fmt::Display>(
+    req: &Wanted<'_>,
     cache: Option<&Cache>,
     settings: &Settings,
-) -> Result<(Entry, Outcome), SourceError> {
+    mint: impl FnOnce() -> Result<(Credential, Scope), E>,
+) -> Result<(Entry, Outcome), E> {
     let env = req.env;
-    let keys = Keys::of(source, req);
+    let keys = Keys::of(req);
     let key = keys.resolve(cache, req).clone();
     let read = |c: &Cache| {
         c.read(&key)
@@ -276,7 +294,7 @@ pub fn obtain(
             .deadline
             .saturating_duration_since(Instant::now())
             .saturating_sub(Duration::from_secs(1));
-        let wait = settings.lock_timeout.unwrap_or(source.max_mint_time());
+        let wait = settings.lock_timeout.unwrap_or(req.max_mint_time);
         let lock = c.lock(&key, wait.min(budget));
         if lock.is_ok() {
             c.sweep_temp_files(&key);
@@ -317,8 +335,8 @@ pub fn obtain(
         }
     }
 
-    tracing::debug!(key = key.as_str(), source = source.name(), "minting");
-    match source.mint_scoped(req) {
+    tracing::debug!(key = key.as_str(), source = req.source_name, "minting");
+    match mint() {
         Ok((mut credential, scope)) => {
             // A credential got with a workload's token is kept no longer than the token.
             if let Some(w) = req.workload {
@@ -330,7 +348,7 @@ pub fn obtain(
             let mut entry = Entry::new(
                 credential,
                 req.mint_host,
-                source.name(),
+                req.source_name,
                 now,
                 settings,
                 jitter,

@@ -154,7 +154,7 @@ impl DockerConfigSource {
         env.home()
             .map(|h| h.join(".docker/config.json"))
             .ok_or_else(|| {
-                SourceError::Local("no docker config: neither DOCKER_CONFIG nor HOME is set".into())
+                SourceError::local("no docker config: neither DOCKER_CONFIG nor HOME is set".into())
             })
     }
 }
@@ -212,7 +212,7 @@ impl Source for DockerConfigSource {
         let text = secret_file::read(&path, req.env.uid())?;
         // serde_json's messages can quote values from the file; report the position only.
         let config: ConfigFile = serde_json::from_str(&text).map_err(|e| {
-            SourceError::Local(format!(
+            SourceError::local(format!(
                 "{}: invalid docker config at line {} column {}",
                 path.display(),
                 e.line(),
@@ -238,7 +238,7 @@ impl Source for DockerConfigSource {
                     Some(p) => format!("{host}/{p}"),
                     None => host.clone(),
                 };
-                SourceError::Local(format!(
+                SourceError::local(format!(
                     "{}: auths entry for {what}: {reason}",
                     path.display()
                 ))
@@ -255,7 +255,7 @@ impl Source for DockerConfigSource {
         if let Some(store) = &config.creds_store {
             return self.run_helper(store, req).map(registry_wide);
         }
-        Err(SourceError::NotFound(format!(
+        Err(SourceError::not_found(format!(
             "{}: no credentials for {host}",
             path.display()
         )))
@@ -440,13 +440,13 @@ fn run_helper(
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         || name.starts_with('.')
     {
-        return Err(SourceError::Local(format!(
+        return Err(SourceError::local(format!(
             "credential helper name {:?} is not a plain name",
             name
         )));
     }
     let fail =
-        |reason: String| SourceError::Transient(format!("credential helper {program}: {reason}"));
+        |reason: String| SourceError::transient(format!("credential helper {program}: {reason}"));
     let server = if normalise(registry) == DOCKER_HUB {
         DOCKER_HUB_SERVER
     } else {
@@ -490,7 +490,7 @@ fn run_helper(
     crate::deadline::release();
     let mut child = spawned.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
-            SourceError::Local(format!("credential helper {program}: not found on PATH"))
+            SourceError::local(format!("credential helper {program}: not found on PATH"))
         }
         kind => fail(format!("cannot start: {kind}")),
     })?;

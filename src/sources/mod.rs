@@ -362,24 +362,83 @@ pub trait Source: Spec {
 /// credential is answered instead (stale-while-error: it keeps working until it expires).
 /// The variant says who must act: `Transient` may heal by itself (and was already retried
 /// within the request); the others need an operator.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+#[derive(Debug)]
+pub struct SourceError {
+    kind: ErrorKind,
+    message: String,
+    /// What failed underneath, when it is an error of its own (a secret file's check, a
+    /// token call): kept as the error's `source()`, so the chain is there to walk.
+    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// Who must act on a [`SourceError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
     /// Configuration or files on the node are wrong (missing, insecure, malformed).
-    #[error("{0}")]
-    Local(String),
+    Local,
     /// The source has no credential for this host (a docker config without an entry).
-    #[error("{0}")]
-    NotFound(String),
+    NotFound,
     /// The rule itself excludes this host (an account outside its `registry_ids`).
-    #[error("{0}")]
-    OutOfScope(String),
+    OutOfScope,
     /// The upstream refused (no permission, unknown principal, bad request); asking again
     /// will not help until someone changes IAM or the config.
-    #[error("{0}")]
-    Denied(String),
+    Denied,
     /// Something upstream failed or timed out (a credential helper, a cloud API).
-    #[error("{0}")]
-    Transient(String),
+    Transient,
+}
+
+impl SourceError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        SourceError {
+            kind,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    pub fn local(message: String) -> Self {
+        Self::new(ErrorKind::Local, message)
+    }
+
+    pub fn not_found(message: String) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn out_of_scope(message: String) -> Self {
+        Self::new(ErrorKind::OutOfScope, message)
+    }
+
+    pub fn denied(message: String) -> Self {
+        Self::new(ErrorKind::Denied, message)
+    }
+
+    pub fn transient(message: String) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+
+    /// The same error, with what failed underneath kept as its source.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Box::new(cause));
+        self
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// A search along a credential chain (the shape of aws-config's `CredentialsProviderChain`):
@@ -414,17 +473,17 @@ impl Chain {
             self.whose,
             self.tried.join("; ")
         );
-        match last {
-            SourceError::Transient(_) => SourceError::Transient(text),
-            SourceError::Denied(_) => SourceError::Denied(text),
-            _ => SourceError::Local(text),
-        }
+        let kind = match last.kind() {
+            k @ (ErrorKind::Transient | ErrorKind::Denied) => k,
+            _ => ErrorKind::Local,
+        };
+        SourceError::new(kind, text).caused_by(last)
     }
 }
 
 impl From<crate::workload::MissingInput> for SourceError {
     fn from(e: crate::workload::MissingInput) -> Self {
-        SourceError::Local(e.to_string())
+        SourceError::local(e.to_string()).caused_by(e)
     }
 }
 
@@ -444,7 +503,7 @@ where
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| SourceError::Local(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| SourceError::local(format!("cannot start the async runtime: {e}")))?;
     let limit = budget.saturating_sub(Duration::from_secs(1));
     let resolver = {
         let _inside = runtime.enter();
@@ -454,7 +513,7 @@ where
     let result = runtime.block_on(async {
         match tokio::time::timeout(limit, mint(resolver, limit)).await {
             Ok(result) => result,
-            Err(_) => Err(SourceError::Transient(format!(
+            Err(_) => Err(SourceError::transient(format!(
                 "{}: {} within {:.1}s",
                 stage(),
                 match pending.pending() {
@@ -471,16 +530,17 @@ where
 
 impl From<crate::oauth::CallError> for SourceError {
     fn from(e: crate::oauth::CallError) -> Self {
-        match e {
-            crate::oauth::CallError::Refused(m) => SourceError::Denied(m),
-            crate::oauth::CallError::Failed(m) => SourceError::Transient(m),
-        }
+        let kind = match &e {
+            crate::oauth::CallError::Refused(_) => ErrorKind::Denied,
+            crate::oauth::CallError::Failed(_) => ErrorKind::Transient,
+        };
+        SourceError::new(kind, e.to_string()).caused_by(e)
     }
 }
 
 impl From<crate::secret_file::SecretFileError> for SourceError {
     fn from(e: crate::secret_file::SecretFileError) -> Self {
-        SourceError::Local(e.to_string())
+        SourceError::local(e.to_string())
     }
 }
 

@@ -81,7 +81,7 @@ impl Spec for PassthroughSource {
 impl Source for PassthroughSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let workload = req.workload.ok_or_else(|| {
-            SourceError::Local(
+            SourceError::local(
                 "passthrough answers with a service account token, and the request has none".into(),
             )
         })?;

@@ -99,13 +99,13 @@ impl Source for StaticSource {
         let text = secret_file::read(&self.password_file, uid)?;
         let password = secret_file::trim_newline(&text);
         if password.is_empty() {
-            return Err(SourceError::Local(format!(
+            return Err(SourceError::local(format!(
                 "{}: empty password",
                 self.password_file.display()
             )));
         }
         if username.is_empty() {
-            return Err(SourceError::Local("empty username".into()));
+            return Err(SourceError::local("empty username".into()));
         }
         Ok(Credential {
             username,

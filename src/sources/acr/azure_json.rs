@@ -63,7 +63,7 @@ fn authority_of(cloud: &str) -> Option<&'static str> {
 
 pub fn read(path: &Path, uid: u32) -> Result<NodeIdentity, SourceError> {
     let text = secret_file::read(path, uid)?;
-    let local = |why: String| SourceError::Local(format!("{}: {why}", path.display()));
+    let local = |why: String| SourceError::local(format!("{}: {why}", path.display()));
     // serde_json's messages can quote values (a secret); only the position is told.
     let c: CloudConfig = serde_json::from_str(&text).map_err(|e| {
         local(format!(

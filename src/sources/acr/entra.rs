@@ -54,7 +54,7 @@ pub async fn token(
         app.authority.trim_end_matches('/'),
         app.tenant
     );
-    let local = |path: &Path, why: &str| SourceError::Local(format!("{}: {why}", path.display()));
+    let local = |path: &Path, why: &str| SourceError::local(format!("{}: {why}", path.display()));
     let (field, value, how) = match proof {
         Proof::Secret(s) => ("client_secret", s, "client secret"),
         Proof::CertificateFile(path) => {

@@ -54,7 +54,7 @@ pub async fn token(
         None => match env.var("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
             Some(e) => {
                 endpoint_allowed(e).map_err(|why| {
-                    SourceError::Local(format!("AZURE_POD_IDENTITY_AUTHORITY_HOST: {why}"))
+                    SourceError::local(format!("AZURE_POD_IDENTITY_AUTHORITY_HOST: {why}"))
                 })?;
                 e.to_string()
             }
@@ -75,8 +75,8 @@ pub async fn token(
         }
     };
     let url = reqwest::Url::parse_with_params(&url, &query)
-        .map_err(|e| SourceError::Local(format!("IMDS endpoint {base:?}: {e}")))?;
-    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::Local)?;
+        .map_err(|e| SourceError::local(format!("IMDS endpoint {base:?}: {e}")))?;
+    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::local)?;
     let what = format!("Azure IMDS {base} ({which})");
     let call = Call {
         // IMDS answers 404 and 410 while it is still setting up an identity, and 429 when

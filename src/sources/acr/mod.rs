@@ -191,7 +191,7 @@ impl Spec for AcrSource {
     }
 
     fn check(&self, mint_host: &str) -> Result<(), SourceError> {
-        host::check(mint_host, &self.suffixes).map_err(|e| SourceError::Local(e.to_string()))
+        host::check(mint_host, &self.suffixes).map_err(|e| SourceError::local(e.to_string()))
     }
 
     fn max_mint_time(&self) -> Duration {
@@ -250,7 +250,7 @@ impl Source for AcrSource {
             budget,
             |resolver, _limit| async move {
                 let client =
-                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
+                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::local)?;
                 let entra = match req.workload {
                     Some(w) => self.workload_token(req.env, &client, w, deadline).await?,
                     None => {
@@ -430,7 +430,7 @@ impl AcrSource {
             async {
                 for (name, value) in [("AZURE_TENANT_ID", tenant), ("AZURE_CLIENT_ID", client_id)] {
                     options::is_id(value)
-                        .map_err(|why| SourceError::Local(format!("{name} {value:?} {why}")))?;
+                        .map_err(|why| SourceError::local(format!("{name} {value:?} {why}")))?;
                 }
                 let authority = self.authority(env)?;
                 let app = App {
@@ -457,7 +457,7 @@ impl AcrSource {
         match env.var("AZURE_AUTHORITY_HOST") {
             Some(a) => {
                 endpoint_allowed(a)
-                    .map_err(|why| SourceError::Local(format!("AZURE_AUTHORITY_HOST: {why}")))?;
+                    .map_err(|why| SourceError::local(format!("AZURE_AUTHORITY_HOST: {why}")))?;
                 Ok(a.to_string())
             }
             None => Ok(entra::PUBLIC_AUTHORITY.to_string()),
@@ -470,7 +470,7 @@ fn read_secret(path: &Path, env: &Env) -> Result<Secret, SourceError> {
     let text = secret_file::read(path, env.uid())?;
     let secret = secret_file::trim_newline(&text);
     if secret.is_empty() {
-        return Err(SourceError::Local(format!("{}: empty", path.display())));
+        return Err(SourceError::local(format!("{}: empty", path.display())));
     }
     Ok(Secret::new(secret))
 }

@@ -12,7 +12,7 @@ use aws_sdk_ecr::config::Credentials;
 
 use super::EcrSource;
 use super::errors::causes;
-use crate::http::SdkClients;
+use super::sdk_http::SdkClients;
 use crate::sources::SourceError;
 
 /// IMDS is link-local: on EC2 it answers in milliseconds, and off EC2 waiting longer only
@@ -123,13 +123,13 @@ async fn walk_chain(
                 tried.push(format!("{name}: {}", causes(&e)));
                 let text = format!("no AWS credentials (tried {})", tried.join("; "));
                 return Err(match e {
-                    CredentialsError::InvalidConfiguration(_) => SourceError::Local(text),
-                    _ => SourceError::Transient(text),
+                    CredentialsError::InvalidConfiguration(_) => SourceError::local(text),
+                    _ => SourceError::transient(text),
                 });
             }
         }
     }
-    Err(SourceError::Local(format!(
+    Err(SourceError::local(format!(
         "no AWS credentials (tried {})",
         tried.join("; ")
     )))

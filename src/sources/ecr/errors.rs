@@ -22,7 +22,7 @@ where
             // No error code: the body was not an AWS error at all (a proxy's or portal's
             // page, or a garbled answer).
             let Some(code) = s.err().code() else {
-                return SourceError::Transient(format!(
+                return SourceError::transient(format!(
                     "{what}: unreadable answer (HTTP {status}, not an AWS response)"
                 ));
             };
@@ -30,13 +30,13 @@ where
             let text = format!("{what}: HTTP {status} {code}: {message}");
             let throttled = code.contains("Throttl") || code == "TooManyRequestsException";
             if status >= 500 || throttled {
-                SourceError::Transient(format!("{text} (gave up after {MAX_ATTEMPTS} attempts)"))
+                SourceError::transient(format!("{text} (gave up after {MAX_ATTEMPTS} attempts)"))
             } else {
-                SourceError::Denied(text)
+                SourceError::denied(text)
             }
         }
         SdkError::TimeoutError(_) => {
-            SourceError::Transient(format!("{what}: no answer in time ({})", chain_text(&err)))
+            SourceError::transient(format!("{what}: no answer in time ({})", chain_text(&err)))
         }
         SdkError::DispatchFailure(d) => {
             let kind = if d.is_timeout() {
@@ -46,18 +46,18 @@ where
             } else {
                 "request failed"
             };
-            SourceError::Transient(format!("{what}: {kind}: {}", causes(&err)))
+            SourceError::transient(format!("{what}: {kind}: {}", causes(&err)))
         }
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();
-            SourceError::Transient(format!(
+            SourceError::transient(format!(
                 "{what}: unreadable answer (HTTP {status}): {}",
                 causes(&err)
             ))
         }
         SdkError::ConstructionFailure(_) => {
-            SourceError::Local(format!("{what}: {}", chain_text(&err)))
+            SourceError::local(format!("{what}: {}", chain_text(&err)))
         }
-        _ => SourceError::Transient(format!("{what}: {}", chain_text(&err))),
+        _ => SourceError::transient(format!("{what}: {}", chain_text(&err))),
     }
 }

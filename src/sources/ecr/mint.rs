@@ -11,10 +11,10 @@ use aws_config::{BehaviorVersion, Region};
 use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
 use aws_sdk_ecr::config::SharedCredentialsProvider;
 
+use super::sdk_http::SdkClients;
 use super::{DEFAULT_SESSION_NAME, EcrSource, Target, credentials, sts, token};
 use crate::credential::Credential;
 use crate::env::Env;
-use crate::http::SdkClients;
 use crate::resolver::Resolver;
 use crate::sources::{SourceError, run_mint};
 use crate::workload::Workload;
@@ -97,7 +97,7 @@ async fn mint_async(
             None => rest.split(['/', ':']).next().unwrap_or(""),
         });
     let clients =
-        SdkClients::new(env, resolver, imds_host.as_slice()).map_err(SourceError::Local)?;
+        SdkClients::new(env, resolver, imds_host.as_slice()).map_err(SourceError::local)?;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)

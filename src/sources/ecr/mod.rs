@@ -7,6 +7,7 @@ mod errors;
 pub mod host;
 mod mint;
 mod options;
+mod sdk_http;
 mod shared_files;
 mod sts;
 mod token;
@@ -137,7 +138,7 @@ impl EcrSource {
                     dual_stack: false,
                 },
                 None => {
-                    return Err(SourceError::Local(format!(
+                    return Err(SourceError::local(format!(
                         "{e} (set `registry` to the ECR host it mirrors, or `region`)"
                     )));
                 }
@@ -150,7 +151,7 @@ impl EcrSource {
             && !self.registry_ids.is_empty()
             && !self.registry_ids.contains(account)
         {
-            return Err(SourceError::OutOfScope(format!(
+            return Err(SourceError::out_of_scope(format!(
                 "account {account} is not in the rule's registry_ids"
             )));
         }
@@ -256,7 +257,8 @@ mod tests {
         ));
         assert!(matches!(
             EcrSource::default().target("mirror.internal"),
-            Err(SourceError::Local(m)) if m.contains("is not an ECR registry host")
+            Err(e) if e.kind() == crate::sources::ErrorKind::Local
+                && e.to_string().contains("is not an ECR registry host")
         ));
     }
 
@@ -272,7 +274,7 @@ mod tests {
         );
         assert!(matches!(
             s.target("222222222222.dkr.ecr.us-east-1.amazonaws.com"),
-            Err(SourceError::OutOfScope(_))
+            Err(e) if e.kind() == crate::sources::ErrorKind::OutOfScope
         ));
     }
 

@@ -45,7 +45,7 @@ fn session(
     provider: &'static str,
 ) -> Result<Credentials, SourceError> {
     let c = answer
-        .ok_or_else(|| SourceError::Transient(format!("{what}: the answer has no credentials")))?;
+        .ok_or_else(|| SourceError::transient(format!("{what}: the answer has no credentials")))?;
     let expiry = SystemTime::try_from(*c.expiration()).ok();
     Ok(Credentials::new(
         c.access_key_id(),

@@ -74,7 +74,7 @@ fn token_of(
     expires_at: Option<&aws_smithy_types::DateTime>,
 ) -> Result<(String, Option<SystemTime>), SourceError> {
     let token =
-        token.ok_or_else(|| SourceError::Transient(format!("{what}: the answer has no token")))?;
+        token.ok_or_else(|| SourceError::transient(format!("{what}: the answer has no token")))?;
     let expires = expires_at.and_then(|t| SystemTime::try_from(*t).ok());
     Ok((token.to_string(), expires))
 }
@@ -86,7 +86,7 @@ pub(super) fn decode_token(
     now: SystemTime,
 ) -> Result<Credential, SourceError> {
     let garbled = || {
-        SourceError::Transient("ECR answered a token that is not base64 of user:password".into())
+        SourceError::transient("ECR answered a token that is not base64 of user:password".into())
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
@@ -118,7 +118,7 @@ mod tests {
             assert!(
                 matches!(
                     decode_token(bad, None, SystemTime::now()),
-                    Err(SourceError::Transient(_))
+                    Err(e) if e.kind() == crate::sources::ErrorKind::Transient
                 ),
                 "{bad}"
             );

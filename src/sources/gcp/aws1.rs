@@ -56,7 +56,7 @@ pub async fn subject_token(
         Some(r) => r.to_string(),
         None => {
             let url = source.region_url.as_deref().ok_or_else(|| {
-                SourceError::Local("aws1: no AWS_REGION and no region_url".into())
+                SourceError::local("aws1: no AWS_REGION and no region_url".into())
             })?;
             let zone = imds_get(client, url, session.as_deref()).await?;
             // An availability zone is its region and one letter.
@@ -77,7 +77,7 @@ pub async fn subject_token(
         ),
         _ => {
             let url = credentials_url.ok_or_else(|| {
-                SourceError::Local("aws1: no AWS credentials in the environment and no url".into())
+                SourceError::local("aws1: no AWS credentials in the environment and no url".into())
             })?;
             let role = imds_get(client, url, session.as_deref()).await?;
             let role = role.lines().next().unwrap_or("").trim();
@@ -88,7 +88,7 @@ pub async fn subject_token(
             )
             .await?;
             let c: RoleCredentials = serde_json::from_str(&text).map_err(|_| {
-                SourceError::Transient("aws1: the role credentials are not readable".into())
+                SourceError::transient("aws1: the role credentials are not readable".into())
             })?;
             Credentials::new(
                 c.access_key_id,
@@ -122,7 +122,7 @@ pub async fn subject_token(
         .time(env.now())
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| SourceError::Local(format!("aws1: cannot sign: {e}")))?
+        .map_err(|e| SourceError::local(format!("aws1: cannot sign: {e}")))?
         .into();
     let signable = SignableRequest::new(
         "POST",
@@ -130,9 +130,9 @@ pub async fn subject_token(
         unsigned.iter().copied(),
         SignableBody::Bytes(b""),
     )
-    .map_err(|e| SourceError::Local(format!("aws1: cannot sign: {e}")))?;
+    .map_err(|e| SourceError::local(format!("aws1: cannot sign: {e}")))?;
     let (instructions, _) = sign(signable, &params)
-        .map_err(|e| SourceError::Local(format!("aws1: cannot sign: {e}")))?
+        .map_err(|e| SourceError::local(format!("aws1: cannot sign: {e}")))?
         .into_parts();
     let mut headers: Vec<serde_json::Value> = unsigned
         .iter()

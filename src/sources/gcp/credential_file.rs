@@ -60,7 +60,7 @@ pub async fn token(
 ) -> Result<Credential, SourceError> {
     let token_endpoint = endpoints.token;
     let text = secret_file::read(path, env.uid())?;
-    let local = |why: String| SourceError::Local(format!("{}: {why}", path.display()));
+    let local = |why: String| SourceError::local(format!("{}: {why}", path.display()));
     // serde_json's messages can quote values; only the position or the field is told.
     let file: CredentialFile = serde_json::from_str(&text).map_err(|e| {
         if e.is_data() && e.to_string().starts_with("unknown variant") {

@@ -96,7 +96,7 @@ impl ExternalAccount {
         endpoints: &Endpoints<'_>,
         deadline: Instant,
     ) -> Result<Credential, SourceError> {
-        let local = |why: String| SourceError::Local(format!("{}: {why}", path.display()));
+        let local = |why: String| SourceError::local(format!("{}: {why}", path.display()));
         let subject = self.subject_token(env, client, &local).await?;
         let sts = endpoints.sts.unwrap_or(&self.token_url);
         endpoint_allowed(sts).map_err(&local)?;

@@ -41,7 +41,7 @@ fn check_host(host: &str) -> Result<(), SourceError> {
     if plain {
         Ok(())
     } else {
-        Err(SourceError::Local(format!(
+        Err(SourceError::local(format!(
             "GCE_METADATA_HOST {:?} is not a host[:port]",
             crate::logging::redact_urls(&format!("http://{host}")).trim_start_matches("http://")
         )))
@@ -58,7 +58,7 @@ pub async fn token(
     check_host(host)?;
     let account = service_account.unwrap_or("default");
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/{account}/token");
-    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::Local)?;
+    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::local)?;
     let what = format!("metadata server {host}");
     fetch_token(
         &what,

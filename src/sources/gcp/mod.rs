@@ -125,7 +125,7 @@ impl Spec for GcpSource {
     }
 
     fn check(&self, mint_host: &str) -> Result<(), SourceError> {
-        host::check(mint_host).map_err(|e| SourceError::Local(e.to_string()))
+        host::check(mint_host).map_err(|e| SourceError::local(e.to_string()))
     }
 
     fn max_mint_time(&self) -> Duration {
@@ -180,7 +180,7 @@ impl Source for GcpSource {
             budget,
             |resolver, _limit| async move {
                 let client =
-                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::Local)?;
+                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::local)?;
                 let (found, impersonate) = match req.workload {
                     Some(w) => {
                         let sts = self.sts_endpoint.as_deref().unwrap_or(DEFAULT_STS);

@@ -89,7 +89,7 @@ pub async fn fetch_token(
         .fetch(request, check, |body| answer.read(body, clock.now()))
         .await?;
     let expires_at = crate::units::after(clock.now(), life).ok_or_else(|| {
-        SourceError::Transient(format!("{what}: the token's lifetime is out of range"))
+        SourceError::transient(format!("{what}: the token's lifetime is out of range"))
     })?;
     Ok(Credential {
         username: USERNAME.into(),
