@@ -175,8 +175,8 @@ fn doctor(
     };
     let configured = config.as_ref().ok().and_then(|c| c.cache.dir.as_deref());
     let cache_dir = settings.cache_dir(configured, env);
+    let env = &env.clone().with_root(root.to_path_buf());
     let report = crate::doctor::Doctor {
-        root,
         env,
         config,
         cache_dir,

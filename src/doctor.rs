@@ -99,7 +99,7 @@ impl Report {
 
 /// What a doctor run looks at.
 pub struct Doctor<'a> {
-    pub root: &'a Path,
+    /// The outside world, the node's files read under its root (`Env::root`).
     pub env: &'a Env,
     pub config: Result<Config, String>,
     pub cache_dir: Option<PathBuf>,
@@ -160,12 +160,12 @@ impl Doctor<'_> {
     }
 
     fn under(&self, path: &Path) -> PathBuf {
-        self.root.join(path.strip_prefix("/").unwrap_or(path))
+        self.env.root().join(path.strip_prefix("/").unwrap_or(path))
     }
 
     /// The node's name for a path under the root: `/etc/x` for `ROOT/etc/x`.
     fn node_path(&self, path: &Path) -> PathBuf {
-        match path.strip_prefix(self.root) {
+        match path.strip_prefix(self.env.root()) {
             Ok(rel) => Path::new("/").join(rel),
             Err(_) => path.to_path_buf(),
         }
@@ -183,10 +183,10 @@ impl Doctor<'_> {
     /// (by pid) process called `kubelet` that [`Doctor::judge`] passes. Each process called
     /// `kubelet` that does not pass gets a `warn` saying why, and nothing of its arguments.
     fn running_kubelet(&self, r: &mut Report) -> Option<Running> {
-        let proc_dir = self.root.join("proc");
+        let proc_dir = self.env.root().join("proc");
         let mut unit: Vec<u32> = Vec::new();
         for rel in UNIT_CGROUPS {
-            let path = self.root.join(rel);
+            let path = self.env.root().join(rel);
             match self.trusted(&path) {
                 Ok(_) => {
                     if let Ok(text) = read_small(&path) {
@@ -281,12 +281,12 @@ impl Doctor<'_> {
                 "its executable {shown} was deleted or replaced since it started"
             ));
         }
-        let exe = if self.root == Path::new("/") {
+        let exe = if self.env.root() == Path::new("/") {
             link.clone()
         } else {
             self.under(&target)
         };
-        let meta = if self.root == Path::new("/") {
+        let meta = if self.env.root() == Path::new("/") {
             std::fs::metadata(&exe)
         } else {
             std::fs::symlink_metadata(&exe)
@@ -337,7 +337,7 @@ impl Doctor<'_> {
         }
         if candidates.is_empty() {
             for rel in KUBELET_BINARIES {
-                let path = self.root.join(rel);
+                let path = self.env.root().join(rel);
                 match self.trusted(&path) {
                     Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => {
                         candidates.push((path, format!("/{rel}")))
@@ -377,7 +377,7 @@ impl Doctor<'_> {
     /// Whether process `pid` sees the files doctor sees. Under a fake root, the executable
     /// run is a file of the tree, so it does.
     fn same_mount_namespace(&self, pid: u32) -> bool {
-        if self.root != Path::new("/") {
+        if self.env.root() != Path::new("/") {
             return true;
         }
         let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
@@ -387,12 +387,12 @@ impl Doctor<'_> {
     /// When the running kubelet started: `/proc/<pid>/stat`'s start time (clock ticks
     /// after boot) after `/proc/stat`'s boot time.
     fn started(&self, pid: u32) -> Option<SystemTime> {
-        let stat = read_small(&self.root.join(format!("proc/{pid}/stat"))).ok()?;
+        let stat = read_small(&self.env.root().join(format!("proc/{pid}/stat"))).ok()?;
         // The command name may hold spaces and parentheses: fields start after the last `)`.
         let after = &stat[stat.rfind(')')? + 1..];
         // The 22nd field, the 20th after the name.
         let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-        let boot: u64 = read_small(&self.root.join("proc/stat"))
+        let boot: u64 = read_small(&self.env.root().join("proc/stat"))
             .ok()?
             .lines()
             .find_map(|l| l.strip_prefix("btime "))?
@@ -493,7 +493,7 @@ impl Doctor<'_> {
                 let mut text = String::new();
                 let mut seen = Vec::new();
                 for rel in FLAG_FILES {
-                    let path = self.root.join(rel);
+                    let path = self.env.root().join(rel);
                     let files: Vec<PathBuf> = match self.trusted(&path) {
                         Ok(m) if m.is_dir() => {
                             let mut v: Vec<PathBuf> = std::fs::read_dir(&path)
@@ -891,7 +891,6 @@ mod tests {
 
     #[test]
     fn doctor_names_the_nodes_path_under_any_root() {
-        let env = Env::from_process();
         for (root, path, want) in [
             ("/", "/etc/kubernetes/c.yaml", "/etc/kubernetes/c.yaml"),
             (
@@ -901,8 +900,8 @@ mod tests {
             ),
             ("/tmp/node", "/elsewhere/c.yaml", "/elsewhere/c.yaml"),
         ] {
+            let env = Env::from_vars([("HOME", "/h")], 0).with_root(root.into());
             let doctor = Doctor {
-                root: Path::new(root),
                 env: &env,
                 config: Err(String::new()),
                 cache_dir: None,

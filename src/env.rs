@@ -1,4 +1,5 @@
-//! The outside world a request sees: environment variables, the caller's uid, the clock.
+//! The outside world a request sees: environment variables, the caller's uid, the clock,
+//! and the root under which the node's own files (machine id, the kubelet's) are read.
 //!
 //! Everything that differs between a node and a test is read here and passed down, so no
 //! module reaches for process globals and tests need none.
@@ -34,13 +35,15 @@ impl Clock {
 }
 
 /// Where a node's stable identity lives (systemd, then D-Bus).
-const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
+const MACHINE_ID_FILES: [&str; 2] = ["etc/machine-id", "var/lib/dbus/machine-id"];
 const MAX_MACHINE_ID_BYTES: u64 = 256;
 
 #[derive(Debug)]
 pub struct Env {
     vars: Vars,
     uid: u32,
+    /// Where the node's files are: `/`, or a tree standing for a node (`doctor --root`).
+    root: PathBuf,
 }
 
 /// Where variables come from. A cache hit reads a handful of variables, so the process's
@@ -63,6 +66,7 @@ impl Clone for Env {
         Env {
             vars,
             uid: self.uid,
+            root: self.root.clone(),
         }
     }
 }
@@ -73,6 +77,7 @@ impl Env {
         Env {
             vars: Vars::Process(Mutex::default()),
             uid: rustix::process::geteuid().as_raw(),
+            root: PathBuf::from("/"),
         }
     }
 
@@ -90,7 +95,18 @@ impl Env {
                     .collect(),
             ),
             uid,
+            root: PathBuf::from("/"),
         }
+    }
+
+    /// The same environment, reading the node's files under `root`.
+    pub fn with_root(self, root: PathBuf) -> Self {
+        Env { root, ..self }
+    }
+
+    /// Where the node's files are read from (`/` on a node).
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
     }
 
     /// A variable's value; an empty value (or one that is not UTF-8) counts as unset, as most
@@ -172,6 +188,7 @@ impl Env {
         }
         MACHINE_ID_FILES
             .iter()
+            .map(|p| self.root.join(p))
             .find_map(|p| {
                 use std::io::Read;
                 // A machine id is 33 bytes; read no more than a little over that.
@@ -237,6 +254,15 @@ mod tests {
             text(vec![("A", "x"), ("B", "y")])
         );
         assert_eq!(text(vec![("B", "y")]), "A=\"\" B=\"y\"");
+    }
+
+    #[test]
+    fn the_machine_id_is_read_under_the_nodes_root() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/machine-id"), "0123abcd\n").unwrap();
+        let env = Env::from_vars([("HOME", "/h")], 0).with_root(root.path().into());
+        assert_eq!(env.machine_id(), "0123abcd");
     }
 
     #[test]
