@@ -215,6 +215,20 @@ const VERSION: Topic = Topic {
     help: "Print the version.\n",
 };
 
+/// The options of one command or another (the others apply to every command).
+const COMMAND_OPTIONS: &[&str] = &[
+    "--api-version",
+    "--kubelet",
+    "--bin-dir",
+    "--kubelet-version",
+    "--merge",
+    "--root",
+    "--registry",
+    "--drop-covered",
+    "--no-cache",
+    "--expired",
+];
+
 /// Options that take a value, and flags, as given anywhere on the line; sorted out per
 /// command once the command is known.
 #[derive(Default)]
@@ -250,53 +264,29 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
     };
     let bad = |e: lexopt::Error| fail(e.to_string(), &TOP);
     while let Some(arg) = parser.next().map_err(bad)? {
+        if let Long(long) = &arg
+            && let Some(option) = COMMAND_OPTIONS.iter().find(|o| o[2..] == **long)
+        {
+            seen.given.push(option);
+        }
         let path = |p: &mut lexopt::Parser| p.value().map(PathBuf::from).map_err(bad);
+        let text = |p: &mut lexopt::Parser| p.value().map_err(bad)?.string().map_err(bad);
         match arg {
             Long("config") => low.config = Some(path(&mut parser)?),
             Long("cache-dir") => low.cache_dir = Some(path(&mut parser)?),
             Short('v') | Long("verbose") => low.verbose = low.verbose.saturating_add(1),
             Short('h') | Long("help") => seen.help = true,
             Short('V') | Long("version") => seen.version = true,
-            Long("api-version") => {
-                seen.api_version = Some(parser.value().map_err(bad)?.string().map_err(bad)?);
-                seen.given.push("--api-version");
-            }
-            Long("kubelet") => {
-                seen.kubelet = Some(path(&mut parser)?);
-                seen.given.push("--kubelet");
-            }
-            Long("bin-dir") => {
-                seen.bin_dir = Some(path(&mut parser)?);
-                seen.given.push("--bin-dir");
-            }
-            Long("kubelet-version") => {
-                seen.kubelet_version = Some(parser.value().map_err(bad)?.string().map_err(bad)?);
-                seen.given.push("--kubelet-version");
-            }
-            Long("merge") => {
-                seen.merge = Some(path(&mut parser)?);
-                seen.given.push("--merge");
-            }
-            Long("root") => {
-                seen.root = Some(path(&mut parser)?);
-                seen.given.push("--root");
-            }
-            Long("registry") => {
-                seen.registry = Some(parser.value().map_err(bad)?.string().map_err(bad)?);
-                seen.given.push("--registry");
-            }
-            Long("drop-covered") => {
-                seen.drop_covered = true;
-                seen.given.push("--drop-covered");
-            }
-            Long("no-cache") => {
-                seen.no_cache = true;
-                seen.given.push("--no-cache");
-            }
-            Long("expired") => {
-                seen.expired = true;
-                seen.given.push("--expired");
-            }
+            Long("api-version") => seen.api_version = Some(text(&mut parser)?),
+            Long("kubelet") => seen.kubelet = Some(path(&mut parser)?),
+            Long("bin-dir") => seen.bin_dir = Some(path(&mut parser)?),
+            Long("kubelet-version") => seen.kubelet_version = Some(text(&mut parser)?),
+            Long("merge") => seen.merge = Some(path(&mut parser)?),
+            Long("root") => seen.root = Some(path(&mut parser)?),
+            Long("registry") => seen.registry = Some(text(&mut parser)?),
+            Long("drop-covered") => seen.drop_covered = true,
+            Long("no-cache") => seen.no_cache = true,
+            Long("expired") => seen.expired = true,
             Value(v) => words.push(v.string().map_err(bad)?),
             _ => return Err(bad(arg.unexpected())),
         }

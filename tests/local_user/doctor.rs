@@ -317,6 +317,19 @@ fn doctor_on_this_node(dir: &Path) -> Run {
 /// A child process, killed (and reaped) when dropped.
 struct Kill(Child);
 
+impl Kill {
+    /// `cmd` started waiting on a line of its stdin (a pipe kept open), its output dropped.
+    fn spawn(cmd: &mut Command) -> Self {
+        Kill(
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -341,16 +354,11 @@ fn a_real_users_process_called_kubelet_is_not_believed() {
         victim.path().display()
     );
     let bin_flag = format!("--image-credential-provider-bin-dir={}", d.display());
-    let child = Kill(
+    let child = Kill::spawn(
         Command::new(&exe)
             .args(["-c", "read line", "kubelet", &config_flag, &bin_flag])
             .uid(OTHER_UID)
-            .gid(OTHER_UID)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .gid(OTHER_UID),
     );
     let pid = child.0.id();
     let out = doctor_on_this_node(d);
@@ -382,16 +390,11 @@ fn a_kubelet_in_another_mount_namespace_is_never_run() {
     let exe = d.join("kubelet");
     fs::copy("/bin/sh", &exe).unwrap();
     fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
-    let child = Kill(
+    let child = Kill::spawn(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private"])
             .arg(&exe)
-            .args(["-c", "read line"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .args(["-c", "read line"]),
     );
     // unshare execs the kubelet in place: same pid, once its namespace is made.
     let pid = child.0.id();
