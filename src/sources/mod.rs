@@ -27,13 +27,6 @@ macro_rules! kinds {
     };
 }
 
-pub mod acr;
-pub mod docker_config;
-pub mod ecr;
-pub mod gcp;
-pub mod passthrough;
-pub mod static_file;
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -46,10 +39,11 @@ use crate::credential::{Credential, Scope};
 use crate::env::Env;
 use crate::workload::{IdentityMode, Inputs, Workload};
 
-/// The one list of sources: each module's [`KINDS`] and [`SPECS`] entries, in the same
-/// order, generated from one line.
+/// The one list of sources: each module (declared here), and its [`KINDS`] and [`SPECS`]
+/// entries in the same order, generated from one line.
 macro_rules! registry {
     ($($module:ident),+ $(,)?) => {
+        $(pub mod $module;)+
         /// Every source kind, able to mint. The order is the order of the built-in rules.
         pub const KINDS: &[Kind<dyn Source>] = &[$($module::KIND),+];
         /// The same kinds without their minting: what the front binary (`pullcred`, which
@@ -58,7 +52,7 @@ macro_rules! registry {
     };
 }
 
-// Adding a source: its module, and its name here.
+// Adding a source: its module (`sources/<name>.rs` or `sources/<name>/`), and its name here.
 registry!(static_file, docker_config, ecr, gcp, acr, passthrough);
 
 /// A source kind, as a config names it in `source = "…"`, building `T`: a [`Source`], or
