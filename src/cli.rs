@@ -213,7 +213,7 @@ fn kubelet_config(
         Some(path) => {
             let bad = |why: String| Error::Merge(format!("{}: {why}", path.display()));
             // Bounded and never blocking: a FIFO or /dev/zero is refused.
-            let text = crate::kubelet::read_config(&path).map_err(bad)?;
+            let text = crate::kubelet::read_config(&path).map_err(|e| bad(e.to_string()))?;
             let json = path.extension().is_some_and(|e| e == "json");
             print(&crate::kubelet::merge(&config, &text, json, version, drop_covered).map_err(bad)?)
         }

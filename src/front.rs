@@ -177,11 +177,14 @@ fn memfd_with(bytes: &[u8]) -> std::io::Result<std::fs::File> {
 }
 
 /// For the minting binary: refuses a front of another version (a half-done upgrade).
-pub fn check_front_version(env: &Env) -> Result<(), String> {
+pub fn check_front_version(env: &Env) -> Result<(), VersionMismatch> {
     match env.var(FRONT_VERSION_VAR) {
-        Some(v) if v != VERSION => Err(format!(
-            "pullcred {v} handed over to pullcred-mint {VERSION}: install both from one release"
-        )),
+        Some(v) if v != VERSION => Err(VersionMismatch(v.to_string())),
         _ => Ok(()),
     }
 }
+
+/// The front that handed over is of another version (a half-done upgrade).
+#[derive(Debug, thiserror::Error)]
+#[error("pullcred {0} handed over to pullcred-mint {VERSION}: install both from one release")]
+pub struct VersionMismatch(String);

@@ -156,14 +156,14 @@ impl Provider {
 /// A kubelet config file's text: a regular file (a FIFO or a device is refused without
 /// blocking) of at most [`MAX_CONFIG_BYTES`], in UTF-8. `Err` says why not, in words of
 /// pullcred's own.
-pub fn read_config(path: &Path) -> Result<String, String> {
+pub fn read_config(path: &Path) -> Result<String, ReadError> {
     use rustix::fs::{CWD, FileType, Mode, OFlags, fstat, openat};
-    let cannot = |e: rustix::io::Errno| format!("cannot read: {}", std::io::Error::from(e));
+    let cannot = |e: rustix::io::Errno| ReadError::Cannot(e.into());
     // Looked at before it is opened: opening a device can act on it.
     let look = openat(CWD, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(cannot)?;
     let seen = fstat(&look).map_err(cannot)?;
     if FileType::from_raw_mode(seen.st_mode) != FileType::RegularFile {
-        return Err("not a regular file".into());
+        return Err(ReadError::NotRegular);
     }
     let fd = openat(
         CWD,
@@ -174,19 +174,32 @@ pub fn read_config(path: &Path) -> Result<String, String> {
     .map_err(cannot)?;
     let opened = fstat(&fd).map_err(cannot)?;
     if (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino) {
-        return Err("changed while it was read".into());
+        return Err(ReadError::Changed);
     }
     let file = std::fs::File::from(fd);
     let mut buf = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(ReadError::Cannot)?;
     if buf.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "larger than {MAX_CONFIG_BYTES} bytes: not a kubelet config"
-        ));
+        return Err(ReadError::TooLarge);
     }
-    String::from_utf8(buf).map_err(|_| "not UTF-8 text".to_string())
+    String::from_utf8(buf).map_err(|_| ReadError::NotUtf8)
+}
+
+/// Why a kubelet config file was not read, in pullcred's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read: {0}")]
+    Cannot(#[source] std::io::Error),
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("changed while it was read")]
+    Changed,
+    #[error("larger than {MAX_CONFIG_BYTES} bytes: not a kubelet config")]
+    TooLarge,
+    #[error("not UTF-8 text")]
+    NotUtf8,
 }
 
 /// The Kubernetes version of the kubelet that reads a config (its minor: 1.`N`): what its
@@ -202,8 +215,8 @@ impl KubeletVersion {
 
     /// `1.33`, `v1.33.2` or `1.33.2`: any 1.26 or later (a later one than pullcred knows is
     /// taken as the newest it knows).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("{text:?} is not a Kubernetes version such as 1.33");
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        let bad = || VersionError::NotAVersion(text.to_string());
         let t = text.strip_prefix('v').unwrap_or(text);
         let mut parts = t.split('.');
         let (Some("1"), Some(minor)) = (parts.next(), parts.next()) else {
@@ -221,10 +234,7 @@ impl KubeletVersion {
             return Err(bad());
         }
         if minor < Self::OLDEST.0 {
-            return Err(format!(
-                "Kubernetes 1.{minor} is older than pullcred supports (1.{} and later)",
-                Self::OLDEST.0
-            ));
+            return Err(VersionError::TooOld(minor));
         }
         Ok(KubeletVersion(minor.min(Self::NEWEST.0)))
     }
@@ -244,6 +254,15 @@ impl KubeletVersion {
     fn reads_directories(self) -> bool {
         self.0 >= 34
     }
+}
+
+/// A Kubernetes version pullcred cannot speak for.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("{0:?} is not a Kubernetes version such as 1.33")]
+    NotAVersion(String),
+    #[error("Kubernetes 1.{0} is older than pullcred supports (1.{oldest} and later)", oldest = KubeletVersion::OLDEST.0)]
+    TooOld(u32),
 }
 
 impl std::fmt::Display for KubeletVersion {

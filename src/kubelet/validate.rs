@@ -52,7 +52,7 @@ pub fn load(path: &Path, version: KubeletVersion) -> (Vec<Provider>, Vec<Finding
     for file in files {
         match read_config(&file) {
             Ok(text) => parse_file(&file, &text, version, &mut providers, &mut findings),
-            Err(why) => findings.push(error(&file, "", &why)),
+            Err(why) => findings.push(error(&file, "", &why.to_string())),
         }
     }
     // The kubelet refuses a config (all its files together) with no provider at all.
