@@ -62,11 +62,12 @@ pub enum Command {
 /// A command line that is not one of pullcred's: what is wrong, and the usage line of the
 /// command it was for. Told in one line; exit code 2.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}; usage: {usage} (more: {program} --help)")]
+#[error("{message}; usage: {usage} (more: {more})")]
 pub struct UsageError {
     message: String,
     usage: String,
-    program: String,
+    /// The help to read: the command's.
+    more: String,
 }
 
 /// The commands: name, usage (after the program's name), and help.
@@ -131,16 +132,17 @@ Commands:
                        it routes to these rules
   match-images [FILE]  Print the kubelet matchImages the config's rules serve, one per line
 
-FILE defaults to --config, else /etc/pullcred/config.toml (else, for match-images, the
-built-in rules).
+FILE defaults to --config, else $PULLCRED_CONFIG, else /etc/pullcred/config.toml, else
+the built-in rules.
 ",
 };
 
 const CONFIG_CHECK: Topic = Topic {
     name: "config check",
     usage: "config check [OPTIONS] [FILE]",
-    help: "Validate a config (FILE, else --config, else /etc/pullcred/config.toml) and print its
-rules in the order they are tried.
+    help: "Validate a config (FILE, else --config, else $PULLCRED_CONFIG, else
+/etc/pullcred/config.toml, else the built-in rules) and print its rules in the order they
+are tried.
 
 Options:
   --kubelet FILE|DIR     The kubelet's CredentialProviderConfig: a file, or a directory of
@@ -156,7 +158,7 @@ const CONFIG_MATCH_IMAGES: Topic = Topic {
     name: "config match-images",
     usage: "config match-images [FILE]",
     help: "Print the kubelet matchImages the config's rules serve, one per line (FILE, else
---config, else /etc/pullcred/config.toml, else the built-in rules).
+--config, else $PULLCRED_CONFIG, else /etc/pullcred/config.toml, else the built-in rules).
 ",
 };
 
@@ -195,7 +197,8 @@ const KUBELET_CONFIG: Topic = Topic {
     name: "kubelet-config",
     usage: "kubelet-config [OPTIONS] [FILE]",
     help: "Print a kubelet CredentialProviderConfig routing exactly what the rules of FILE (else
---config, else /etc/pullcred/config.toml, else the built-in rules) serve.
+--config, else $PULLCRED_CONFIG, else /etc/pullcred/config.toml, else the built-in rules)
+serve.
 
 Options:
   --merge FILE           An existing CredentialProviderConfig to merge into: its other
@@ -255,48 +258,86 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
     use lexopt::prelude::*;
     let mut low = LowArgs::default();
     let mut seen = Seen::default();
-    let mut words: Vec<String> = Vec::new();
+    let mut words: Vec<OsString> = Vec::new();
     let mut parser = lexopt::Parser::from_args(args);
     let fail = |message: String, topic: &Topic| UsageError {
         message,
         usage: format!("{program} {}", topic.usage),
-        program: program.to_string(),
+        more: if topic.name.is_empty() {
+            format!("{program} --help")
+        } else {
+            format!("{program} {} --help", topic.name)
+        },
     };
     let bad = |e: lexopt::Error| fail(e.to_string(), &TOP);
     while let Some(arg) = parser.next().map_err(bad)? {
-        if let Long(long) = &arg
-            && let Some(option) = COMMAND_OPTIONS.iter().find(|o| o[2..] == **long)
-        {
+        let name = match &arg {
+            Long(long) => format!("--{long}"),
+            Short(c) => format!("-{c}"),
+            Value(_) => String::new(),
+        };
+        if let Some(option) = COMMAND_OPTIONS.iter().find(|o| **o == name) {
             seen.given.push(option);
         }
-        let path = |p: &mut lexopt::Parser| p.value().map(PathBuf::from).map_err(bad);
-        let text = |p: &mut lexopt::Parser| p.value().map_err(bad)?.string().map_err(bad);
+        // A value: present, not empty, and given once (a second would silently win).
+        let value = |p: &mut lexopt::Parser, already: bool| -> Result<OsString, UsageError> {
+            if already {
+                return Err(fail(format!("{name} is given twice"), &TOP));
+            }
+            let v = p.value().map_err(bad)?;
+            if v.is_empty() {
+                return Err(fail(format!("{name} needs a value"), &TOP));
+            }
+            Ok(v)
+        };
+        let path = |p: &mut lexopt::Parser, already| value(p, already).map(PathBuf::from);
+        let text = |p: &mut lexopt::Parser, already| value(p, already)?.string().map_err(bad);
         match arg {
-            Long("config") => low.config = Some(path(&mut parser)?),
-            Long("cache-dir") => low.cache_dir = Some(path(&mut parser)?),
+            Long("config") => low.config = Some(path(&mut parser, low.config.is_some())?),
+            Long("cache-dir") => {
+                low.cache_dir = Some(path(&mut parser, low.cache_dir.is_some())?);
+            }
             Short('v') | Long("verbose") => low.verbose = low.verbose.saturating_add(1),
             Short('h') | Long("help") => seen.help = true,
             Short('V') | Long("version") => seen.version = true,
-            Long("api-version") => seen.api_version = Some(text(&mut parser)?),
-            Long("kubelet") => seen.kubelet = Some(path(&mut parser)?),
-            Long("bin-dir") => seen.bin_dir = Some(path(&mut parser)?),
-            Long("kubelet-version") => seen.kubelet_version = Some(text(&mut parser)?),
-            Long("merge") => seen.merge = Some(path(&mut parser)?),
-            Long("root") => seen.root = Some(path(&mut parser)?),
-            Long("registry") => seen.registry = Some(text(&mut parser)?),
+            Long("api-version") => {
+                seen.api_version = Some(text(&mut parser, seen.api_version.is_some())?);
+            }
+            Long("kubelet") => seen.kubelet = Some(path(&mut parser, seen.kubelet.is_some())?),
+            Long("bin-dir") => seen.bin_dir = Some(path(&mut parser, seen.bin_dir.is_some())?),
+            Long("kubelet-version") => {
+                seen.kubelet_version = Some(text(&mut parser, seen.kubelet_version.is_some())?);
+            }
+            Long("merge") => seen.merge = Some(path(&mut parser, seen.merge.is_some())?),
+            Long("root") => seen.root = Some(path(&mut parser, seen.root.is_some())?),
+            Long("registry") => {
+                seen.registry = Some(text(&mut parser, seen.registry.is_some())?);
+            }
             Long("drop-covered") => seen.drop_covered = true,
             Long("no-cache") => seen.no_cache = true,
             Long("expired") => seen.expired = true,
-            Value(v) => words.push(v.string().map_err(bad)?),
+            Value(v) => words.push(v),
             _ => return Err(bad(arg.unexpected())),
         }
     }
+    // `help` as a word (`help get`, `config help`) asks for the help of the rest.
+    if let Some(i) = words.iter().position(|w| w == "help") {
+        words.remove(i);
+        seen.help = true;
+    }
     let mut words = words.into_iter();
-    let first = words.next();
+    let command_word = |words: &mut std::vec::IntoIter<OsString>| match words.next() {
+        None => Ok(None),
+        Some(w) => w
+            .into_string()
+            .map(Some)
+            .map_err(|w| fail(format!("unknown command {w:?}"), &TOP)),
+    };
+    let first = command_word(&mut words)?;
     let (topic, second) = match first.as_deref() {
         None => (&TOP, None),
         Some("get") => (&GET, None),
-        Some("config") => match words.next().as_deref() {
+        Some("config") => match command_word(&mut words)?.as_deref() {
             Some("check") => (&CONFIG_CHECK, None),
             Some("match-images") => (&CONFIG_MATCH_IMAGES, None),
             None if seen.help => (&CONFIG, None),
@@ -305,7 +346,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
                 return Err(fail(format!("unknown command 'config {other}'"), &CONFIG));
             }
         },
-        Some("cache") => match words.next().as_deref() {
+        Some("cache") => match command_word(&mut words)?.as_deref() {
             Some("list") => (&CACHE, Some("list")),
             Some("purge") => (&CACHE, Some("purge")),
             None if seen.help => (&CACHE, None),
@@ -317,12 +358,6 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
         Some("doctor") => (&DOCTOR, None),
         Some("kubelet-config") => (&KUBELET_CONFIG, None),
         Some("version") => (&VERSION, None),
-        Some("help") => {
-            return Ok(LowArgs {
-                command: Command::Help(help_text(program, &TOP)),
-                ..low
-            });
-        }
         Some(other) => return Err(fail(format!("unknown command '{other}'"), &TOP)),
     };
     if seen.help {
@@ -356,27 +391,38 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             .transpose()
             .map_err(|why| fail(format!("--kubelet-version: {why}"), topic))
     };
-    let rest: Vec<String> = words.collect();
-    let at_most_one = |rest: Vec<String>| -> Result<Option<PathBuf>, UsageError> {
-        match <[String; 1]>::try_from(rest) {
+    let rest: Vec<OsString> = words.collect();
+    let unexpected = |w: &OsString| fail(format!("unexpected argument {w:?}"), topic);
+    // A file operand: any bytes, as a path may hold.
+    let at_most_one = |rest: Vec<OsString>| -> Result<Option<PathBuf>, UsageError> {
+        match <[OsString; 1]>::try_from(rest) {
             Ok([one]) => Ok(Some(PathBuf::from(one))),
             Err(rest) if rest.is_empty() => Ok(None),
-            Err(rest) => Err(fail(format!("unexpected argument '{}'", rest[1]), topic)),
+            Err(rest) => Err(unexpected(&rest[1])),
         }
+    };
+    // Image operands: text.
+    let images = |rest: Vec<OsString>| -> Result<Vec<String>, UsageError> {
+        rest.into_iter()
+            .map(|w| {
+                w.into_string()
+                    .map_err(|w| fail(format!("image {w:?} is not UTF-8"), topic))
+            })
+            .collect()
     };
     low.command = match (topic.name, second) {
         ("", _) => match rest.first() {
             None => Command::Plugin,
-            Some(w) => return Err(fail(format!("unknown command '{w}'"), topic)),
+            Some(w) => return Err(unexpected(w)),
         },
         ("get", _) => {
-            let image = match <[String; 1]>::try_from(rest) {
+            let image = match <[String; 1]>::try_from(images(rest)?) {
                 Ok([image]) => image,
                 Err(rest) if rest.is_empty() => {
                     return Err(fail("get needs an IMAGE".into(), topic));
                 }
                 Err(rest) => {
-                    return Err(fail(format!("unexpected argument '{}'", rest[1]), topic));
+                    return Err(fail(format!("unexpected argument {:?}", rest[1]), topic));
                 }
             };
             let api_version = match seen.api_version.as_deref() {
@@ -413,7 +459,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
         },
         ("cache", Some(sub)) => {
             if let Some(w) = rest.first() {
-                return Err(fail(format!("unexpected argument '{w}'"), topic));
+                return Err(unexpected(w));
             }
             if sub == "list" {
                 Command::CacheList
@@ -430,7 +476,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             }
         }
         ("doctor", _) => Command::Doctor {
-            images: rest,
+            images: images(rest)?,
             no_cache: seen.no_cache,
             root: seen.root.unwrap_or_else(|| PathBuf::from("/")),
             kubelet_version: version(&seen.kubelet_version)?,
@@ -448,7 +494,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
         }
         ("version", _) => match rest.first() {
             None => Command::Version,
-            Some(w) => return Err(fail(format!("unexpected argument '{w}'"), topic)),
+            Some(w) => return Err(unexpected(w)),
         },
         _ => unreachable!("every topic is matched above"),
     };
@@ -500,10 +546,39 @@ mod tests {
                 expired: true
             }
         );
-        assert!(matches!(
-            parse_words(&["doctor", "--help"]).unwrap().command,
-            Command::Help(h) if h.contains("Usage: pullcred doctor")
-        ));
+        for words in [
+            &["doctor", "--help"][..],
+            &["help", "doctor"],
+            &["doctor", "help"],
+        ] {
+            assert!(
+                matches!(
+                    parse_words(words).unwrap().command,
+                    Command::Help(h) if h.contains("Usage: pullcred doctor")
+                ),
+                "{words:?}"
+            );
+        }
+        for words in [&["config", "help"][..], &["help", "config"]] {
+            assert!(
+                matches!(
+                    parse_words(words).unwrap().command,
+                    Command::Help(h) if h.contains("Usage: pullcred config check|match-images")
+                ),
+                "{words:?}"
+            );
+        }
+        // A file operand may be any bytes, as a path may.
+        use std::os::unix::ffi::OsStringExt;
+        let file = OsString::from_vec(b"/tmp/\xff.toml".to_vec());
+        let low = parse(
+            "pullcred",
+            vec!["config".into(), "check".into(), file.clone()],
+        )
+        .unwrap();
+        assert!(
+            matches!(low.command, Command::ConfigCheck { file: Some(f), .. } if f.as_os_str() == file)
+        );
     }
 
     #[test]
@@ -518,7 +593,17 @@ mod tests {
                 "unknown command 'config chek'; usage: pullcred config",
             ),
             (&["get"], "get needs an IMAGE"),
-            (&["get", "a", "b"], "unexpected argument 'b'"),
+            (&["get", "a", "b"], "unexpected argument \"b\""),
+            (
+                &["cache", "purge", "--registry", "a", "--registry", "b"],
+                "--registry is given twice",
+            ),
+            (&["--config=", "config", "check"], "--config needs a value"),
+            (&["help", "frob"], "unknown command 'frob'"),
+            (
+                &["doctor", "--no-cache", "x", "--kubelet-version", "1"],
+                "(more: pullcred doctor --help)",
+            ),
             (
                 &["get", "a", "--merge", "m"],
                 "--merge does not apply to 'get'",
