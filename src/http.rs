@@ -35,7 +35,7 @@ pub fn web_client(
     resolver: &Resolver,
     direct: bool,
     timeouts: &WebTimeouts,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .dns_resolver(std::sync::Arc::new(resolver.clone()))
@@ -46,7 +46,7 @@ pub fn web_client(
     if !direct {
         let settings = ProxySettings::from_env(env, &[]);
         let no_proxy = reqwest::NoProxy::from_string(&settings.no_proxy);
-        let bad = |e: reqwest::Error| format!("proxy settings: {e}");
+        let bad = ClientError::Proxy;
         if let Some(p) = &settings.https {
             builder = builder.proxy(
                 reqwest::Proxy::https(p)
@@ -58,9 +58,16 @@ pub fn web_client(
             builder = builder.proxy(reqwest::Proxy::http(p).map_err(bad)?.no_proxy(no_proxy));
         }
     }
-    builder
-        .build()
-        .map_err(|e| format!("cannot set up HTTP: {e}"))
+    builder.build().map_err(ClientError::Build)
+}
+
+/// Why no [`web_client`] could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("proxy settings: {0}")]
+    Proxy(#[source] reqwest::Error),
+    #[error("cannot set up HTTP: {0}")]
+    Build(#[source] reqwest::Error),
 }
 
 /// An answer's body, read no further than [`MAX_BODY_BYTES`].

@@ -307,13 +307,13 @@ impl Response {
 /// Parses a Go `time.Duration` string as `time.ParseDuration` does (`5m`, `1h30m`, `1.5s`,
 /// `300ms`, `0`), refusing negative values: what the kubelet accepts in
 /// `defaultCacheDuration`.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a Go duration (like 5m, 1h30m, 300ms)");
+pub fn parse_go_duration(s: &str) -> Result<Duration, GoDurationError> {
+    let bad = || GoDurationError::NotOne(s.to_string());
     if s == "0" {
         return Ok(Duration::ZERO);
     }
     if s.starts_with('-') {
-        return Err(format!("{s:?} is negative"));
+        return Err(GoDurationError::Negative(s.to_string()));
     }
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     if rest.is_empty() {
@@ -342,6 +342,15 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[unit_end..];
     }
     Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// A Go duration the kubelet would refuse.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GoDurationError {
+    #[error("{0:?} is not a Go duration (like 5m, 1h30m, 300ms)")]
+    NotOne(String),
+    #[error("{0:?} is negative")]
+    Negative(String),
 }
 
 pub fn go_duration(d: Duration) -> String {

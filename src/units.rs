@@ -21,6 +21,17 @@ pub fn after(now: SystemTime, life: Duration) -> Option<SystemTime> {
     unix_seconds(secs).map(|_| at)
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e})"))
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(s).map_err(|why| DurationError {
+        text: s.to_string(),
+        why,
+    })
+}
+
+/// A config's duration that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a duration ({why})")]
+pub struct DurationError {
+    text: String,
+    why: humantime::DurationError,
 }

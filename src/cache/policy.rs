@@ -80,7 +80,9 @@ impl RefreshWindow {
                 _ => Err(format!("{s:?} is not a percentage from 0% to under 100%")),
             };
         }
-        crate::units::parse_duration(s).map(RefreshWindow::Fixed)
+        crate::units::parse_duration(s)
+            .map(RefreshWindow::Fixed)
+            .map_err(|e| e.to_string())
     }
 
     fn of(self, lifetime: Duration) -> Duration {

@@ -475,6 +475,12 @@ impl Chain {
     }
 }
 
+impl From<crate::http::ClientError> for SourceError {
+    fn from(e: crate::http::ClientError) -> Self {
+        SourceError::local(e.to_string()).caused_by(e)
+    }
+}
+
 impl From<crate::workload::MissingInput> for SourceError {
     fn from(e: crate::workload::MissingInput) -> Self {
         SourceError::local(e.to_string()).caused_by(e)

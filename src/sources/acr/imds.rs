@@ -76,7 +76,7 @@ pub async fn token(
     };
     let url = reqwest::Url::parse_with_params(&url, &query)
         .map_err(|e| SourceError::local(format!("IMDS endpoint {base:?}: {e}")))?;
-    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::local)?;
+    let client = web_client(env, resolver, true, &TIMEOUTS)?;
     let what = format!("Azure IMDS {base} ({which})");
     let call = Call {
         // IMDS answers 404 and 410 while it is still setting up an identity, and 429 when

@@ -250,7 +250,7 @@ impl Source for AcrSource {
             budget,
             |resolver, _limit| async move {
                 let client =
-                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::local)?;
+                    web_client(req.env, &resolver, false, &TIMEOUTS)?;
                 let entra = match req.workload {
                     Some(w) => self.workload_token(req.env, &client, w, deadline).await?,
                     None => {

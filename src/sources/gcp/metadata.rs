@@ -58,7 +58,7 @@ pub async fn token(
     check_host(host)?;
     let account = service_account.unwrap_or("default");
     let url = format!("http://{host}/computeMetadata/v1/instance/service-accounts/{account}/token");
-    let client = web_client(env, resolver, true, &TIMEOUTS).map_err(SourceError::local)?;
+    let client = web_client(env, resolver, true, &TIMEOUTS)?;
     let what = format!("metadata server {host}");
     fetch_token(
         &what,

@@ -180,7 +180,7 @@ impl Source for GcpSource {
             budget,
             |resolver, _limit| async move {
                 let client =
-                    web_client(req.env, &resolver, false, &TIMEOUTS).map_err(SourceError::local)?;
+                    web_client(req.env, &resolver, false, &TIMEOUTS)?;
                 let (found, impersonate) = match req.workload {
                     Some(w) => {
                         let sts = self.sts_endpoint.as_deref().unwrap_or(DEFAULT_STS);
