@@ -284,7 +284,21 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             if already {
                 return Err(fail(format!("{name} is given twice"), &TOP));
             }
-            let v = p.value().map_err(bad)?;
+            // `--opt=value` takes any value; `--opt value` not another option (`--config -v`
+            // is a forgotten value, not a config file named -v).
+            let v = match p.optional_value() {
+                Some(v) => v,
+                None => {
+                    let v = p.value().map_err(bad)?;
+                    if v.len() > 1 && v.as_encoded_bytes().starts_with(b"-") {
+                        return Err(fail(
+                            format!("{name} needs a value, not the option {v:?}"),
+                            &TOP,
+                        ));
+                    }
+                    v
+                }
+            };
             if v.is_empty() {
                 return Err(fail(format!("{name} needs a value"), &TOP));
             }
@@ -527,6 +541,11 @@ mod tests {
                 api_version: ApiVersion::V1
             }
         );
+        // A value given with `=` may start with a dash.
+        assert_eq!(
+            parse_words(&["--config=-c.toml"]).unwrap().config,
+            Some("-c.toml".into())
+        );
         let low = parse_words(&["config", "check", "--kubelet=/k", "f.toml"]).unwrap();
         assert_eq!(
             low.command,
@@ -599,6 +618,10 @@ mod tests {
                 "--registry is given twice",
             ),
             (&["--config=", "config", "check"], "--config needs a value"),
+            (
+                &["--config", "-v", "get", "i"],
+                "--config needs a value, not the option \"-v\"",
+            ),
             (&["help", "frob"], "unknown command 'frob'"),
             (
                 &["doctor", "--no-cache", "x", "--kubelet-version", "1"],
