@@ -412,7 +412,7 @@ impl Doctor<'_> {
     fn read_since_start(
         &self,
         config: &Path,
-        config_path: &Path,
+        files: &[PathBuf],
         running: &Running,
         r: &mut Report,
     ) {
@@ -426,8 +426,8 @@ impl Doctor<'_> {
             );
             return;
         };
-        for path in config_files(config_path) {
-            let Ok(m) = std::fs::metadata(&path) else {
+        for path in files {
+            let Ok(m) = std::fs::metadata(path) else {
                 continue;
             };
             // The content's change, not the inode's (a chmod is not a new config), with
@@ -437,7 +437,7 @@ impl Doctor<'_> {
                     Status::Fail,
                     format!(
                         "kubelet config {}: changed after the running kubelet started, and the kubelet reads it only when it starts: restart the kubelet",
-                        self.node_path(&path).display()
+                        self.node_path(path).display()
                     ),
                 );
                 return;
@@ -450,7 +450,7 @@ impl Doctor<'_> {
     /// is root's and writable by no one else.
     fn owned_by_root(
         &self,
-        config_path: &Path,
+        files: &[PathBuf],
         bin_path: &Path,
         providers: &[kubelet::Provider],
         r: &mut Report,
@@ -464,7 +464,7 @@ impl Doctor<'_> {
         names.push("pullcred-mint");
         names.dedup();
         paths.extend(names.iter().map(|n| bin_path.join(n)));
-        paths.extend(config_files(config_path));
+        paths.extend_from_slice(files);
         for path in paths {
             if let Err(Some(why)) = self.trusted(&path) {
                 r.add(
@@ -641,13 +641,15 @@ impl Doctor<'_> {
                 ),
             );
         }
+        // The provider config's files, listed once for both checks.
+        let files = config_files(&config_path);
         if bin_path.is_dir() {
-            self.owned_by_root(&config_path, &bin_path, &providers, r);
+            self.owned_by_root(&files, &bin_path, &providers, r);
         }
         if let Some(k) = running
             && config_path.exists()
         {
-            self.read_since_start(config, &config_path, k, r);
+            self.read_since_start(config, &files, k, r);
         }
         providers
     }

@@ -90,14 +90,7 @@ impl KubeletUrl {
     /// `URLsMatch(self, target)`: equal ports, as many labels, the target's path starting
     /// with this one's (a raw string prefix), and each label matched as a glob.
     pub fn matches(&self, target: &KubeletUrl) -> bool {
-        self.port == target.port
-            && self.labels.len() == target.labels.len()
-            && target.path.starts_with(&self.path)
-            && self
-                .labels
-                .iter()
-                .zip(&target.labels)
-                .all(|(glob, label)| crate::rules::go_glob_match(glob, label))
+        self.labels_with(target, crate::rules::go_glob_match)
     }
 
     /// Whether every image `other` (itself a `matchImages` entry) routes, this routes too:
@@ -105,6 +98,12 @@ impl KubeletUrl {
     /// other's path under this one's. Stricter than [`KubeletUrl::matches`] on the entry's
     /// text, where `?` or a class would match a literal `*`.
     pub fn covers(&self, other: &KubeletUrl) -> bool {
+        self.labels_with(other, |mine, theirs| mine == "*" || mine == theirs)
+    }
+
+    /// Equal ports, as many labels, `other`'s path under this one's, and each label pair
+    /// passing `label` (this one's first).
+    fn labels_with(&self, other: &KubeletUrl, label: impl Fn(&str, &str) -> bool) -> bool {
         self.port == other.port
             && self.labels.len() == other.labels.len()
             && other.path.starts_with(&self.path)
@@ -112,7 +111,7 @@ impl KubeletUrl {
                 .labels
                 .iter()
                 .zip(&other.labels)
-                .all(|(mine, theirs)| mine == "*" || mine == theirs)
+                .all(|(mine, theirs)| label(mine, theirs))
     }
 }
 

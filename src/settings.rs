@@ -38,13 +38,13 @@ impl Settings {
 
 /// The config file named for this run: `--config`, else [`CONFIG_VAR`]. `None`: the default
 /// file if there is one, else the built-in rules (`Config::load` decides).
-pub fn config_path(flag: Option<PathBuf>, env: &Env) -> Option<PathBuf> {
+fn config_path(flag: Option<PathBuf>, env: &Env) -> Option<PathBuf> {
     flag.or_else(|| env.var(CONFIG_VAR).map(PathBuf::from))
 }
 
 /// The cache dir: `--cache-dir`, else [`CACHE_DIR_VAR`], else the config's `[cache] dir`
 /// (`configured`), else the caller's default (`Env::default_cache_dir`).
-pub fn cache_dir(flag: Option<PathBuf>, configured: Option<&Path>, env: &Env) -> Option<PathBuf> {
+fn cache_dir(flag: Option<PathBuf>, configured: Option<&Path>, env: &Env) -> Option<PathBuf> {
     flag.or_else(|| env.var(CACHE_DIR_VAR).map(PathBuf::from))
         .or_else(|| configured.map(Path::to_path_buf))
         .or_else(|| env.default_cache_dir())

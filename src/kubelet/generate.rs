@@ -203,38 +203,38 @@ pub fn merge(
                     })
             })
     };
+    let existing: &[Value] = match top.get("providers") {
+        None => &[],
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err("providers is not a list".into()),
+    };
     // What an operator set on pullcred's own providers and pullcred does not generate (a
     // proxy in `env`, `args`) is kept, by the provider's name.
-    if let Some(Value::Array(list)) = top.get("providers") {
-        for ours in &mut providers {
-            let name = ours.get("name").and_then(Value::as_str).map(str::to_string);
-            let Some(old) = list
-                .iter()
-                .find(|p| p.get("name").and_then(Value::as_str) == name.as_deref())
-            else {
-                continue;
-            };
-            for field in OPERATORS_FIELDS {
-                if let (Some(v), Value::Object(o)) = (old.get(field), &mut *ours) {
-                    o.entry(field).or_insert_with(|| v.clone());
-                }
+    for ours in &mut providers {
+        let name = ours.get("name").and_then(Value::as_str).map(str::to_string);
+        let Some(old) = existing
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == name.as_deref())
+        else {
+            continue;
+        };
+        for field in OPERATORS_FIELDS {
+            if let (Some(v), Value::Object(o)) = (old.get(field), &mut *ours) {
+                o.entry(field).or_insert_with(|| v.clone());
             }
         }
     }
-    match top.get("providers") {
-        None => {}
-        Some(Value::Array(list)) => providers.extend(
-            list.iter()
-                .filter(|p| {
-                    !p.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| n.starts_with(OUR_PREFIX))
-                })
-                .filter(|p| !(drop_covered && covered(p)))
-                .cloned(),
-        ),
-        Some(_) => return Err("providers is not a list".into()),
-    }
+    let kept: Vec<Value> = existing
+        .iter()
+        .filter(|p| {
+            !p.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with(OUR_PREFIX))
+        })
+        .filter(|p| !(drop_covered && covered(p)))
+        .cloned()
+        .collect();
+    providers.extend(kept);
     top.insert("providers".into(), providers.into());
     top.entry("apiVersion")
         .or_insert_with(|| CONFIG_VERSIONS[0].into());
