@@ -469,7 +469,7 @@ steps() {
   fi
   put "$provider_config" 0644 "$work/provider" "$how" text
   # A provider per token audience is the front under another name (pullcred-ecr, …).
-  sed -n 's/^ *- name: "\(pullcred-[A-Za-z0-9-]*\)"$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
+  sed -n 's/^ *- name: "\{0,1\}\(pullcred-[A-Za-z0-9-]*\)"\{0,1\}$/\1/p; s/^ *"name": "\(pullcred-[A-Za-z0-9-]*\)",\{0,1\}$/\1/p' \
     "$work/provider" > "$work/names"
   while read -r name; do
     [ "$name" = pullcred-mint ] || put "$bin_dir/$name" 0755 "$binary" whole binary

@@ -10,7 +10,7 @@ use crate::cache::Cache;
 use crate::config::{Config, DEFAULT_CONFIG_PATH, Origin};
 use crate::env::Env;
 use crate::error::Error;
-use crate::kubelet::KubeletVersion;
+use crate::kubelet::{KubeletVersion, MergeError, Severity};
 use crate::protocol::{self, ApiVersion, Request};
 use crate::settings::Settings;
 use crate::{app, deadline};
@@ -212,10 +212,22 @@ fn kubelet_config(
         None => print(&crate::kubelet::generate(&config, version).map_err(Error::KubeletVersion)?),
         Some(path) => {
             let bad = |why: String| Error::Merge(format!("{}: {why}", path.display()));
+            // Checked first as the kubelet of `version` reads it, so that what is wrong is
+            // told as `config check --kubelet` tells it: merging into a file that kubelet
+            // refuses would only carry the fault along.
+            let (_, findings) = crate::kubelet::load(&path, version);
+            if let Some(f) = findings.iter().find(|f| f.severity == Severity::Error) {
+                return Err(Error::Merge(f.text()));
+            }
             // Bounded and never blocking: a FIFO or /dev/zero is refused.
             let text = crate::kubelet::read_config(&path).map_err(|e| bad(e.to_string()))?;
             let json = path.extension().is_some_and(|e| e == "json");
-            print(&crate::kubelet::merge(&config, &text, json, version, drop_covered).map_err(bad)?)
+            let merged = crate::kubelet::merge(&config, &text, json, version, drop_covered)
+                .map_err(|e| match e {
+                    MergeError::Generate(e) => Error::KubeletVersion(e),
+                    e @ MergeError::Unreadable { .. } => bad(e.to_string()),
+                })?;
+            print(&merged)
         }
     }
 }
@@ -269,7 +281,7 @@ fn check_kubelet(
     bin_dir: Option<&Path>,
     version: KubeletVersion,
 ) -> Result<(), Error> {
-    use crate::kubelet::{self, Severity};
+    use crate::kubelet;
     let (providers, mut findings) = kubelet::load(path, version);
     if let Some(dir) = bin_dir {
         findings.extend(kubelet::check_bin_dir(&providers, dir));

@@ -38,8 +38,8 @@ pub enum Error {
     #[error("kubelet config to merge into: {0}")]
     Merge(String),
     /// The rules ask for what the kubelet of the version named cannot do.
-    #[error("kubelet-config: {0}")]
-    KubeletVersion(String),
+    #[error("kubelet-config")]
+    KubeletVersion(#[source] crate::kubelet::GenerateError),
 
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),

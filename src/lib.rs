@@ -12,6 +12,7 @@ pub mod deadline;
 mod doctor;
 pub mod env;
 mod error;
+mod fields;
 pub mod front;
 mod http;
 mod image;

@@ -322,7 +322,7 @@ fn routing_is_predicted_as_the_kubelet_matches() {
     kubelet(r, &FLAGS);
     let provider_config = r.join("etc/kubernetes/credential-provider-config.yaml");
     let text = fs::read_to_string(&provider_config).unwrap();
-    let narrowed = text.replace("\"registry.example.com\"", "\"registry.example.com/team\"");
+    let narrowed = text.replace("- registry.example.com\n", "- registry.example.com/team\n");
     assert_ne!(
         narrowed, text,
         "the provider routes registry.example.com:\n{text}"

@@ -605,7 +605,7 @@ fn bottlerocket_and_unknown_nodes_get_instructions_and_nothing_written() {
         assert_eq!(out.code, Some(1), "{}", out.stdout);
         assert!(out.stdout.contains("nothing written"), "{}", out.stdout);
         assert!(out.stdout.contains("--image-credential-provider-config="));
-        assert!(out.stdout.contains("kind: \"CredentialProviderConfig\""));
+        assert!(out.stdout.contains("kind: CredentialProviderConfig"));
         let mut print_only = args.clone();
         print_only.push("--print-only");
         assert_eq!(install(r, &print_only).code, Some(0));

@@ -230,11 +230,11 @@ fn kubelet_config_routes_each_identity_to_its_own_provider() {
     let out = run(pullcred(dir.path()).arg("kubelet-config").arg(&config), b"");
     assert_eq!(out.code, Some(0));
     for want in [
-        "  - name: \"pullcred\"\n    apiVersion: \"credentialprovider.kubelet.k8s.io/v1\"\n    matchImages:\n      - \"registry.example.com\"\n",
-        "  - name: \"pullcred-ecr\"\n",
-        "      serviceAccountTokenAudience: \"sts.amazonaws.com\"\n      cacheType: \"ServiceAccount\"\n      requireServiceAccount: true\n      optionalServiceAccountAnnotationKeys:\n        - \"eks.amazonaws.com/ecr-role-arn\"\n",
-        "  - name: \"pullcred-passthrough\"\n",
-        "      serviceAccountTokenAudience: \"harbor.example.com\"\n      cacheType: \"Token\"\n",
+        "  - name: pullcred\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages:\n      - registry.example.com\n",
+        "  - name: pullcred-ecr\n",
+        "      serviceAccountTokenAudience: sts.amazonaws.com\n      cacheType: ServiceAccount\n      requireServiceAccount: true\n      optionalServiceAccountAnnotationKeys:\n        - eks.amazonaws.com/ecr-role-arn\n",
+        "  - name: pullcred-passthrough\n",
+        "      serviceAccountTokenAudience: harbor.example.com\n      cacheType: Token\n",
     ] {
         assert!(out.stdout.contains(want), "want {want:?} in {}", out.stdout);
     }
@@ -256,17 +256,17 @@ fn providers_split_by_annotation_keys_and_pullcred_overlaps_are_errors() {
     let out = run(pullcred(dir.path()).arg("kubelet-config").arg(&config), b"");
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        out.stdout.contains("  - name: \"pullcred-ecr\"\n"),
+        out.stdout.contains("  - name: pullcred-ecr\n"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains("  - name: \"pullcred-ecr-2\"\n"),
+        out.stdout.contains("  - name: pullcred-ecr-2\n"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains("        - \"example.com/pull-role\"\n"),
+        out.stdout.contains("        - example.com/pull-role\n"),
         "{}",
         out.stdout
     );
@@ -311,7 +311,7 @@ fn fields_follow_the_kubelet_version() {
         let out = generate(v);
         assert_eq!(out.code, Some(0), "{v}: {out:?}");
         assert!(
-            out.stdout.contains("cacheType: \"ServiceAccount\""),
+            out.stdout.contains("cacheType: ServiceAccount"),
             "{v}: {}",
             out.stdout
         );
@@ -522,4 +522,58 @@ providers:
         );
         assert!(check.stdout.contains("0 error(s)"), "{}", check.stdout);
     }
+}
+
+/// A merge reads the existing file as the kubelet decodes it (strictly) and writes only what
+/// the node's kubelet reads: a field no kubelet knows, or a kept provider's field the
+/// version lacks, stops it with one line and nothing on stdout; pullcred's token providers
+/// move an older file's `apiVersion` to `v1`, the only one with `tokenAttributes`.
+#[test]
+fn a_merge_writes_only_what_the_nodes_kubelet_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(
+        d.join("config.toml"),
+        "[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n",
+    )
+    .unwrap();
+    let merge = |text: &str, version: &str| {
+        fs::write(d.join("existing.yaml"), text).unwrap();
+        run(
+            pullcred(d)
+                .arg("kubelet-config")
+                .arg(d.join("config.toml"))
+                .arg("--merge")
+                .arg(d.join("existing.yaml"))
+                .args(["--kubelet-version", version]),
+            b"",
+        )
+    };
+    let other = "  - name: other\n    apiVersion: credentialprovider.kubelet.k8s.io/v1beta1\n    matchImages: [\"other.example.com\"]\n    defaultCacheDuration: 1h\n";
+    let beta = format!(
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: CredentialProviderConfig\nproviders:\n{other}"
+    );
+    let out = merge(&beta, "1.35");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let merged: serde_json::Value = serde_saphyr::from_str(&out.stdout).unwrap();
+    assert_eq!(merged["apiVersion"], "kubelet.config.k8s.io/v1");
+    assert_eq!(merged["providers"][0]["name"], "pullcred-ecr");
+    assert_eq!(
+        merged["providers"][1]["apiVersion"],
+        "credentialprovider.kubelet.k8s.io/v1beta1"
+    );
+
+    let unknown = format!("{beta}    cacheDurationX: 1h\n");
+    let out = merge(&unknown, "1.35");
+    out.assert_error("existing.yaml: line 8: providers[0]: an unknown field");
+
+    // A kept token provider with cacheType, for a 1.33 kubelet that has none.
+    let token = format!(
+        "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n{}    tokenAttributes:\n      serviceAccountTokenAudience: a\n      cacheType: Token\n      requireServiceAccount: true\n",
+        other.replace("v1beta1", "v1")
+    );
+    assert_eq!(merge(&token, "1.35").code, Some(0));
+    merge(&token, "1.33").assert_error(
+        "existing.yaml: line 10: providers[0].tokenAttributes.cacheType: unknown to the kubelet of Kubernetes 1.33",
+    );
 }

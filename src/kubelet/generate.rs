@@ -1,18 +1,20 @@
 //! The kubelet config pullcred's rules need, for a kubelet version: generated whole, or
 //! merged into an existing one.
 
-use serde_json::Value;
-
 use super::lines::syntax_error;
+use super::schema::{self, CacheType, ConfigApi, ConfigFile, ProviderApi};
 use super::*;
 use crate::config::Config;
 use crate::workload::IdentityMode;
 
-/// A `CredentialProviderConfig` routing exactly what `config`'s rules serve, with the fields
-/// the kubelet of `version` has: one provider `pullcred` for the node's identity, and one per
-/// token audience for rules that use a service account's (each a copy of the binary under
-/// the provider's name). `Err` names a rule that version cannot serve.
-pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, String> {
+/// The providers that route exactly what `config`'s rules serve, with the fields the kubelet
+/// of `version` has: one provider `pullcred` for the node's identity, and one per token
+/// audience for rules that use a service account's (each a copy of the binary under the
+/// provider's name). `Err` names a rule that version cannot serve.
+fn providers(
+    config: &Config,
+    version: KubeletVersion,
+) -> Result<Vec<schema::Provider>, GenerateError> {
     struct Group {
         name: String,
         patterns: Vec<String>,
@@ -41,21 +43,17 @@ pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, Stri
         let require = rule.identity == IdentityMode::ServiceAccount;
         let token_cache = !rule.source.cacheable();
         if audience.is_some() && !version.has_token_attributes() {
-            return Err(format!(
-                "rule {} needs the pod's service account token, which the kubelet of Kubernetes \
-                 {version} cannot send (tokenAttributes: from 1.33, behind the \
-                 KubeletServiceAccountTokenForCredentialProviders feature gate; on by default \
-                 from 1.34)",
-                rule.number
-            ));
+            return Err(GenerateError::NoTokens {
+                rule: rule.number,
+                version,
+            });
         }
         if token_cache && !version.has_cache_type() {
-            return Err(format!(
-                "rule {} ({}) answers with the token itself, which the kubelet keeps only with \
-                 cacheType Token: Kubernetes 1.34 and later, not {version}",
-                rule.number,
-                rule.source.name()
-            ));
+            return Err(GenerateError::NoTokenCache {
+                rule: rule.number,
+                source_name: rule.source.name(),
+                version,
+            });
         }
         // One provider per distinct token request: audience, cache type, whether a token is
         // required, and the annotations passed (the kubelet sends one provider's set).
@@ -98,52 +96,52 @@ pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, Stri
             }
         }
     }
-    let providers: Vec<Value> = groups
+    let providers = groups
         .iter()
-        .map(|g| {
-            let mut p = serde_json::json!({
-                "name": g.name,
-                "apiVersion": PROVIDER_VERSIONS[0],
-                "matchImages": g.patterns,
-                "defaultCacheDuration": DEFAULT_CACHE_DURATION,
-            });
-            if let Some(audience) = &g.audience {
-                let mut t = serde_json::json!({
-                    "serviceAccountTokenAudience": audience,
-                    "requireServiceAccount": g.require,
-                });
-                if version.has_cache_type() {
-                    t["cacheType"] = if g.token_cache {
-                        "Token"
-                    } else {
-                        "ServiceAccount"
-                    }
-                    .into();
-                }
-                if !g.annotations.is_empty() {
-                    t["optionalServiceAccountAnnotationKeys"] = g.annotations.clone().into();
-                }
-                p["tokenAttributes"] = t;
-            }
-            p
+        .map(|g| schema::Provider {
+            name: g.name.clone(),
+            api_version: ProviderApi::V1,
+            match_images: g.patterns.clone(),
+            default_cache_duration: DEFAULT_CACHE_DURATION.to_string(),
+            args: None,
+            env: None,
+            token_attributes: g.audience.as_ref().map(|audience| schema::TokenAttributes {
+                service_account_token_audience: audience.clone(),
+                cache_type: version.has_cache_type().then_some(if g.token_cache {
+                    CacheType::Token
+                } else {
+                    CacheType::ServiceAccount
+                }),
+                require_service_account: g.require,
+                required_service_account_annotation_keys: None,
+                optional_service_account_annotation_keys: (!g.annotations.is_empty())
+                    .then(|| g.annotations.clone()),
+            }),
         })
         .collect();
+    Ok(providers)
+}
+
+/// A `CredentialProviderConfig` routing exactly what `config`'s rules serve (see
+/// [`providers`]), as YAML with comments on how to install it.
+pub fn generate(config: &Config, version: KubeletVersion) -> Result<String, GenerateError> {
+    let file = ConfigFile::of(providers(config, version)?);
     let mut out = String::from(
         "# Generated by `pullcred kubelet-config`: routes to pullcred exactly what its rules serve.\n",
     );
-    if groups.iter().any(|g| g.name != OUR_PREFIX) {
+    if file.providers.iter().any(|p| p.name != OUR_PREFIX) {
         out.push_str(
             "# Each provider name is a file in the kubelet's credential-provider bin dir: install\n\
              # the binary once per name (a copy or a symlink).\n",
         );
     }
-    if !version.has_cache_type() && groups.iter().any(|g| g.audience.is_some()) {
+    if !version.has_cache_type() && file.providers.iter().any(|p| p.token_attributes.is_some()) {
         out.push_str(&format!(
             "# For Kubernetes {version}: the kubelet sends service account tokens only with\n\
              # --feature-gates=KubeletServiceAccountTokenForCredentialProviders=true.\n"
         ));
     }
-    out.push_str(&to_yaml(&document(providers)));
+    out.push_str(&file.to_yaml()?);
     Ok(out)
 }
 
@@ -159,179 +157,93 @@ pub fn merge(
     json: bool,
     version: KubeletVersion,
     drop_covered: bool,
-) -> Result<String, String> {
-    let mut doc: Value = serde_saphyr::from_str(existing).map_err(|e| match syntax_error(&e) {
-        (Some(line), why) => format!("line {line}: {why}"),
-        (None, why) => why,
+) -> Result<String, MergeError> {
+    let old: ConfigFile = serde_saphyr::from_str(existing).map_err(|e| {
+        let (line, why) = syntax_error(&e);
+        MergeError::Unreadable { line, why }
     })?;
-    let Value::Object(top) = &mut doc else {
-        return Err("not a mapping".into());
-    };
-    let mut providers = match serde_saphyr::from_str::<Value>(&generate(config, version)?) {
-        Ok(Value::Object(mut g)) => match g.remove("providers") {
-            Some(Value::Array(list)) => list,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    };
+    let mut ours = providers(config, version)?;
     // Only providers that answer with the node's identity count: a service-account
     // provider serves only workloads whose account is set up for it.
-    let routes: Vec<KubeletUrl> = providers
+    let routes: Vec<KubeletUrl> = ours
         .iter()
         .filter(|p| {
-            p.pointer("/tokenAttributes/requireServiceAccount")
-                .and_then(Value::as_bool)
-                != Some(true)
+            !p.token_attributes
+                .as_ref()
+                .is_some_and(|t| t.require_service_account)
         })
-        .flat_map(|p| {
-            p.get("matchImages")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
-        .filter_map(|m| KubeletUrl::parse(m.as_str()?).ok())
+        .flat_map(|p| &p.match_images)
+        .filter_map(|m| KubeletUrl::parse(m).ok())
         .collect();
-    let covered = |p: &Value| {
-        p.get("matchImages")
-            .and_then(Value::as_array)
-            .is_some_and(|list| {
-                !list.is_empty()
-                    && list.iter().all(|m| {
-                        m.as_str()
-                            .and_then(|m| KubeletUrl::parse(m).ok())
-                            .is_some_and(|entry| routes.iter().any(|r| r.covers(&entry)))
-                    })
+    let covered = |p: &schema::Provider| {
+        !p.match_images.is_empty()
+            && p.match_images.iter().all(|m| {
+                KubeletUrl::parse(m).is_ok_and(|entry| routes.iter().any(|r| r.covers(&entry)))
             })
-    };
-    let existing: &[Value] = match top.get("providers") {
-        None => &[],
-        Some(Value::Array(list)) => list,
-        Some(_) => return Err("providers is not a list".into()),
     };
     // What an operator set on pullcred's own providers and pullcred does not generate (a
     // proxy in `env`, `args`) is kept, by the provider's name.
-    for ours in &mut providers {
-        let name = ours.get("name").and_then(Value::as_str).map(str::to_string);
-        let Some(old) = existing
-            .iter()
-            .find(|p| p.get("name").and_then(Value::as_str) == name.as_deref())
-        else {
-            continue;
-        };
-        for field in OPERATORS_FIELDS {
-            if let (Some(v), Value::Object(o)) = (old.get(field), &mut *ours) {
-                o.entry(field).or_insert_with(|| v.clone());
-            }
+    for p in &mut ours {
+        if let Some(before) = old.providers.iter().find(|o| o.name == p.name) {
+            p.env = before.env.clone();
+            p.args = before.args.clone();
         }
     }
-    let kept: Vec<Value> = existing
-        .iter()
-        .filter(|p| {
-            !p.get("name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| n.starts_with(OUR_PREFIX))
-        })
-        .filter(|p| !(drop_covered && covered(p)))
-        .cloned()
-        .collect();
-    providers.extend(kept);
-    top.insert("providers".into(), providers.into());
-    top.entry("apiVersion")
-        .or_insert_with(|| CONFIG_VERSIONS[0].into());
-    top.entry("kind").or_insert_with(|| KIND.into());
+    let kept = old
+        .providers
+        .into_iter()
+        .filter(|p| !p.name.starts_with(OUR_PREFIX))
+        .filter(|p| !(drop_covered && covered(p)));
+    ours.extend(kept);
+    let mut file = ConfigFile {
+        providers: ours,
+        ..old
+    };
+    // Older file versions have no `tokenAttributes`; `v1` has every field of theirs.
+    if file.providers.iter().any(|p| p.token_attributes.is_some()) {
+        file.api_version = ConfigApi::V1;
+    }
     Ok(if json {
-        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        serde_json::to_string_pretty(&file).map_err(GenerateError::Json)? + "\n"
     } else {
-        to_yaml(&doc)
+        file.to_yaml().map_err(GenerateError::Yaml)?
     })
 }
 
-fn document(providers: Vec<Value>) -> Value {
-    serde_json::json!({
-        "apiVersion": CONFIG_VERSIONS[0],
-        "kind": KIND,
-        "providers": providers,
-    })
+/// Why no kubelet config was generated: the rules ask for what the kubelet of the version
+/// named cannot do.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error(
+        "rule {rule} needs the pod's service account token, which the kubelet of Kubernetes \
+         {version} cannot send (tokenAttributes: from 1.33, behind the \
+         KubeletServiceAccountTokenForCredentialProviders feature gate; on by default from 1.34)"
+    )]
+    NoTokens {
+        rule: usize,
+        version: KubeletVersion,
+    },
+    #[error(
+        "rule {rule} ({source_name}) answers with the token itself, which the kubelet keeps only \
+         with cacheType Token: Kubernetes 1.34 and later, not {version}"
+    )]
+    NoTokenCache {
+        rule: usize,
+        source_name: &'static str,
+        version: KubeletVersion,
+    },
+    #[error("cannot write YAML: {0}")]
+    Yaml(#[from] serde_saphyr::SerializeError),
+    #[error("cannot write JSON: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
-/// Block-style YAML for a JSON value: strings double-quoted (JSON's quoting is YAML's),
-/// known keys in the order the kubelet's documentation writes them.
-fn to_yaml(v: &Value) -> String {
-    let mut out = String::new();
-    yaml_value(v, 0, &mut out);
-    out
-}
-
-fn key_rank(k: &str) -> usize {
-    const ORDER: &[&str] = &[
-        "name",
-        "apiVersion",
-        "kind",
-        "providers",
-        "matchImages",
-        "defaultCacheDuration",
-        "args",
-        "env",
-        "tokenAttributes",
-        "serviceAccountTokenAudience",
-        "cacheType",
-        "requireServiceAccount",
-        "requiredServiceAccountAnnotationKeys",
-        "optionalServiceAccountAnnotationKeys",
-    ];
-    ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len())
-}
-
-fn scalar(v: &Value) -> String {
-    match v {
-        Value::String(s) => Value::from(s.as_str()).to_string(),
-        Value::Null => "null".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Writes the entries of a mapping or list at `indent`; scalars inline.
-fn yaml_value(v: &Value, indent: usize, out: &mut String) {
-    let pad = " ".repeat(indent);
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by_key(|k| (key_rank(k), k.as_str()));
-            for k in keys {
-                let value = &map[k];
-                match value {
-                    Value::Object(m) if !m.is_empty() => {
-                        out.push_str(&format!("{pad}{k}:\n"));
-                        yaml_value(value, indent + 2, out);
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        out.push_str(&format!("{pad}{k}:\n"));
-                        yaml_value(value, indent + 2, out);
-                    }
-                    Value::Object(_) => out.push_str(&format!("{pad}{k}: {{}}\n")),
-                    Value::Array(_) => out.push_str(&format!("{pad}{k}: []\n")),
-                    _ => out.push_str(&format!("{pad}{k}: {}\n", scalar(value))),
-                }
-            }
-        }
-        Value::Array(list) => {
-            for item in list {
-                match item {
-                    Value::Object(m) if !m.is_empty() => {
-                        // The first key goes on the dash's line.
-                        let mut nested = String::new();
-                        yaml_value(item, indent + 2, &mut nested);
-                        let trimmed = nested.trim_start_matches(' ');
-                        out.push_str(&format!("{pad}- {trimmed}"));
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        out.push_str(&format!("{pad}-\n"));
-                        yaml_value(item, indent + 2, out);
-                    }
-                    _ => out.push_str(&format!("{pad}- {}\n", scalar(item))),
-                }
-            }
-        }
-        other => out.push_str(&format!("{pad}{}\n", scalar(other))),
-    }
+/// Why no merged kubelet config was written.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// The existing file, where and why in pullcred's words (never quoting it).
+    #[error("{}{why}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Unreadable { line: Option<usize>, why: String },
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
 }

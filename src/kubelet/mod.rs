@@ -11,6 +11,7 @@
 mod check;
 mod generate;
 mod lines;
+mod schema;
 mod validate;
 
 use std::fmt;
@@ -23,27 +24,13 @@ use crate::rules::Pattern;
 use lines::Lines;
 
 pub use check::{check_bin_dir, cross_check};
-pub use generate::{generate, merge};
+pub use generate::{GenerateError, MergeError, generate, merge};
 pub use validate::load;
 
-const KIND: &str = "CredentialProviderConfig";
-const CONFIG_VERSIONS: [&str; 3] = [
-    "kubelet.config.k8s.io/v1",
-    "kubelet.config.k8s.io/v1beta1",
-    "kubelet.config.k8s.io/v1alpha1",
-];
-const PROVIDER_VERSIONS: [&str; 3] = [
-    "credentialprovider.kubelet.k8s.io/v1",
-    "credentialprovider.kubelet.k8s.io/v1beta1",
-    "credentialprovider.kubelet.k8s.io/v1alpha1",
-];
 /// Providers whose name starts so are pullcred (a copy per token audience is `pullcred-…`).
 const OUR_PREFIX: &str = "pullcred";
 /// What the kubelet keeps an answer that has no `cacheDuration`; pullcred always sends one.
 const DEFAULT_CACHE_DURATION: &str = "5m";
-/// The fields of pullcred's providers that pullcred never generates and an operator may
-/// set (a proxy in `env`): a merge keeps them.
-const OPERATORS_FIELDS: [&str; 2] = ["env", "args"];
 /// A kubelet config larger than this is not one (and is not read further).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::lines::{Lines, syntax_error};
+use super::schema::{self, CacheType, ConfigApi, Kind, ProviderApi};
 use super::*;
 use crate::protocol::parse_go_duration;
 use crate::rules::PatternError;
@@ -92,7 +93,7 @@ struct Check<'a> {
     findings: &'a mut Vec<Finding>,
     version: KubeletVersion,
     /// The file's own `apiVersion`, when it is one the kubelet knows.
-    file_api: Option<&'static str>,
+    file_api: Option<ConfigApi>,
 }
 
 impl Check<'_> {
@@ -140,20 +141,19 @@ fn parse_file(
         c.err("", "not a mapping");
         return;
     };
-    unknown_fields(&top, &["apiVersion", "kind", "providers"], "", &mut c);
+    unknown_fields(&top, schema::config_fields(), "", &mut c);
     match top.get("apiVersion").and_then(Value::as_str) {
-        Some(v) if CONFIG_VERSIONS.contains(&v) => {
-            c.file_api = CONFIG_VERSIONS.iter().find(|k| **k == v).copied();
-        }
+        Some(v) if ConfigApi::parse(v).is_some() => c.file_api = ConfigApi::parse(v),
         Some(_) => c.err(
             "apiVersion",
-            &format!("not one of {}", CONFIG_VERSIONS.join(", ")),
+            &format!("not one of {}", names(ConfigApi::ALL.map(ConfigApi::name))),
         ),
         None => c.err("apiVersion", "missing"),
     }
+    let kind = Kind::CredentialProviderConfig;
     match top.get("kind").and_then(Value::as_str) {
-        Some(KIND) => {}
-        Some(_) => c.err("kind", &format!("not {KIND}")),
+        Some(k) if k == kind.name() => {}
+        Some(_) => c.err("kind", &format!("not {}", kind.name())),
         None => c.err("kind", "missing"),
     }
     let list = match top.get("providers") {
@@ -199,20 +199,7 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
         return None;
     };
     let field = |f: &str| join(&at, f);
-    unknown_fields(
-        p,
-        &[
-            "name",
-            "matchImages",
-            "defaultCacheDuration",
-            "apiVersion",
-            "args",
-            "env",
-            "tokenAttributes",
-        ],
-        &at,
-        c,
-    );
+    unknown_fields(p, schema::provider_fields(), &at, c);
     let name = match p.get("name") {
         Some(Value::String(n)) if n.is_empty() => {
             c.err(&field("name"), "empty");
@@ -299,12 +286,18 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
         ),
         None => c.err(&field("defaultCacheDuration"), "missing"),
     }
-    let api = p.get("apiVersion").and_then(Value::as_str);
+    let api = p
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .map(ProviderApi::parse);
     match api {
-        Some(v) if PROVIDER_VERSIONS.contains(&v) => {}
-        Some(_) => c.err(
+        Some(Some(_)) => {}
+        Some(None) => c.err(
             &field("apiVersion"),
-            &format!("not one of {}", PROVIDER_VERSIONS.join(", ")),
+            &format!(
+                "not one of {}",
+                names(ProviderApi::ALL.map(ProviderApi::name))
+            ),
         ),
         None => c.err(&field("apiVersion"), "missing"),
     }
@@ -324,7 +317,7 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
                         .and_then(Value::as_str)
                         .is_some_and(|n| !n.is_empty())
                         && e.get("value").is_none_or(Value::is_string)
-                        && e.keys().all(|k| k == "name" || k == "value")
+                        && e.keys().all(|k| schema::env_fields().contains(&k.as_str()))
                 });
                 if !ok {
                     c.err(&at, "must be {name: <non-empty>, value: <string>}");
@@ -343,20 +336,20 @@ fn provider(index: usize, value: &Value, c: &mut Check) -> Option<Provider> {
             );
             None
         }
-        Some(_) if c.file_api.is_some_and(|f| f != CONFIG_VERSIONS[0]) => {
-            let f = c.file_api.unwrap_or_default();
+        Some(_) if c.file_api.is_some_and(|f| !f.has_token_attributes()) => {
+            let f = c.file_api.map(ConfigApi::name).unwrap_or_default();
             c.err(
                 &field("tokenAttributes"),
                 &format!(
                     "unknown to {f} (the kubelet decodes it strictly): tokenAttributes needs a \
                      file of apiVersion {}",
-                    CONFIG_VERSIONS[0]
+                    ConfigApi::V1.name()
                 ),
             );
             None
         }
         Some(t) => {
-            if api != Some(PROVIDER_VERSIONS[0]) {
+            if api != Some(Some(ProviderApi::V1)) {
                 c.err(
                     &field("tokenAttributes"),
                     "needs apiVersion credentialprovider.kubelet.k8s.io/v1",
@@ -406,18 +399,7 @@ fn token_attributes(at: &str, value: &Value, c: &mut Check) -> Option<TokenAttri
         return None;
     };
     let field = |f: &str| join(at, f);
-    unknown_fields(
-        t,
-        &[
-            "serviceAccountTokenAudience",
-            "cacheType",
-            "requireServiceAccount",
-            "requiredServiceAccountAnnotationKeys",
-            "optionalServiceAccountAnnotationKeys",
-        ],
-        at,
-        c,
-    );
+    unknown_fields(t, schema::token_attributes_fields(), at, c);
     match t.get("serviceAccountTokenAudience").and_then(Value::as_str) {
         Some(a) if !a.is_empty() => {}
         _ => c.err(&field("serviceAccountTokenAudience"), "missing or empty"),
@@ -457,7 +439,7 @@ fn token_attributes(at: &str, value: &Value, c: &mut Check) -> Option<TokenAttri
     }
     let cache_type = match t.get("cacheType").and_then(Value::as_str) {
         _ if !version.has_cache_type() => String::new(),
-        Some(k @ ("Token" | "ServiceAccount")) => k.to_string(),
+        Some(k) if CacheType::ALL.map(CacheType::name).contains(&k) => k.to_string(),
         Some(_) => {
             c.err(&field("cacheType"), "not Token or ServiceAccount");
             String::new()
@@ -547,4 +529,9 @@ fn is_qualified_name(key: &str) -> bool {
             })
     });
     name_ok && prefix_ok
+}
+
+/// The values a field may have, as a finding lists them.
+fn names<const N: usize>(all: [&str; N]) -> String {
+    all.join(", ")
 }

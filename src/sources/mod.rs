@@ -11,7 +11,7 @@ macro_rules! kinds {
         pub const KIND: $crate::sources::Kind<dyn $crate::sources::Source> =
             $crate::sources::Kind {
                 name: $name,
-                keys: $crate::sources::fields_of::<$options>,
+                keys: $crate::fields::fields_of::<$options>,
                 build: |o| Ok(Box::new($build(o)?)),
                 builtin: $builtin,
                 workloads: $workloads,
@@ -19,7 +19,7 @@ macro_rules! kinds {
         /// The same kind without minting (see `sources::SPECS`).
         pub const SPEC: $crate::sources::Kind<dyn $crate::sources::Spec> = $crate::sources::Kind {
             name: $name,
-            keys: $crate::sources::fields_of::<$options>,
+            keys: $crate::fields::fields_of::<$options>,
             build: |o| Ok(Box::new($build(o)?)),
             builtin: $builtin,
             workloads: $workloads,
@@ -78,50 +78,6 @@ pub enum Workloads {
     Optional,
     /// `service-account` only (it is the default): the token is what the source answers.
     Required,
-}
-
-/// The field names of an options struct, as serde's derive hands them to a deserializer
-/// (asked once, of a deserializer that keeps them and reads nothing): a kind's keys come
-/// from the struct that parses them, so the two cannot differ.
-pub fn fields_of<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
-    use serde::de::{Deserializer, Error, Visitor};
-    struct Fields(std::cell::Cell<&'static [&'static str]>);
-    #[derive(Debug)]
-    struct Stop;
-    impl fmt::Display for Stop {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("fields read")
-        }
-    }
-    impl std::error::Error for Stop {}
-    impl Error for Stop {
-        fn custom<M: fmt::Display>(_: M) -> Self {
-            Stop
-        }
-    }
-    impl<'de> Deserializer<'de> for &Fields {
-        type Error = Stop;
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _visitor: V,
-        ) -> Result<V::Value, Stop> {
-            self.0.set(fields);
-            Err(Stop)
-        }
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
-            Err(Stop)
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-    let fields = Fields(std::cell::Cell::new(&[]));
-    let _ = T::deserialize(&fields);
-    fields.0.get()
 }
 
 impl<T: ?Sized> Kind<T> {
@@ -410,6 +366,15 @@ impl SourceError {
         Self::new(ErrorKind::Transient, message)
     }
 
+    /// A `Local` error: `context` (what was being read or set up), then `cause`, which is
+    /// kept as its source.
+    pub fn local_because(
+        context: impl fmt::Display,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::local(format!("{context}: {cause}")).caused_by(cause)
+    }
+
     /// The same error, with what failed underneath kept as its source.
     pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.cause = Some(Box::new(cause));
@@ -528,11 +493,11 @@ where
     result
 }
 
-impl From<crate::oauth::CallError> for SourceError {
-    fn from(e: crate::oauth::CallError) -> Self {
+impl From<crate::http::CallError> for SourceError {
+    fn from(e: crate::http::CallError) -> Self {
         let kind = match &e {
-            crate::oauth::CallError::Refused(_) => ErrorKind::Denied,
-            crate::oauth::CallError::Failed(_) => ErrorKind::Transient,
+            crate::http::CallError::Refused(_) => ErrorKind::Denied,
+            crate::http::CallError::Failed(_) => ErrorKind::Transient,
         };
         SourceError::new(kind, e.to_string()).caused_by(e)
     }
@@ -603,7 +568,7 @@ mod tests {
 
         pub const KIND: Kind<dyn Source> = Kind {
             name: "fixed",
-            keys: fields_of::<FixedOptions>,
+            keys: crate::fields::fields_of::<FixedOptions>,
             build: |options| {
                 let o: FixedOptions = options.parse()?;
                 Ok(Box::new(Fixed(

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::credential::Secret;
 use crate::env::Env;
-use crate::oauth::{Call, MAX_ATTEMPTS, access_token, jwt};
+use crate::http::MAX_ATTEMPTS;
+use crate::oauth::{access_token, jwt};
 use crate::secret_file;
 use crate::sources::SourceError;
 
@@ -77,7 +78,7 @@ pub async fn token(
         "Entra ID token endpoint {url} (client {}, {how})",
         app.client_id
     );
-    let token = Call::new(&what, MAX_ATTEMPTS, deadline)
+    let token = crate::oauth::call(&what, MAX_ATTEMPTS, deadline)
         .fetch(
             || {
                 let mut form = vec![

@@ -9,7 +9,8 @@ use std::time::{Instant, SystemTime};
 use serde::Deserialize;
 
 use crate::credential::{Credential, Secret};
-use crate::oauth::{Call, MAX_ATTEMPTS, Unreadable, jwt};
+use crate::http::{MAX_ATTEMPTS, Unreadable};
+use crate::oauth::jwt;
 use crate::sources::SourceError;
 
 /// The username ACR takes with a refresh token as the password.
@@ -32,7 +33,7 @@ pub async fn refresh_token(
 ) -> Result<Credential, SourceError> {
     let url = format!("{}/oauth2/exchange", base.trim_end_matches('/'));
     let what = format!("ACR token exchange {url}");
-    let (token, expires_at) = Call::new(&what, MAX_ATTEMPTS, deadline)
+    let (token, expires_at) = crate::oauth::call(&what, MAX_ATTEMPTS, deadline)
         .fetch(
             || {
                 let mut form = vec![

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::credential::Secret;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
-use crate::oauth::{Call, access_token};
+use crate::http::Call;
+use crate::oauth::access_token;
 use crate::resolver::Resolver;
 use crate::sources::SourceError;
 
@@ -35,9 +36,9 @@ pub enum Identity {
 }
 
 /// Plain http only to IMDS's own address or this machine; anything else `https://`.
-pub fn endpoint_allowed(url: &str) -> Result<(), String> {
+pub fn endpoint_allowed(url: &str) -> Result<(), crate::http::EndpointError> {
     let imds = |h: &url::Host<&str>| matches!(h, url::Host::Ipv4(ip) if ip.to_string() == IMDS_IP);
-    crate::oauth::endpoint_allowed_with(url, imds, &format!("{IMDS_IP} or a loopback address"))
+    crate::http::endpoint_allowed_with(url, imds, &format!("{IMDS_IP} or a loopback address"))
 }
 
 /// The managed identity's Entra token for `resource`.
@@ -53,8 +54,8 @@ pub async fn token(
         Some(e) => e.to_string(),
         None => match env.var("AZURE_POD_IDENTITY_AUTHORITY_HOST") {
             Some(e) => {
-                endpoint_allowed(e).map_err(|why| {
-                    SourceError::local(format!("AZURE_POD_IDENTITY_AUTHORITY_HOST: {why}"))
+                endpoint_allowed(e).map_err(|e| {
+                    SourceError::local_because("AZURE_POD_IDENTITY_AUTHORITY_HOST", e)
                 })?;
                 e.to_string()
             }
@@ -82,7 +83,7 @@ pub async fn token(
         // IMDS answers 404 and 410 while it is still setting up an identity, and 429 when
         // throttled; Azure's guidance is to retry those and 5xx.
         transient: |s| matches!(s, 404 | 410 | 429) || s >= 500,
-        ..Call::new(&what, ATTEMPTS, deadline)
+        ..crate::oauth::call(&what, ATTEMPTS, deadline)
     };
     let token = call
         .fetch(

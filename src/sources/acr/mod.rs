@@ -24,7 +24,8 @@ use super::{Chain, MintRequest, Source, SourceError, Spec, run_mint};
 use crate::credential::{Credential, Secret};
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
-use crate::oauth::{endpoint_allowed, jwt};
+use crate::http::endpoint_allowed;
+use crate::oauth::jwt;
 use crate::resolver::Resolver;
 use crate::secret_file;
 use crate::workload::{Inputs, Workload};
@@ -457,7 +458,7 @@ impl AcrSource {
         match env.var("AZURE_AUTHORITY_HOST") {
             Some(a) => {
                 endpoint_allowed(a)
-                    .map_err(|why| SourceError::local(format!("AZURE_AUTHORITY_HOST: {why}")))?;
+                    .map_err(|e| SourceError::local_because("AZURE_AUTHORITY_HOST", e))?;
                 Ok(a.to_string())
             }
             None => Ok(entra::PUBLIC_AUTHORITY.to_string()),

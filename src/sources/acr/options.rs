@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::imds::Identity;
 use super::{AcrSource, RuleIdentity, ServicePrincipal, SpProof, WorkloadIds};
-use crate::oauth::endpoint_allowed;
+use crate::http::endpoint_allowed;
 use crate::sources::{OptionError, Options};
 use crate::workload::IdentityMode;
 
@@ -101,11 +101,11 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<AcrSource, OptionErr
         ("endpoint", &o.endpoint),
     ] {
         if let Some(url) = url {
-            endpoint_allowed(url).map_err(|why| OptionError::at(key, why))?;
+            endpoint_allowed(url).map_err(|why| OptionError::at(key, why.to_string()))?;
         }
     }
     if let Some(url) = &o.imds_endpoint {
-        super::imds::endpoint_allowed(url).map_err(|why| OptionError::at("imds_endpoint", why))?;
+        super::imds::endpoint_allowed(url).map_err(|why| OptionError::at("imds_endpoint", why.to_string()))?;
     }
     let mut suffixes = Vec::new();
     for s in o.suffixes {

@@ -73,7 +73,10 @@ pub async fn token(
             ))
         }
     })?;
-    let allowed = |uri: &str| crate::oauth::endpoint_allowed(uri).map_err(&local);
+    let allowed = |uri: &str| {
+        crate::http::endpoint_allowed(uri)
+            .map_err(|e| SourceError::local_because(path.display(), e))
+    };
     match file {
         CredentialFile::ServiceAccount {
             client_email,

@@ -16,7 +16,7 @@ use super::impersonate;
 use super::oauth::{Answer, MAX_ATTEMPTS, fetch_text, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
-use crate::oauth::endpoint_allowed;
+use crate::http::endpoint_allowed;
 use crate::secret_file;
 use crate::sources::SourceError;
 
@@ -99,7 +99,7 @@ impl ExternalAccount {
         let local = |why: String| SourceError::local(format!("{}: {why}", path.display()));
         let subject = self.subject_token(env, client, &local).await?;
         let sts = endpoints.sts.unwrap_or(&self.token_url);
-        endpoint_allowed(sts).map_err(&local)?;
+        endpoint_allowed(sts).map_err(|e| SourceError::local_because(path.display(), e))?;
         let federated = sts_exchange(
             client,
             sts,
@@ -118,7 +118,7 @@ impl ExternalAccount {
             Some(base) => url.replacen(impersonate::DEFAULT_BASE, base.trim_end_matches('/'), 1),
             None => url.clone(),
         };
-        endpoint_allowed(&url).map_err(&local)?;
+        endpoint_allowed(&url).map_err(|e| SourceError::local_because(path.display(), e))?;
         impersonate::token(client, &url, &federated, deadline, env.clock()).await
     }
 

@@ -70,7 +70,7 @@ pub async fn token(
         |response| match response.headers().get("metadata-flavor") {
             Some(v) if v == "Google" => Ok(()),
             _ => Err(
-                "the answer lacks `Metadata-Flavor: Google`; not Google's metadata server".into(),
+                "the answer lacks `Metadata-Flavor: Google`; not Google's metadata server",
             ),
         },
     )

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use crate::credential::{Credential, Secret};
-use crate::oauth::{Call, Unreadable};
+use crate::http::Unreadable;
 use crate::sources::SourceError;
 
-pub use crate::oauth::MAX_ATTEMPTS;
+pub use crate::http::MAX_ATTEMPTS;
 
 /// The username Google's registries take with an OAuth2 access token as the password.
 pub const USERNAME: &str = "oauth2accesstoken";
@@ -71,7 +71,7 @@ pub async fn fetch_text(
     request: reqwest::RequestBuilder,
     what: &str,
 ) -> Result<String, SourceError> {
-    Ok(crate::oauth::fetch_text(request, what).await?)
+    Ok(crate::http::fetch_text(request, what).await?)
 }
 
 /// Sends what `request` builds (again for each attempt) and turns the answer into a
@@ -83,9 +83,9 @@ pub async fn fetch_token(
     deadline: Instant,
     clock: Clock,
     request: impl Fn() -> reqwest::RequestBuilder,
-    check: impl Fn(&reqwest::Response) -> Result<(), String>,
+    check: impl Fn(&reqwest::Response) -> Result<(), &'static str>,
 ) -> Result<Credential, SourceError> {
-    let (token, life) = Call::new(what, attempts, deadline)
+    let (token, life) = crate::oauth::call(what, attempts, deadline)
         .fetch(request, check, |body| answer.read(body, clock.now()))
         .await?;
     let expires_at = crate::units::after(clock.now(), life).ok_or_else(|| {

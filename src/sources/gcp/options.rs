@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::GcpSource;
-use crate::oauth::endpoint_allowed;
+use crate::http::endpoint_allowed;
 use crate::sources::{OptionError, Options};
 use crate::workload::IdentityMode;
 
@@ -45,7 +45,7 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<GcpSource, OptionErr
         ("iam_credentials_endpoint", &o.iam_credentials_endpoint),
     ] {
         if let Some(url) = url {
-            endpoint_allowed(url).map_err(|why| OptionError::at(key, why))?;
+            endpoint_allowed(url).map_err(|why| OptionError::at(key, why.to_string()))?;
         }
     }
     let workload_identity_provider = match (options.identity, o.workload_identity_provider) {

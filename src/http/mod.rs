@@ -3,7 +3,14 @@
 //! (`resolver`), proxy rules with metadata endpoints always direct (`proxy`), rustls on
 //! aws-lc-rs, and a limit on how much an upstream answer may hold (a token answer is a few
 //! kilobytes; an upstream, or something posing as one, that sends more is cut off rather
-//! than read into memory). Timeouts are each caller's, set per operation.
+//! than read into memory). Timeouts are each caller's, set per operation; the retrying
+//! call is `call`, the rule of where a credential may be sent `endpoint`.
+
+mod call;
+mod endpoint;
+
+pub use call::{Call, CallError, MAX_ATTEMPTS, Unreadable, fetch_text};
+pub use endpoint::{EndpointError, endpoint_allowed, endpoint_allowed_with};
 
 use crate::env::Env;
 use crate::proxy::ProxySettings;
@@ -70,22 +77,27 @@ pub enum ClientError {
     Build(#[source] reqwest::Error),
 }
 
+/// Why an answer's body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    #[error("unreadable answer: {}", web_error_text(.0))]
+    Broken(#[source] reqwest::Error),
+}
+
 /// An answer's body, read no further than [`MAX_BODY_BYTES`].
-pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
         .is_some_and(|n| n > MAX_BODY_BYTES as u64)
     {
-        return Err(TooLarge.to_string());
+        return Err(TooLarge.into());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("unreadable answer: {}", web_error_text(&e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Broken)? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(TooLarge.to_string());
+            return Err(TooLarge.into());
         }
         body.extend_from_slice(&chunk);
     }
