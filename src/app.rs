@@ -300,10 +300,10 @@ fn workload_for<T: ?Sized + Spec>(
             );
             Ok(None)
         }
-        Err(missing) => Err(SourceError::local(format!(
-            "service account {}: {missing}",
-            account.id()
-        ))),
+        Err(missing) => Err(SourceError::local_because(
+            format_args!("service account {}", account.id()),
+            missing,
+        )),
     }
 }
 

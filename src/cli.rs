@@ -171,7 +171,7 @@ fn doctor(
     let config = if explicit.is_none() && root != Path::new("/") {
         Ok(Config::builtin())
     } else {
-        Config::load(explicit.as_deref(), env.uid()).map_err(|e| crate::logging::error_chain(&e))
+        Config::load(explicit.as_deref(), env.uid())
     };
     let configured = config.as_ref().ok().and_then(|c| c.cache.dir.as_deref());
     let cache_dir = settings.cache_dir(configured, env);

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::app;
 use crate::cache::Cache;
-use crate::config::{Config, Origin};
+use crate::config::{Config, ConfigError, Origin};
 use crate::env::Env;
 use crate::image::ImageRef;
 use crate::kubelet::{self, KubeletVersion, Severity};
@@ -101,7 +101,7 @@ impl Report {
 pub struct Doctor<'a> {
     /// The outside world, the node's files read under its root (`Env::root`).
     pub env: &'a Env,
-    pub config: Result<Config, String>,
+    pub config: Result<Config, ConfigError>,
     pub cache_dir: Option<PathBuf>,
     /// Answer without reading or writing the cache.
     pub no_cache: bool,
@@ -149,7 +149,10 @@ impl Doctor<'_> {
             ),
             Err(e) => r.add(
                 Status::Fail,
-                format!("pullcred config: {e}: fix it (pullcred config check)"),
+                format!(
+                    "pullcred config: {}: fix it (pullcred config check)",
+                    crate::logging::error_chain(e)
+                ),
             ),
         }
         self.cache(&mut r);
@@ -175,7 +178,8 @@ impl Doctor<'_> {
     /// else. `Err(None)`: there is none; `Err(Some(why))`: it is someone else's to write.
     fn trusted(&self, path: &Path) -> Result<std::fs::Metadata, Option<String>> {
         let meta = std::fs::metadata(path).map_err(|_| None)?;
-        crate::secret_file::only_owner_writes(meta.uid(), meta.mode(), 0).map_err(Some)?;
+        crate::secret_file::only_owner_writes(meta.uid(), meta.mode(), 0)
+            .map_err(|e| Some(e.to_string()))?;
         Ok(meta)
     }
 
@@ -905,7 +909,7 @@ mod tests {
             let env = Env::from_vars([("HOME", "/h")], 0).with_root(root.into());
             let doctor = Doctor {
                 env: &env,
-                config: Err(String::new()),
+                config: Config::load(Some(Path::new("/nonexistent/pullcred.toml")), 0),
                 cache_dir: None,
                 no_cache: true,
                 images: Vec::new(),

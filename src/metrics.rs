@@ -111,7 +111,7 @@ pub fn record(
     registry: &str,
     event: Event,
     now: SystemTime,
-) -> Result<(), String> {
+) -> Result<(), MetricsError> {
     let path = &settings.textfile;
     let dir_path = path
         .parent()
@@ -120,15 +120,15 @@ pub fn record(
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let dir = open_dir(dir_path)
-        .map_err(|why| format!("{}: {why}; not writing metrics there", dir_path.display()))?;
+        .ok_or_else(|| MetricsError::NotAName(path.clone()))?;
+    let dir = open_dir(dir_path).map_err(|why| MetricsError::Dir {
+        path: dir_path.to_path_buf(),
+        why,
+    })?;
     let lock_name = format!(".{name}.lock");
-    let _lock = lock(&dir, &lock_name).map_err(|why| {
-        format!(
-            "{}: {why}; this update is skipped",
-            dir_path.join(&lock_name).display()
-        )
+    let _lock = lock(&dir, &lock_name).map_err(|why| MetricsError::Lock {
+        path: dir_path.join(&lock_name),
+        why,
     })?;
     let mut samples = read_old(&dir, name).unwrap_or_else(|why| {
         tracing::warn!(
@@ -171,28 +171,75 @@ pub fn record(
         }
     }
     // Write beside it and rename: the collector reads the old file or the new one.
-    write(&dir, name, &render(&samples)).map_err(|e| format!("{}: write: {e}", path.display()))
+    write(&dir, name, &render(&samples)).map_err(|e| MetricsError::Write {
+        path: path.clone(),
+        cause: e,
+    })
+}
+
+/// Why the textfile was not updated (a warning: the request's answer does not depend on it).
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("{}: not a file name", .0.display())]
+    NotAName(PathBuf),
+    #[error("{}: {why}; not writing metrics there", path.display())]
+    Dir { path: PathBuf, why: Fault },
+    #[error("{}: {why}; this update is skipped", path.display())]
+    Lock { path: PathBuf, why: Fault },
+    #[error("{}: write: {cause}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+}
+
+/// What is wrong with a name in the textfile dir, or the dir itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Fault {
+    #[error("is a symlink")]
+    Symlink,
+    #[error("not a directory")]
+    NotDir,
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("writable by group or others without the sticky bit (mode {0:04o})")]
+    Writable(u32),
+    #[error(transparent)]
+    Owner(crate::secret_file::Unsafe),
+    #[error("has other hard links")]
+    HardLinks,
+    #[error("larger than {MAX_TEXTFILE_BYTES} bytes")]
+    TooLarge,
+    #[error("busy")]
+    Busy,
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+}
+
+impl From<Errno> for Fault {
+    fn from(e: Errno) -> Self {
+        Fault::Io(e.into())
+    }
 }
 
 /// The textfile dir, held open. Whoever owns it (node_exporter's user, usually) may plant
 /// names in it, which is survivable; a dir that group or others may write without the sticky
 /// bit lets anyone on the node do so, and is refused. Checked on the descriptor itself.
-fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
+fn open_dir(dir: &Path) -> Result<OwnedFd, Fault> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = fs_at::openat(fs_at::CWD, dir, flags, Mode::empty()).map_err(|e| match e {
         // A link is refused by O_NOFOLLOW as "not a directory" (or ELOOP); say which.
         Errno::LOOP | Errno::NOTDIR => match fs::symlink_metadata(dir) {
-            Ok(m) if m.file_type().is_symlink() => "is a symlink".to_string(),
-            _ => "not a directory".to_string(),
+            Ok(m) if m.file_type().is_symlink() => Fault::Symlink,
+            _ => Fault::NotDir,
         },
-        e => std::io::Error::from(e).to_string(),
+        e => e.into(),
     })?;
-    let stat = fs_at::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    let stat = fs_at::fstat(&fd)?;
     let mode = stat.st_mode & 0o7777;
     if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-        return Err(format!(
-            "writable by group or others without the sticky bit (mode {mode:04o})"
-        ));
+        return Err(Fault::Writable(mode));
     }
     Ok(fd)
 }
@@ -200,7 +247,7 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
 /// Takes the textfile's lock, waiting at most [`LOCK_WAIT`]. The lock file is opened
 /// read-only (a lock needs no more), without following a link or blocking on a FIFO, and
 /// used only if it is a regular file.
-fn lock(dir: &OwnedFd, name: &str) -> Result<File, String> {
+fn lock(dir: &OwnedFd, name: &str) -> Result<File, Fault> {
     let fd = fs_at::openat(
         dir,
         name,
@@ -208,14 +255,14 @@ fn lock(dir: &OwnedFd, name: &str) -> Result<File, String> {
         Mode::from_raw_mode(0o600),
     )
     .map_err(|e| match e {
-        Errno::LOOP => "is a symlink".to_string(),
-        e => std::io::Error::from(e).to_string(),
+        Errno::LOOP => Fault::Symlink,
+        e => e.into(),
     })?;
     let file = File::from(fd);
     match file.metadata() {
         Ok(m) if m.is_file() => {}
-        Ok(_) => return Err("not a regular file".into()),
-        Err(e) => return Err(e.to_string()),
+        Ok(_) => return Err(Fault::NotRegular),
+        Err(e) => return Err(Fault::Io(e)),
     }
     let start = Instant::now();
     loop {
@@ -224,8 +271,8 @@ fn lock(dir: &OwnedFd, name: &str) -> Result<File, String> {
             Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(fs::TryLockError::WouldBlock) => return Err("busy".into()),
-            Err(fs::TryLockError::Error(e)) => return Err(e.to_string()),
+            Err(fs::TryLockError::WouldBlock) => return Err(Fault::Busy),
+            Err(fs::TryLockError::Error(e)) => return Err(Fault::Io(e)),
         }
     }
 }
@@ -233,32 +280,35 @@ fn lock(dir: &OwnedFd, name: &str) -> Result<File, String> {
 /// The counts in the textfile being replaced: none if there is none; `Err` (why) if what is
 /// there is not a file this process could have written: not a regular file, someone else's,
 /// linked elsewhere too, or too large.
-fn read_old(dir: &OwnedFd, name: &str) -> Result<Samples, String> {
+fn read_old(dir: &OwnedFd, name: &str) -> Result<Samples, Fault> {
     let fd = match fs_at::openat(dir, name, OFlags::RDONLY | inside(), Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(Samples::new()),
-        Err(Errno::LOOP) => return Err("is a symlink".into()),
-        Err(e) => return Err(std::io::Error::from(e).to_string()),
+        Err(Errno::LOOP) => return Err(Fault::Symlink),
+        Err(e) => return Err(e.into()),
     };
-    let stat = fs_at::fstat(&fd).map_err(|e| std::io::Error::from(e).to_string())?;
+    let stat = fs_at::fstat(&fd)?;
     let uid = rustix::process::geteuid().as_raw();
     if !fs_at::FileType::from_raw_mode(stat.st_mode).is_file() {
-        return Err("not a regular file".into());
+        return Err(Fault::NotRegular);
     }
     if stat.st_uid != uid {
-        return Err(format!("owned by uid {} (want {uid})", stat.st_uid));
+        return Err(Fault::Owner(crate::secret_file::Unsafe::Owner {
+            owner: stat.st_uid,
+            want: Some(uid),
+        }));
     }
     if stat.st_nlink != 1 {
-        return Err("has other hard links".into());
+        return Err(Fault::HardLinks);
     }
     if stat.st_size as u64 > MAX_TEXTFILE_BYTES {
-        return Err(format!("larger than {MAX_TEXTFILE_BYTES} bytes"));
+        return Err(Fault::TooLarge);
     }
     let mut text = Vec::new();
     File::from(fd)
         .take(MAX_TEXTFILE_BYTES)
         .read_to_end(&mut text)
-        .map_err(|e| e.to_string())?;
+        .map_err(Fault::Io)?;
     Ok(parse(&String::from_utf8_lossy(&text)))
 }
 

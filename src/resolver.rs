@@ -164,14 +164,23 @@ fn parse_hosts(text: &str, name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-fn read_resolv_conf() -> Result<(ResolverConfig, ResolverOpts), String> {
+/// Why `resolv.conf` gave no name servers (a debug line: glibc's default is used).
+#[derive(Debug, thiserror::Error)]
+enum ResolvConfError {
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    #[error("{0}")]
+    Parse(#[source] hickory_resolver::net::NetError),
+}
+
+fn read_resolv_conf() -> Result<(ResolverConfig, ResolverOpts), ResolvConfError> {
     use std::io::Read;
     let mut text = Vec::new();
     std::fs::File::open(RESOLV_CONF)
         .and_then(|f| f.take(MAX_RESOLV_CONF_BYTES).read_to_end(&mut text))
-        .map_err(|e| e.to_string())?;
+        .map_err(ResolvConfError::Read)?;
     let (mut config, opts) =
-        hickory_resolver::system_conf::parse_resolv_conf(&text).map_err(|e| e.to_string())?;
+        hickory_resolver::system_conf::parse_resolv_conf(&text).map_err(ResolvConfError::Parse)?;
     // glibc uses the first three name servers (MAXNS) and ignores the rest.
     if config.name_servers().len() > 3 {
         let servers = config.name_servers()[..3].to_vec();

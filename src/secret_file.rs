@@ -268,16 +268,13 @@ fn components(bytes: &[u8]) -> impl Iterator<Item = &OsStr> {
 
 /// A directory on a trusted file's path: owned by root or the caller, and writable by no one
 /// else unless it is root's and sticky (`/tmp`: others may add files, but not replace ours).
-fn check_dir(stat: &rustix::fs::Stat, uid: u32) -> Result<(), String> {
+fn check_dir(stat: &rustix::fs::Stat, uid: u32) -> Result<(), Unsafe> {
     let (owner, mode) = (stat.st_uid, stat.st_mode & 0o7777);
     if owner != 0 && owner != uid {
-        return Err(format!("owned by uid {owner}"));
+        return Err(Unsafe::Owner { owner, want: None });
     }
     if mode & 0o022 != 0 && !(owner == 0 && mode & 0o1000 != 0) {
-        return Err(format!(
-            "writable by group or others (mode {:04o})",
-            mode & 0o7777
-        ));
+        return Err(Unsafe::Writable { mode });
     }
     Ok(())
 }
@@ -285,7 +282,7 @@ fn check_dir(stat: &rustix::fs::Stat, uid: u32) -> Result<(), String> {
 fn dir_refused(
     insecure: &impl Fn(String) -> SecretFileError,
     dir: &Path,
-    reason: String,
+    reason: Unsafe,
 ) -> SecretFileError {
     insecure(format!("in the directory {}, {reason}", dir.display()))
 }
@@ -293,15 +290,28 @@ fn dir_refused(
 /// The one check of who may have written a file or directory whose contents are trusted
 /// (secret files, the cache dir): owned by `uid`, the caller, and writable by nobody else.
 /// `Err` says why not.
-pub fn only_owner_writes(owner: u32, mode: u32, uid: u32) -> Result<(), String> {
+pub fn only_owner_writes(owner: u32, mode: u32, uid: u32) -> Result<(), Unsafe> {
     if owner != uid {
-        return Err(format!("owned by uid {owner} (want {uid})"));
+        return Err(Unsafe::Owner {
+            owner,
+            want: Some(uid),
+        });
     }
     let mode = mode & 0o777;
     if mode & 0o022 != 0 {
-        return Err(format!("writable by group or others (mode {mode:04o})"));
+        return Err(Unsafe::Writable { mode });
     }
     Ok(())
+}
+
+/// Why a file or directory may have been written by someone pullcred does not trust.
+#[derive(Debug, thiserror::Error)]
+pub enum Unsafe {
+    /// Someone else's: `want` is the owner required, when only one is.
+    #[error("owned by uid {owner}{}", want.map(|w| format!(" (want {w})")).unwrap_or_default())]
+    Owner { owner: u32, want: Option<u32> },
+    #[error("writable by group or others (mode {mode:04o})")]
+    Writable { mode: u32 },
 }
 
 /// Drops the line ending editors and `echo` leave at the end of a one-line secret.

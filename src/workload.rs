@@ -219,6 +219,28 @@ impl Workload {
     }
 }
 
+/// Why a service account's annotations (with the rule's defaults) give a source nothing to
+/// mint with: the rule's `identity` decides whether the node's identity is used instead.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("source {0:?} mints with the node's identity only")]
+    NodeOnly(&'static str),
+    /// An annotation is set to something the source cannot use; `why` says what it must be.
+    #[error("annotation {annotation} {why}")]
+    Invalid {
+        annotation: String,
+        why: &'static str,
+    },
+    /// Nothing names the input: neither the annotation nor `fallback` (the rule's key, a
+    /// variable). `lead` names what is missing, when the annotation's name does not.
+    #[error("{lead}annotation {annotation} is not set, and {fallback}")]
+    Unset {
+        lead: &'static str,
+        annotation: String,
+        fallback: String,
+    },
+}
+
 /// An input a source always resolves was not there.
 #[derive(Debug, thiserror::Error)]
 #[error("the workload's {0} was not resolved from its service account")]

@@ -72,17 +72,24 @@ pub enum RefreshWindow {
     Fixed(Duration),
 }
 
+/// A `refresh_before` that is neither a share of the lifetime nor a duration.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshWindowError {
+    #[error("{0:?} is not a percentage from 0% to under 100%")]
+    Percentage(String),
+    #[error(transparent)]
+    Duration(#[from] crate::units::DurationError),
+}
+
 impl RefreshWindow {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, RefreshWindowError> {
         if let Some(pct) = s.strip_suffix('%') {
             return match pct.trim().parse::<f64>() {
                 Ok(p) if (0.0..100.0).contains(&p) => Ok(RefreshWindow::Fraction(p / 100.0)),
-                _ => Err(format!("{s:?} is not a percentage from 0% to under 100%")),
+                _ => Err(RefreshWindowError::Percentage(s.to_string())),
             };
         }
-        crate::units::parse_duration(s)
-            .map(RefreshWindow::Fixed)
-            .map_err(|e| e.to_string())
+        Ok(RefreshWindow::Fixed(crate::units::parse_duration(s)?))
     }
 
     fn of(self, lifetime: Duration) -> Duration {
@@ -503,12 +510,12 @@ mod tests {
     #[test]
     fn window_parsing() {
         assert_eq!(
-            RefreshWindow::parse("25%"),
-            Ok(RefreshWindow::Fraction(0.25))
+            RefreshWindow::parse("25%").ok(),
+            Some(RefreshWindow::Fraction(0.25))
         );
         assert_eq!(
-            RefreshWindow::parse("3h"),
-            Ok(RefreshWindow::Fixed(Duration::from_secs(3 * 3600)))
+            RefreshWindow::parse("3h").ok(),
+            Some(RefreshWindow::Fixed(Duration::from_secs(3 * 3600)))
         );
         assert!(RefreshWindow::parse("100%").is_err());
         assert!(RefreshWindow::parse("soon").is_err());

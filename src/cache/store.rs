@@ -175,7 +175,7 @@ impl Cache {
             e => err(std::io::Error::from(e).to_string()),
         })?;
         let stat = fs_at::fstat(&fd).map_err(|e| err(std::io::Error::from(e).to_string()))?;
-        only_owner_writes(stat.st_uid, stat.st_mode, uid).map_err(err)?;
+        only_owner_writes(stat.st_uid, stat.st_mode, uid).map_err(|e| err(e.to_string()))?;
         Ok(Cache {
             dir: dir.into(),
             fd,
@@ -197,8 +197,8 @@ impl Cache {
         let name = entry_name(key);
         match self.read_entry(&name) {
             Ok(entry) => Some(entry),
-            Err(ReadError::Missing) => None,
-            Err(ReadError::Other(why)) => {
+            Err(EntryError::Missing) => None,
+            Err(why) => {
                 tracing::warn!(
                     "{}: {why}; treating it as a miss",
                     self.dir.join(name).display()
@@ -339,17 +339,13 @@ impl Cache {
     }
 
     /// Every entry file: its key, and the entry or why it cannot be read.
-    pub fn entries(&self) -> std::io::Result<Vec<(String, Result<Entry, String>)>> {
+    pub fn entries(&self) -> std::io::Result<Vec<(String, Result<Entry, EntryError>)>> {
         let mut out = Vec::new();
         for name in self.names()? {
             let Some(key) = name.strip_suffix(".json") else {
                 continue;
             };
-            let entry = self.read_entry(&name).map_err(|e| match e {
-                ReadError::Missing => "vanished".to_string(),
-                ReadError::Other(why) => why,
-            });
-            out.push((key.to_string(), entry));
+            out.push((key.to_string(), self.read_entry(&name)));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -427,8 +423,8 @@ impl Cache {
         // none; `None` if it stays (valid, or unreadable: not ours to judge).
         let verdict = || match self.read_entry(&entry) {
             Ok(e) => removable(&e).then_some(true),
-            Err(ReadError::Missing) => Some(false),
-            Err(ReadError::Other(_)) => None,
+            Err(EntryError::Missing) => Some(false),
+            Err(_) => None,
         };
         // Look before locking, so a valid entry costs one read; then again under the lock.
         if verdict().is_none() {
@@ -454,12 +450,12 @@ impl Cache {
         Ok(had_entry)
     }
 
-    fn read_entry(&self, name: &str) -> Result<Entry, ReadError> {
+    fn read_entry(&self, name: &str) -> Result<Entry, EntryError> {
         // Non-blocking: opening a FIFO planted in an entry's place must not hang the request.
         let file = match self.open_at(name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Missing),
-            Err(e) => return Err(ReadError::Other(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(EntryError::Missing),
+            Err(e) => return Err(EntryError::Io(e)),
         };
         decode_entry(file)
     }
@@ -483,31 +479,45 @@ fn key_of_name(name: &str) -> Option<&str> {
     ours.then_some(key)
 }
 
-enum ReadError {
+/// Why an entry file gives no entry: every kind is a miss, told (but for `Missing`) in a
+/// warning or by `cache list`.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// It is not there (or went between listing and reading).
+    #[error("vanished")]
     Missing,
-    Other(String),
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("entry too large")]
+    TooLarge,
+    #[error("entry of format version {0}")]
+    OtherVersion(u32),
+    #[error("corrupt entry")]
+    Corrupt,
 }
 
-fn decode_entry(file: File) -> Result<Entry, ReadError> {
+fn decode_entry(file: File) -> Result<Entry, EntryError> {
     // Only a regular file is an entry: a FIFO or device in its place must not block a read.
     match file.metadata() {
         Ok(m) if m.is_file() => {}
-        Ok(_) => return Err(ReadError::Other("not a regular file".into())),
-        Err(e) => return Err(ReadError::Other(e.to_string())),
+        Ok(_) => return Err(EntryError::NotRegular),
+        Err(e) => return Err(EntryError::Io(e)),
     }
     let mut body = Vec::new();
     file.take(MAX_ENTRY_BYTES + 1)
         .read_to_end(&mut body)
-        .map_err(|e| ReadError::Other(e.to_string()))?;
+        .map_err(EntryError::Io)?;
     if body.len() as u64 > MAX_ENTRY_BYTES {
-        return Err(ReadError::Other("entry too large".into()));
+        return Err(EntryError::TooLarge);
     }
-    decode(&body).map_err(ReadError::Other)
+    decode(&body)
 }
 
 /// An entry file's contents, or why they are not an entry of this format version. Public for
 /// the fuzz targets.
-pub fn decode(body: &[u8]) -> Result<Entry, String> {
+pub fn decode(body: &[u8]) -> Result<Entry, EntryError> {
     // Check the version before the layout, so an entry of another version is reported as such.
     #[derive(Deserialize)]
     struct Version {
@@ -515,10 +525,10 @@ pub fn decode(body: &[u8]) -> Result<Entry, String> {
     }
     match serde_json::from_slice::<Version>(body) {
         Ok(v) if v.version == FORMAT_VERSION => {}
-        Ok(v) => return Err(format!("entry of format version {}", v.version)),
-        Err(_) => return Err("corrupt entry".into()),
+        Ok(v) => return Err(EntryError::OtherVersion(v.version)),
+        Err(_) => return Err(EntryError::Corrupt),
     }
-    let wire: WireEntry = serde_json::from_slice(body).map_err(|_| "corrupt entry".to_string())?;
+    let wire: WireEntry = serde_json::from_slice(body).map_err(|_| EntryError::Corrupt)?;
     Ok(Entry {
         mint_host: wire.registry,
         source: wire.source,

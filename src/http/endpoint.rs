@@ -14,8 +14,10 @@ pub struct EndpointError {
 enum Fault {
     #[error("is not a URL (it has white space)")]
     WhiteSpace,
-    #[error("is not a URL ({0})")]
+    #[error("is not an http(s) URL ({0})")]
     NotUrl(url::ParseError),
+    #[error("is not an http(s) URL")]
+    Scheme,
     #[error("has user info (user@ or user:password@), which no endpoint takes")]
     UserInfo,
     #[error("has no host")]
@@ -27,6 +29,13 @@ enum Fault {
 /// Tokens and keys travel only over `https://`; plain `http://` only to this machine.
 pub fn endpoint_allowed(url: &str) -> Result<(), EndpointError> {
     endpoint_allowed_with(url, |_| false, "a loopback address")
+}
+
+/// An endpoint that is sent only signed requests (AWS's SigV4: the signature, never the
+/// key, travels), where plain `http://` stays allowed as the AWS SDK allows it, for VPC and
+/// test endpoints; the rest of the rule holds.
+pub fn endpoint_signed(url: &str) -> Result<(), EndpointError> {
+    endpoint_allowed_with(url, |_| true, "anywhere")
 }
 
 /// Like [`endpoint_allowed`], also letting plain `http://` reach a host `also_plain` accepts
@@ -63,7 +72,8 @@ pub fn endpoint_allowed_with(
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if is_loopback_host(&host) || also_plain(&host) => Ok(()),
-        _ => refuse(Fault::Plain(what.to_string())),
+        "http" => refuse(Fault::Plain(what.to_string())),
+        _ => refuse(Fault::Scheme),
     }
 }
 
@@ -105,6 +115,25 @@ mod tests {
             "http:///t",
         ] {
             assert!(endpoint_allowed(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signed_endpoints_may_be_plain_http_anywhere_but_keep_the_rest_of_the_rule() {
+        for ok in ["http://vpce.example", "https://ecr.example:8443/"] {
+            assert!(endpoint_signed(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("ftp://x", "is not an http(s) URL"),
+            (
+                "vpce.example",
+                "is not an http(s) URL (relative URL without a base)",
+            ),
+            ("http://user@vpce.example", "has user info"),
+            ("http://vpce.example /", "white space"),
+        ] {
+            let e = endpoint_signed(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 }

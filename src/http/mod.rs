@@ -10,7 +10,7 @@ mod call;
 mod endpoint;
 
 pub use call::{Call, CallError, MAX_ATTEMPTS, Unreadable, fetch_text};
-pub use endpoint::{EndpointError, endpoint_allowed, endpoint_allowed_with};
+pub use endpoint::{EndpointError, endpoint_allowed, endpoint_allowed_with, endpoint_signed};
 
 use crate::env::Env;
 use crate::proxy::ProxySettings;

@@ -37,7 +37,7 @@ use serde::de::DeserializeOwned;
 
 use crate::credential::{Credential, Scope};
 use crate::env::Env;
-use crate::workload::{IdentityMode, Inputs, Workload};
+use crate::workload::{IdentityMode, InputError, Inputs, Workload};
 
 /// The one list of sources: each module (declared here), and its [`KINDS`] and [`SPECS`]
 /// entries in the same order, generated from one line.
@@ -270,11 +270,8 @@ pub trait Spec: fmt::Debug + Send + Sync {
         &self,
         _annotations: &BTreeMap<String, String>,
         _env: &Env,
-    ) -> Result<Inputs, String> {
-        Err(format!(
-            "source {:?} mints with the node's identity only",
-            self.name()
-        ))
+    ) -> Result<Inputs, InputError> {
+        Err(InputError::NodeOnly(self.name()))
     }
 
     /// The audience a workload's token must carry for this source (the kubelet's

@@ -69,7 +69,7 @@ impl Spec for PassthroughSource {
         &self,
         _annotations: &BTreeMap<String, String>,
         _env: &Env,
-    ) -> Result<Inputs, String> {
+    ) -> Result<Inputs, crate::workload::InputError> {
         Ok(Inputs::new())
     }
 

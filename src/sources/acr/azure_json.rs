@@ -88,7 +88,9 @@ pub fn read(path: &Path, uid: u32) -> Result<NodeIdentity, SourceError> {
         if id.is_empty() {
             How::ManagedIdentity(Identity::System)
         } else if id.to_ascii_lowercase().contains("/subscriptions/") {
-            is_resource_id(&id).map_err(|_| local("userAssignedIdentityID is not valid".into()))?;
+            if !is_resource_id(&id) {
+                return Err(local("userAssignedIdentityID is not valid".into()));
+            }
             How::ManagedIdentity(Identity::ResourceId(id))
         } else {
             is_id(&id).map_err(|why| local(format!("userAssignedIdentityID {why}")))?;

@@ -28,7 +28,7 @@ use crate::http::endpoint_allowed;
 use crate::oauth::jwt;
 use crate::resolver::Resolver;
 use crate::secret_file;
-use crate::workload::{Inputs, Workload};
+use crate::workload::{InputError, Inputs, Workload};
 use entra::{App, Proof};
 use imds::Identity;
 
@@ -215,7 +215,7 @@ impl Spec for AcrSource {
         &self,
         annotations: &BTreeMap<String, String>,
         _env: &Env,
-    ) -> Result<Inputs, String> {
+    ) -> Result<Inputs, InputError> {
         let w = &self.workload;
         let mut inputs = Inputs::new();
         for (name, key, default) in [
@@ -224,14 +224,19 @@ impl Spec for AcrSource {
         ] {
             let value = match (annotations.get(key), default) {
                 (Some(v), _) => {
-                    options::is_id(v).map_err(|why| format!("annotation {key} {why}"))?;
+                    options::is_id(v).map_err(|why| InputError::Invalid {
+                        annotation: key.clone(),
+                        why,
+                    })?;
                     v.clone()
                 }
                 (None, Some(v)) => v.clone(),
                 (None, None) => {
-                    return Err(format!(
-                        "annotation {key} is not set, and the rule has no {name}"
-                    ));
+                    return Err(InputError::Unset {
+                        lead: "",
+                        annotation: key.clone(),
+                        fallback: format!("the rule has no {name}"),
+                    });
                 }
             };
             inputs.insert(name, value);

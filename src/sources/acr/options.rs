@@ -34,8 +34,13 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<AcrSource, OptionErr
     if let Some(c) = &o.client_id {
         is_id(c).map_err(|why| OptionError::at("client_id", format!("client_id {c:?} {why}")))?;
     }
-    if let Some(r) = &o.identity_resource_id {
-        is_resource_id(r).map_err(|why| OptionError::at("identity_resource_id", why))?;
+    if let Some(r) = &o.identity_resource_id
+        && !is_resource_id(r)
+    {
+        return Err(OptionError::at(
+            "identity_resource_id",
+            format!("identity_resource_id {r:?} is not a resource ID (/subscriptions/…)"),
+        ));
     }
     let proof = match (&o.client_secret_file, &o.client_certificate_file) {
         (Some(_), Some(_)) => {
@@ -153,13 +158,10 @@ pub(super) fn is_id(s: &str) -> Result<(), &'static str> {
 }
 
 /// An Azure resource ID of a user-assigned identity: a path under `/subscriptions/`.
-pub(super) fn is_resource_id(s: &str) -> Result<(), String> {
-    let ok = s.to_ascii_lowercase().starts_with("/subscriptions/")
+pub(super) fn is_resource_id(s: &str) -> bool {
+    s.to_ascii_lowercase().starts_with("/subscriptions/")
         && s.len() <= 1024
-        && !s.contains(|c: char| c.is_whitespace() || c.is_control() || "?#&%".contains(c));
-    ok.then_some(()).ok_or_else(|| {
-        format!("identity_resource_id {s:?} is not a resource ID (/subscriptions/…)")
-    })
+        && !s.contains(|c: char| c.is_whitespace() || c.is_control() || "?#&%".contains(c))
 }
 
 /// A login server suffix: a DNS name of two labels or more, no wildcards.

@@ -97,7 +97,8 @@ async fn mint_async(
             None => rest.split(['/', ':']).next().unwrap_or(""),
         });
     let clients =
-        SdkClients::new(env, resolver, imds_host.as_slice()).map_err(SourceError::local)?;
+        SdkClients::new(env, resolver, imds_host.as_slice())
+            .map_err(|e| SourceError::local(e.to_string()).caused_by(e))?;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::{MintRequest, Source, SourceError, Spec};
 use crate::credential::Credential;
 use crate::env::Env;
-use crate::workload::Inputs;
+use crate::workload::{InputError, Inputs};
 use host::{EcrHost, PrivateRegistry};
 
 kinds! {
@@ -194,24 +194,24 @@ impl Spec for EcrSource {
         &self,
         annotations: &BTreeMap<String, String>,
         env: &Env,
-    ) -> Result<Inputs, String> {
+    ) -> Result<Inputs, InputError> {
         let role = match annotations.get(&self.role_annotation) {
             Some(arn) if options::is_role_arn(arn) => arn.clone(),
             Some(_) => {
-                return Err(format!(
-                    "annotation {} is not a role ARN (arn:<partition>:iam::<account>:role/<name>)",
-                    self.role_annotation
-                ));
+                return Err(InputError::Invalid {
+                    annotation: self.role_annotation.clone(),
+                    why: "is not a role ARN (arn:<partition>:iam::<account>:role/<name>)",
+                });
             }
             None => match (&self.assume_role, env.var(ROLE_VAR)) {
                 (Some(r), _) => r.role_arn.clone(),
                 (None, Some(arn)) if options::is_role_arn(arn) => arn.to_string(),
                 _ => {
-                    return Err(format!(
-                        "no role to assume: annotation {} is not set, and neither the rule's \
-                         role_arn nor {ROLE_VAR} names one",
-                        self.role_annotation
-                    ));
+                    return Err(InputError::Unset {
+                        lead: "no role to assume: ",
+                        annotation: self.role_annotation.clone(),
+                        fallback: format!("neither the rule's role_arn nor {ROLE_VAR} names one"),
+                    });
                 }
             },
         };

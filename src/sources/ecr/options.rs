@@ -79,7 +79,9 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionErr
         ));
     }
     if let Some(v) = &o.endpoint {
-        check_endpoint(v).map_err(|why| OptionError::at("endpoint", why))?;
+        // The SDK signs every request it sends there.
+        crate::http::endpoint_signed(v)
+            .map_err(|why| OptionError::at("endpoint", why.to_string()))?;
     }
     let role_annotation =
         options.annotation_key("role_annotation", o.role_annotation, ROLE_ANNOTATION)?;
@@ -126,24 +128,6 @@ impl EcrSource {
         } else {
             parts.join(" ")
         }
-    }
-}
-
-/// An endpoint for the AWS SDK: an http(s) URL with a host and no user info, judged as
-/// parsed (the SDK signs every request it sends there). Plain http stays allowed, as the
-/// SDK allows it, for VPC and test endpoints.
-fn check_endpoint(v: &str) -> Result<(), String> {
-    let shown = crate::logging::redact_urls(v);
-    let parsed = url::Url::parse(v)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .filter(|_| !v.contains(char::is_whitespace));
-    match parsed {
-        None => Err(format!("endpoint {shown:?} is not an http(s) URL")),
-        Some(u) if !u.username().is_empty() || u.password().is_some() => Err(format!(
-            "endpoint {shown:?} has user info (user@ or user:password@), which no endpoint takes"
-        )),
-        Some(_) => Ok(()),
     }
 }
 

@@ -27,7 +27,7 @@ pub struct SdkClients {
 
 impl SdkClients {
     /// Fails only on proxy settings that are not URLs.
-    pub fn new(env: &Env, resolver: &Resolver, extra_direct: &[&str]) -> Result<Self, String> {
+    pub fn new(env: &Env, resolver: &Resolver, extra_direct: &[&str]) -> Result<Self, ProxyError> {
         let settings = ProxySettings::from_env(env, extra_direct);
         Ok(SdkClients {
             upstream: sdk_client(proxy_config(&settings)?, resolver.clone()),
@@ -36,14 +36,18 @@ impl SdkClients {
     }
 }
 
-fn proxy_config(p: &ProxySettings) -> Result<ProxyConfig, String> {
-    let bad = |e: aws_smithy_http_client::proxy::ProxyError| format!("proxy settings: {e}");
+/// Proxy settings the SDK's client does not take.
+#[derive(Debug, thiserror::Error)]
+#[error("proxy settings: {0}")]
+pub struct ProxyError(#[source] aws_smithy_http_client::proxy::ProxyError);
+
+fn proxy_config(p: &ProxySettings) -> Result<ProxyConfig, ProxyError> {
     let config = match (&p.https, &p.http) {
         (None, None) => return Ok(ProxyConfig::disabled()),
-        (Some(s), Some(h)) if s == h => ProxyConfig::all(s.as_str()).map_err(bad)?,
+        (Some(s), Some(h)) if s == h => ProxyConfig::all(s.as_str()).map_err(ProxyError)?,
         // The SDK takes one proxy per client; every AWS endpoint is https, so that one wins.
-        (Some(s), _) => ProxyConfig::https(s.as_str()).map_err(bad)?,
-        (None, Some(h)) => ProxyConfig::http(h.as_str()).map_err(bad)?,
+        (Some(s), _) => ProxyConfig::https(s.as_str()).map_err(ProxyError)?,
+        (None, Some(h)) => ProxyConfig::http(h.as_str()).map_err(ProxyError)?,
     };
     Ok(config.no_proxy(&p.no_proxy))
 }
@@ -141,6 +145,7 @@ mod tests {
         assert!(
             proxy_config(&bad)
                 .unwrap_err()
+                .to_string()
                 .starts_with("proxy settings: ")
         );
     }

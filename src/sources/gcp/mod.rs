@@ -24,7 +24,7 @@ use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::{WebTimeouts, web_client};
 use crate::resolver::Resolver;
-use crate::workload::Inputs;
+use crate::workload::{InputError, Inputs};
 
 /// A Kubernetes service account token, as STS names its type.
 /// A workload's inputs (its part of the cache key): the pool provider to exchange its token
@@ -146,7 +146,7 @@ impl Spec for GcpSource {
         &self,
         annotations: &BTreeMap<String, String>,
         _env: &Env,
-    ) -> Result<Inputs, String> {
+    ) -> Result<Inputs, InputError> {
         let mut inputs = Inputs::new();
         if let Some(p) = &self.workload_identity_provider {
             inputs.insert(AUDIENCE, p.clone());
@@ -156,10 +156,10 @@ impl Spec for GcpSource {
                 inputs.insert(IMPERSONATE, email.clone());
             }
             Some(_) => {
-                return Err(format!(
-                    "annotation {} is not a service account email",
-                    self.service_account_annotation
-                ));
+                return Err(InputError::Invalid {
+                    annotation: self.service_account_annotation.clone(),
+                    why: "is not a service account email",
+                });
             }
             None => {
                 if let Some(email) = &self.impersonate {
