@@ -459,7 +459,11 @@ fn off_aws_without_credentials_fails_fast_naming_every_source_tried() {
     ] {
         run.assert_error(source);
     }
-    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // Off AWS is told at once: nothing here is worth a tenth of the request's deadline.
+    assert!(
+        took < crate::support::DEFAULT_DEADLINE / 10,
+        "took {took:?}"
+    );
     assert!(!run.stderr.contains("dispatch failure\n"));
     assert!(!imds.requests().is_empty());
 
@@ -563,7 +567,7 @@ fn an_endpoint_that_never_answers_is_cut_at_the_deadline() {
     );
     let took = start.elapsed();
     run.assert_error("rule 5 (ecr) for 123456789012.dkr.ecr.us-west-2.amazonaws.com: ");
-    assert!(took < Duration::from_secs(4), "took {took:?}");
+    crate::support::assert_within(took, Duration::from_secs(3), "the config's deadline");
     assert!(!tap.requests().is_empty());
 }
 

@@ -194,10 +194,11 @@ fn off_gcp_the_error_names_every_link_and_comes_fast() {
     out.assert_error(&format!(
         "metadata server: metadata server {addr}: cannot connect"
     ));
+    // Off Google is told at once: nothing here is worth a tenth of the request's deadline.
+    let took = start.elapsed();
     assert!(
-        start.elapsed() < std::time::Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
+        took < crate::support::DEFAULT_DEADLINE / 10,
+        "took {took:?}"
     );
 }
 

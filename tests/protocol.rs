@@ -158,7 +158,7 @@ fn a_request_that_never_finishes_is_cut_at_the_deadline() {
         "pullcred: no answer within the deadline of 1s"
     );
     assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    crate::support::assert_within(elapsed, Duration::from_secs(1), "the config's deadline");
 }
 
 #[test]

@@ -14,10 +14,29 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
 /// Every secret a fixture holds. No run may print one on stderr; `run` checks each time.
+/// The config's default `deadline` (a restatement of pullcred's documented default, as a
+/// kubelet operator reads it): what an exec with no `deadline` set is bounded by.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The most an exec may take past a limit it was given (its deadline, a helper's timeout):
+/// process start-up on a loaded machine.
+pub const SLACK: Duration = Duration::from_millis(900);
+
+/// Asserts that what `took` ended within `limit`, a bound pullcred was configured with
+/// (never a figure of the test's own), plus [`SLACK`].
+#[track_caller]
+pub fn assert_within(took: Duration, limit: Duration, what: &str) {
+    assert!(
+        took < limit + SLACK,
+        "{what}: took {took:?}, past its limit of {limit:?}"
+    );
+}
+
 pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-static-pw",
     "s3cret-team-a-pw",
