@@ -141,6 +141,49 @@ echo "## cache hit, pullcred get IMAGE (exec'd directly, no stdin)"
   /bin/true "$bin get registry.example.com/team/app:1" | grep -E 'Time|Benchmark'
 medians "$work/get.json" /bin/true "pullcred get hit"
 
+echo "## cache hit by config size: static rules, the last one matching (plugin mode, one run)"
+# A hit reads the rule index (written to the cache dir by the first exec once the config has
+# stood unchanged for a second), not the config: 1, 100, 1,000 and 5,000 rules must cost
+# about the same. Every config's last rule is the one the request's host matches.
+for n in 1 100 1000 5000; do
+  python3 - "$work" "$n" <<'PY'
+import sys
+work, n = sys.argv[1], int(sys.argv[2])
+with open(f"{work}/rules-{n}.toml", "w") as f:
+    for i in range(n - 1):
+        f.write(f'[[registry]]\nmatch = ["r{i}.example.com"]\nsource = "static"\nusername = "u{i}"\npassword_file = "{work}/bench-pw"\n\n')
+    f.write(f'[[registry]]\nmatch = ["last.example.com"]\nsource = "static"\nusername = "last"\npassword_file = "{work}/bench-pw"\n')
+PY
+  chmod 600 "$work/rules-$n.toml"
+done
+printf 'bench-pw\n' > "$work/bench-pw"; chmod 600 "$work/bench-pw"
+printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"last.example.com/app:1"}' > "$work/request-last.json"
+sleep 1.1
+sizes=()
+for n in 1 100 1000 5000; do
+  "$bin" --config "$work/rules-$n.toml" --cache-dir "$work/size-cache" < "$work/request-last.json" > /dev/null
+  sizes+=("$bin --config $work/rules-$n.toml --cache-dir $work/size-cache")
+done
+[ "$(ls "$work/size-cache"/*.index | wc -l)" = 4 ] || { echo "bench/run.sh: a config was not indexed" >&2; exit 1; }
+"$hyperfine" -N --warmup 100 --runs 1000 --input "$work/request-last.json" --export-json "$work/sizes.json" \
+  /bin/true "${sizes[@]}" | grep -E 'Time|Benchmark'
+python3 - "$work/sizes.json" <<'PY'
+import json, statistics, sys
+m = [statistics.median(r["times"]) for r in json.load(open(sys.argv[1]))["results"]]
+limits = {1: 1.3, 100: None, 1000: 1.2, 5000: 1.4}
+for (n, limit), t in zip(limits.items(), m[1:]):
+    ratio = t / m[0]
+    print(f"{n} rule(s): {t*1000:.3f} ms, {ratio:.2f}x /bin/true" + (f" (limit {limit}x)" if limit else ""))
+    assert limit is None or ratio <= limit, f"a hit with {n} rules costs {ratio:.2f}x /bin/true, over {limit}x"
+PY
+if command -v valgrind >/dev/null; then
+  for n in 1 5000; do
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" --config "$work/rules-$n.toml" \
+      --cache-dir "$work/size-cache" < "$work/request-last.json" 2>&1 >/dev/null |
+      sed -n "s/.*Collected : /instructions, hit with $n rule(s): /p"
+  done
+fi
+
 echo "## peak RSS (/usr/bin/time -v)"
 hit_rss=$(/usr/bin/time -v "$bin" < "$work/request.json" 2>&1 >/dev/null | awk -F': ' '/Maximum resident/ {print $2}')
 rm -rf "$work/cache"

@@ -88,11 +88,30 @@ pub enum ConfigError {
     },
 }
 
+/// A config's text in the parts the rule index keeps: the config without its rules, and
+/// each rule as a TOML document of its own, in order. `None` when the text is not TOML of
+/// a config's shape (a config that parsed always is).
+pub fn split_rules(text: &str) -> Option<(String, Vec<String>)> {
+    let mut table: toml::Table = toml::from_str(text).ok()?;
+    let rules = match table.remove("registry") {
+        None => Vec::new(),
+        Some(toml::Value::Array(list)) => list
+            .into_iter()
+            .map(|rule| match rule {
+                toml::Value::Table(t) => toml::to_string(&t).ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?,
+        Some(_) => return None,
+    };
+    Some((toml::to_string(&table).ok()?, rules))
+}
+
 /// Only a path with no file and no link at it (nor a dangling link on the way) means "no
 /// config": a dangling link, a directory or an unreadable file at the default path is an
 /// error, never a silent turn to the built-in rules (which would drop the identity a config
 /// asked for).
-fn no_such_file(path: &Path) -> bool {
+pub fn no_such_file(path: &Path) -> bool {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         _ => return false,
@@ -235,6 +254,35 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
             metrics,
             rules,
         })
+    }
+
+    /// A config of `prelude` (a config's text without its rules) and of `rules`, each given
+    /// by its number and as a TOML document of its own ([`split_rules`]'s parts), read as
+    /// [`Config::parse_with`] reads the whole file at `path` (relative paths are relative to
+    /// its directory): the rule index's way to build only the rules a request may select.
+    /// Errors name no line worth reading; the caller falls back to the whole file.
+    pub fn parse_parts(
+        prelude: &str,
+        rules: &[(usize, &str)],
+        path: &Path,
+        kinds: &[Kind<T>],
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::parse_with(prelude, path, kinds)?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = absolute.parent().unwrap_or(Path::new(""));
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            line: 1,
+            message,
+        };
+        for (number, text) in rules {
+            let raw: BTreeMap<String, Spanned<toml::Value>> =
+                toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+            let rule = Rule::from_raw(*number, raw, base, kinds).map_err(|(_, m)| invalid(m))?;
+            config.rules.push(rule);
+        }
+        config.rules.sort_by_key(|r| r.number);
+        Ok(config)
     }
 
     /// The first rule with a pattern covering the image.

@@ -16,6 +16,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::env::Env;
 use crate::protocol::{self, Request};
+use crate::rule_index;
 use crate::settings::Settings;
 use crate::sources::{SPECS, Spec};
 
@@ -44,13 +45,22 @@ pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
         _ => return hand_over(program, &args, None),
     };
     let settings = Settings::resolve(&low, env);
-    let Ok(config) = Config::<dyn Spec>::load_with(settings.config.as_deref(), SPECS, env.uid())
-    else {
-        return hand_over(program, &args, None);
-    };
-    let armed = crate::deadline::arm(config.deadline);
+    // The rule index lives in the cache dir the flag, the variable or the default names: it
+    // is read before the config says anything, so a config that moves the cache elsewhere
+    // is read whole.
+    let index_dir = settings.cache_dir(None, env);
+    let index_cache = index_dir
+        .as_deref()
+        .and_then(|d| Cache::open_existing(d, env.uid()));
+    let mut loaded =
+        match rule_index::load(settings.config.as_deref(), SPECS, env, index_cache.as_ref()) {
+            Ok(loaded) => loaded,
+            Err(_) => return hand_over(program, &args, None),
+        };
+    let deadline = loaded.settings().deadline;
+    let armed = crate::deadline::arm(deadline);
     let hand_over =
-        |args: &[OsString], stdin| hand_over_within(program, args, stdin, Some(config.deadline));
+        |args: &[OsString], stdin| hand_over_within(program, args, stdin, Some(deadline));
     let (req, bytes) = match low.command {
         Command::Get { image, api_version } => (
             Request {
@@ -76,10 +86,29 @@ pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
             }
         }
     };
-    let dir = settings.cache_dir(config.cache.dir.as_deref(), env);
-    let answer = dir
-        .and_then(|d| Cache::open(&d, env.uid()).ok())
-        .and_then(|cache| answer_hit(&req, &config, env, &cache));
+    let dir = settings.cache_dir(loaded.settings().cache.dir.as_deref(), env);
+    let indexed_here = dir.is_some() && dir == index_dir;
+    let cache = match index_cache {
+        Some(cache) if indexed_here => Some(cache),
+        _ => dir.and_then(|d| Cache::open(&d, env.uid()).ok()),
+    };
+    if indexed_here && let Some(cache) = &cache {
+        loaded.store_index(cache);
+    }
+    let host = crate::image::ImageRef::parse(&req.image)
+        .ok()
+        .map(|i| i.hostname().to_ascii_lowercase());
+    let config = match loaded.for_host(host.as_deref(), SPECS) {
+        Some(config) => config,
+        // The index could not give the rules: the file, read whole.
+        None => match Config::<dyn Spec>::load_with(settings.config.as_deref(), SPECS, env.uid()) {
+            Ok(config) => config,
+            Err(_) => return keep_timer(armed, hand_over(&args, bytes.as_deref())),
+        },
+    };
+    let answer = cache
+        .as_ref()
+        .and_then(|cache| answer_hit(&req, &config, env, cache));
     match answer {
         Some(resp) => {
             let out = resp.encode();

@@ -26,6 +26,7 @@ mod protocol;
 mod proxy;
 mod resolver;
 pub mod roots;
+mod rule_index;
 mod rules;
 mod secret_file;
 mod settings;

@@ -107,6 +107,17 @@ impl Pattern {
                 || (self.labels.first().is_some_and(glob) && self.labels.len() <= 2))
     }
 
+    /// The one host this pattern can match, lowercased, when its host has no glob: an image
+    /// it matches has exactly this [`ImageRef::hostname`] (compared lowercased). `None` for a
+    /// pattern whose host has a glob (`*`, `?`, `[`, or an escape).
+    pub fn literal_host(&self) -> Option<String> {
+        if self.literal {
+            return Some(self.labels[0].clone());
+        }
+        let glob = |l: &String| l.contains(['*', '?', '[', '\\']);
+        (!self.labels.iter().any(glob)).then(|| self.labels.join("."))
+    }
+
     /// The path prefix this pattern narrows to, if any.
     pub fn path(&self) -> Option<&str> {
         self.path.as_deref()
@@ -435,6 +446,36 @@ mod props {
             if let Ok(pat) = Pattern::parse(&p) {
                 let image = ImageRef::parse("a.example.com:5000/x/y").unwrap();
                 let _ = pat.matches(&image);
+            }
+        }
+    }
+
+    proptest! {
+        /// A pattern with a literal host matches only images of that host: what lets the
+        /// rule index look rules up by host instead of trying each.
+        #[test]
+        fn a_literal_host_is_the_only_host_matched(
+            labels in prop::collection::vec("[aA*?b-]{1,3}", 1..4),
+            host in prop::collection::vec("[aAb]([aAb-]?[aAb])?", 1..4),
+            port in prop::option::of("(5000|443)"),
+        ) {
+            let host = format!("{}.example", host.join("."));
+            let labels = format!("{}.example", labels.join("."));
+            let (pattern, image) = match &port {
+                Some(p) => (format!("{labels}:{p}"), format!("{host}:{p}/app")),
+                None => (labels, format!("{host}/app")),
+            };
+            let pattern = Pattern::parse(&pattern).unwrap();
+            let image = ImageRef::parse(&image).unwrap();
+            if let (true, Some(literal)) = (pattern.matches_host(&image), pattern.literal_host()) {
+                prop_assert_eq!(literal, image.hostname().to_ascii_lowercase());
+            }
+            if pattern.literal_host().is_some() {
+                prop_assert_eq!(
+                    pattern.matches_host(&image),
+                    pattern.literal_host() == Some(image.hostname().to_ascii_lowercase())
+                        && pattern.port.as_deref() == image.port()
+                );
             }
         }
     }

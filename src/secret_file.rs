@@ -57,17 +57,31 @@ fn read_checked(
             path.display()
         );
     }
-    read_limited(file, path)
+    read_limited(&file, path)
 }
 
 /// Reads the config file: owned by root or the caller (`uid`), writable by nobody else, on a
 /// path only they control; the same walk as a secret file's ([`open_checked`]).
 pub fn read_config(path: &Path, uid: u32) -> Result<String, SecretFileError> {
     let (file, _) = open_checked(path, uid, Owner::RootOrCaller, "config file")?;
+    read_limited(&file, path)
+}
+
+/// The config file opened as [`read_config`] opens it, not yet read, with its status as
+/// opened: for a caller that decides by the file's identity whether to read it at all.
+pub fn open_config(
+    path: &Path,
+    uid: u32,
+) -> Result<(std::fs::File, rustix::fs::Stat), SecretFileError> {
+    open_checked(path, uid, Owner::RootOrCaller, "config file")
+}
+
+/// Reads a file [`open_config`] opened, as [`read_config`] reads it.
+pub fn read_opened(file: &std::fs::File, path: &Path) -> Result<String, SecretFileError> {
     read_limited(file, path)
 }
 
-fn read_limited(file: std::fs::File, path: &Path) -> Result<String, SecretFileError> {
+fn read_limited(file: &std::fs::File, path: &Path) -> Result<String, SecretFileError> {
     let mut buf = Vec::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut buf)

@@ -21,6 +21,7 @@ mod metrics;
 mod protocol;
 mod registry;
 mod resolution;
+mod rule_index;
 mod secrets;
 mod static_source;
 mod workloads;

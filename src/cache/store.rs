@@ -182,6 +182,58 @@ impl Cache {
         })
     }
 
+    /// Opens an existing cache dir as [`Cache::open`] does, creating nothing: `None` when
+    /// there is none or it is refused.
+    pub fn open_existing(dir: &Path, uid: u32) -> Option<Self> {
+        if fs::symlink_metadata(dir).is_err() {
+            return None;
+        }
+        Self::open(dir, uid).ok()
+    }
+
+    /// A file of pullcred's own beside the entries (`<key>.<suffix>`, the rule index),
+    /// opened only if it is a regular file `uid` owns that no one else may write, of at most
+    /// `max` bytes (its size is returned with it); `None` otherwise (such a file is rebuilt,
+    /// never trusted). It is only ever replaced whole, so the open file stays as it was.
+    pub fn open_own(&self, key: &Key, suffix: &str, uid: u32, max: u64) -> Option<(File, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let name = format!("{}.{suffix}", key.0);
+        let file = self
+            .open_at(&name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > max {
+            return None;
+        }
+        only_owner_writes(meta.uid(), meta.mode(), uid).ok()?;
+        Some((file, meta.len()))
+    }
+
+    /// Writes `<key>.<suffix>` as entries are written (a private temp file renamed over it),
+    /// without waiting for the disk: a lost one is rebuilt.
+    pub fn write_own(&self, key: &Key, suffix: &str, body: &[u8]) -> std::io::Result<()> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = format!("{}.tmp.{}.{nanos}", key.0, std::process::id());
+        let result = (|| {
+            let mut file =
+                self.open_at(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
+            file.write_all(body)?;
+            fs_at::renameat(
+                &self.fd,
+                tmp.as_str(),
+                &self.fd,
+                format!("{}.{suffix}", key.0),
+            )?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs_at::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
+        }
+        result
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
