@@ -47,6 +47,7 @@ root=${DESTDIR:-}
 flavor=""
 binary=""
 config_src=""
+example=""
 prefix=/usr/local
 bin_dir=""
 provider_config=""
@@ -77,7 +78,7 @@ while [ $# -gt 0 ]; do
     --flavor) flavor=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --config) config_src=$2; shift 2 ;;
-    --example) config_src=$here/../config-examples/$2/config.toml; shift 2 ;;
+    --example) example=$2; shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
     --bin-dir) bin_dir=$2; shift 2 ;;
     --provider-config) provider_config=$2; shift 2 ;;
@@ -91,9 +92,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# The binaries and examples are where each way of shipping puts them: beside this script
+# (the release archive), in the packages' directories (this script in /usr/share/pullcred),
+# or in a source tree (install/ beside target/ and config-examples/).
 if [ -z "$binary" ]; then
-  for b in "$here/../target/x86_64-unknown-linux-gnu/release/pullcred" "$here/pullcred"; do
+  for b in "$here/pullcred" "$here/../../libexec/kubelet-credential-providers/pullcred" \
+    "$here/../target/x86_64-unknown-linux-gnu/release/pullcred"; do
     if [ -x "$b" ]; then binary=$b; break; fi
+  done
+fi
+if [ -n "$example" ]; then
+  for d in "$here/config-examples" "$here/../doc/pullcred/examples" "$here/../config-examples"; do
+    config_src=$d/$example/config.toml
+    if [ -f "$config_src" ]; then break; fi
   done
 fi
 if [ -z "$binary" ] || [ ! -x "$binary" ]; then

@@ -46,8 +46,10 @@ pub fn run(low: LowArgs, env: Env) -> Result<(), Error> {
             kubelet_version,
         } => kubelet_config(&settings, &env, file, merge, drop_covered, kubelet_version),
         Command::Version => print(&format!(
-            "pullcred {0} (pullcred and pullcred-mint {0})\n",
-            env!("CARGO_PKG_VERSION")
+            "pullcred {0} (pullcred and pullcred-mint {0})\ncommit {1}\ntarget {2}\n",
+            env!("CARGO_PKG_VERSION"),
+            env!("PULLCRED_COMMIT"),
+            env!("PULLCRED_TARGET"),
         )),
         Command::Help(text) => print(&text),
     }

@@ -150,14 +150,25 @@ fn the_front_needs_its_minting_binary_beside_it() {
 #[test]
 fn version_and_usage() {
     let home = tempfile::tempdir().unwrap();
-    let out = run(pullcred(home.path()).arg("version"), b"");
-    assert_eq!(
-        out.stdout,
-        format!(
-            "pullcred {0} (pullcred and pullcred-mint {0})\n",
-            env!("CARGO_PKG_VERSION")
-        )
+    // The version, the commit built (git's, as a release is made from a checkout) and the
+    // target triple, from both binaries.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert!(head.trim().len() >= 7, "{head:?}");
+    let want = format!(
+        "pullcred {0} (pullcred and pullcred-mint {0})\ncommit {1}\ntarget x86_64-unknown-linux-gnu\n",
+        env!("CARGO_PKG_VERSION"),
+        head.trim()
     );
+    let out = run(pullcred(home.path()).arg("version"), b"");
+    assert_eq!(out.stdout, want);
+    let mint = std::path::Path::new(env!("CARGO_BIN_EXE_pullcred")).with_file_name("pullcred-mint");
+    let out = run(std::process::Command::new(mint).arg("version"), b"");
+    assert_eq!(out.stdout, want);
     let out = run(pullcred(home.path()).arg("frobnicate"), b"");
     assert_eq!(out.code, Some(2));
     assert!(out.stdout.is_empty());
