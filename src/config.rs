@@ -256,18 +256,18 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
         })
     }
 
-    /// A config of `prelude` (a config's text without its rules) and of `rules`, each given
-    /// by its number and as a TOML document of its own ([`split_rules`]'s parts), read as
-    /// [`Config::parse_with`] reads the whole file at `path` (relative paths are relative to
-    /// its directory): the rule index's way to build only the rules a request may select.
-    /// Errors name no line worth reading; the caller falls back to the whole file.
-    pub fn parse_parts(
-        prelude: &str,
+    /// Adds `rules`, each given by its number and as a TOML document of its own
+    /// ([`split_rules`]'s parts), read as [`Config::parse_with`] reads them in the whole file
+    /// at `path` (relative paths are relative to its directory), in number order: the rule
+    /// index's way to build only the rules a request may select into a config read from
+    /// the file's text without its rules. Errors name no line worth reading; the caller
+    /// falls back to the whole file.
+    pub fn add_rules(
+        &mut self,
         rules: &[(usize, &str)],
         path: &Path,
         kinds: &[Kind<T>],
-    ) -> Result<Self, ConfigError> {
-        let mut config = Self::parse_with(prelude, path, kinds)?;
+    ) -> Result<(), ConfigError> {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let base = absolute.parent().unwrap_or(Path::new(""));
         let invalid = |message: String| ConfigError::Invalid {
@@ -279,10 +279,10 @@ impl<T: ?Sized + Spec + 'static> Config<T> {
             let raw: BTreeMap<String, Spanned<toml::Value>> =
                 toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
             let rule = Rule::from_raw(*number, raw, base, kinds).map_err(|(_, m)| invalid(m))?;
-            config.rules.push(rule);
+            self.rules.push(rule);
         }
-        config.rules.sort_by_key(|r| r.number);
-        Ok(config)
+        self.rules.sort_by_key(|r| r.number);
+        Ok(())
     }
 
     /// The first rule with a pattern covering the image.

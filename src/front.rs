@@ -95,10 +95,12 @@ pub fn run(program: Option<OsString>, args: Vec<OsString>, env: &Env) -> i32 {
     if indexed_here && let Some(cache) = &cache {
         loaded.store_index(cache);
     }
-    let host = crate::image::ImageRef::parse(&req.image)
-        .ok()
-        .map(|i| i.hostname().to_ascii_lowercase());
-    let config = match loaded.for_host(host.as_deref(), SPECS) {
+    let host = || {
+        crate::image::ImageRef::parse(&req.image)
+            .ok()
+            .map(|i| i.hostname().to_ascii_lowercase())
+    };
+    let config = match loaded.for_host(host, SPECS) {
         Some(config) => config,
         // The index could not give the rules: the file, read whole.
         None => match Config::<dyn Spec>::load_with(settings.config.as_deref(), SPECS, env.uid()) {

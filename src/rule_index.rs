@@ -38,6 +38,9 @@ const MAX_INDEX_BYTES: u64 = 16 << 20;
 /// How long a config must have stood unchanged before it is indexed: far longer than any
 /// kernel's timestamp tick.
 const SETTLED: Duration = Duration::from_secs(1);
+/// A config smaller than this (a few dozen rules) is read whole, never indexed: parsing it
+/// costs less than reading an index.
+const MIN_INDEXED_BYTES: i64 = 4096;
 
 /// Which state of which file: any write changes the size, the mtime or the ctime (which no
 /// one can set back), a replacement the inode.
@@ -122,14 +125,24 @@ impl<T: ?Sized + Spec + 'static> Loaded<T> {
     /// The config with every rule that may match an image on `host` (all of them when read
     /// whole): first-match over it selects what first-match over the whole file selects.
     /// `None`: the index could not give them (read the file whole instead).
-    pub fn for_host(self, host: Option<&str>, kinds: &[Kind<T>]) -> Option<Config<T>> {
+    /// `host` is asked only when the index is read.
+    pub fn for_host(
+        self,
+        host: impl FnOnce() -> Option<String>,
+        kinds: &[Kind<T>],
+    ) -> Option<Config<T>> {
         match self {
             Loaded::Whole { config, .. } => Some(config),
-            Loaded::Indexed { index, path, .. } => {
-                let rules = index.rules_for(host)?;
+            Loaded::Indexed {
+                mut prelude,
+                index,
+                path,
+            } => {
+                let rules = index.rules_for(host().as_deref())?;
                 let rules: Vec<(usize, &str)> =
                     rules.iter().map(|(n, t)| (*n, t.as_str())).collect();
-                Config::parse_parts(&index.header.prelude, &rules, &path, kinds).ok()
+                prelude.add_rules(&rules, &path, kinds).ok()?;
+                Some(prelude)
             }
         }
     }
@@ -155,8 +168,11 @@ pub fn load<T: ?Sized + Spec + 'static>(
     };
     let (file, stat) = secret_file::open_config(&path, env.uid())?;
     let identity = Identity::of(&stat);
-    if let Some(index) = cache.and_then(|c| Index::read(c, &path, identity, env.uid()))
-        && let Ok(prelude) = Config::parse_parts(&index.header.prelude, &[], &path, kinds)
+    let indexed = identity.size >= MIN_INDEXED_BYTES;
+    if let Some(index) = cache
+        .filter(|_| indexed)
+        .and_then(|c| Index::read(c, &path, identity, env.uid()))
+        && let Ok(prelude) = Config::parse_with(&index.header.prelude, &path, kinds)
     {
         return Ok(Loaded::Indexed {
             prelude,
@@ -166,13 +182,14 @@ pub fn load<T: ?Sized + Spec + 'static>(
     }
     let text = secret_file::read_opened(&file, &path)?;
     let config = Config::parse_with(&text, &path, kinds)?;
-    // Indexed only if the text read is the state the identity names, and that state can no
-    // longer change unseen.
-    let unchanged = rustix::fs::fstat(&file).is_ok_and(|after| Identity::of(&after) == identity);
-    let index = (unchanged && identity.settled(env.now()))
-        .then(|| build(&path, identity, &text, &config))
-        .flatten()
-        .map(|bytes| (path, bytes));
+    // Indexed only if large enough to be worth it, the text read is the state the identity
+    // names, and that state can no longer change unseen.
+    let index = (indexed
+        && identity.settled(env.now())
+        && rustix::fs::fstat(&file).is_ok_and(|after| Identity::of(&after) == identity))
+    .then(|| build(&path, identity, &text, &config))
+    .flatten()
+    .map(|bytes| (path, bytes));
     Ok(Loaded::Whole { config, index })
 }
 
@@ -362,7 +379,9 @@ mod tests {
                 pw.display()
             )
         };
+        // Large enough to be indexed.
         let text = [
+            format!("# {}\n", "-".repeat(MIN_INDEXED_BYTES as usize)),
             "deadline = \"7s\"\n[cache]\nrefresh_before = \"30%\"\n".to_string(),
             rule("\"r5.example.com/team\"", "u1"),
             rule("\"*.example.com\"", "u2"),
@@ -401,7 +420,7 @@ mod tests {
             assert!(matches!(loaded, Loaded::Indexed { .. }), "{image}");
             let parsed = ImageRef::parse(image).unwrap();
             let host = parsed.hostname().to_ascii_lowercase();
-            let config = loaded.for_host(Some(&host), KINDS).unwrap();
+            let config = loaded.for_host(|| Some(host.clone()), KINDS).unwrap();
             assert_eq!(config.deadline, full.deadline);
             assert_eq!(config.cache.refresh_before, full.cache.refresh_before);
             let number = |c: &Config| {

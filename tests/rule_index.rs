@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::support::{Run, V1, pullcred, request, run, single_auth};
 
+/// The size from which a config is indexed (4 KiB: docs/architecture.md).
+const INDEXED_SIZE: usize = 4096;
+
 /// A node with a config of `static` rules, each answering its own username.
 struct Node {
     home: tempfile::TempDir,
@@ -25,9 +28,11 @@ impl Node {
         self.home.path().join("config.toml")
     }
 
-    /// A config text: one rule per (pattern, username[, registry]).
+    /// A config text: one rule per (pattern, username), after a comment that makes it as
+    /// large as a config of many rules (a small one is read whole, never indexed).
     fn text(&self, rules: &[(&str, &str)]) -> String {
-        rules
+        let padding = format!("# {}\n", "-".repeat(INDEXED_SIZE));
+        let rules: String = rules
             .iter()
             .map(|(pattern, user)| {
                 format!(
@@ -35,7 +40,8 @@ impl Node {
                     self.home.path().join("pw").display()
                 )
             })
-            .collect()
+            .collect();
+        padding + &rules
     }
 
     fn write(&self, text: &str) {
@@ -119,13 +125,31 @@ fn every_edit_is_seen_by_the_next_exec() {
     node.write(&broken);
     let out = node.pull("r1.example.com/app");
     out.assert_error(&format!(
-        "config: {}: line 3: ",
+        "config: {}: line 4: ",
         node.config_path().display()
     ));
 
     // And a rule added for a host no rule had: the next exec follows it.
     node.write(&node.text(&[("r1.example.com", "dddd"), ("r3.example.com", "eeee")]));
     assert_eq!(node.user("r3.example.com/app"), "eeee");
+}
+
+/// A config of a few rules is read whole: parsing it costs less than an index would.
+#[test]
+fn a_small_config_is_never_indexed() {
+    let node = Node::new();
+    let small: String = node
+        .text(&[("r1.example.com", "aaaa")])
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(small.len() < INDEXED_SIZE);
+    node.write(&small);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(node.user("r1.example.com/app"), "aaaa");
+    assert_eq!(node.user("r1.example.com/app"), "aaaa");
+    assert_eq!(node.index(), None);
 }
 
 /// The index is a cache dir file like an entry: trusted only when only pullcred (root) could

@@ -136,6 +136,16 @@ impl Cache {
     /// symlink, owned by someone else, or writable by others is refused: whoever controls it
     /// could plant credentials. The checks are made on the opened descriptor itself.
     pub fn open(dir: &Path, uid: u32) -> Result<Self, CacheError> {
+        Self::open_dir(dir, uid, true)
+    }
+
+    /// Opens an existing cache dir as [`Cache::open`] does, creating nothing: `None` when
+    /// there is none or it is refused.
+    pub fn open_existing(dir: &Path, uid: u32) -> Option<Self> {
+        Self::open_dir(dir, uid, false).ok()
+    }
+
+    fn open_dir(dir: &Path, uid: u32, create: bool) -> Result<Self, CacheError> {
         let err = |reason: String| CacheError {
             dir: dir.into(),
             reason,
@@ -149,7 +159,7 @@ impl Cache {
             )
         };
         let fd = match open() {
-            Err(rustix::io::Errno::NOENT) => {
+            Err(rustix::io::Errno::NOENT) if create => {
                 if let Some(parent) = dir.parent() {
                     fs::create_dir_all(parent).map_err(|e| err(format!("cannot create: {e}")))?;
                 }
@@ -180,15 +190,6 @@ impl Cache {
             dir: dir.into(),
             fd,
         })
-    }
-
-    /// Opens an existing cache dir as [`Cache::open`] does, creating nothing: `None` when
-    /// there is none or it is refused.
-    pub fn open_existing(dir: &Path, uid: u32) -> Option<Self> {
-        if fs::symlink_metadata(dir).is_err() {
-            return None;
-        }
-        Self::open(dir, uid).ok()
     }
 
     /// A file of pullcred's own beside the entries (`<key>.<suffix>`, the rule index),
