@@ -55,6 +55,8 @@ pub enum Command {
         kubelet_version: Option<KubeletVersion>,
     },
     Version,
+    /// Run as a docker credential helper (`docker-credential-pullcred OPERATION`).
+    Helper(HelperOp),
     /// `--help`: the help of the command named, to print as it is.
     Help(String),
 }
@@ -254,8 +256,66 @@ struct Seen {
 
 /// `args` (without the program's name) as pullcred's command line; `program` is the name
 /// the user ran, for usage lines and help.
+/// The name docker and containers-auth exec a credential helper by: `docker-credential-`
+/// and the name an auth file's `credHelpers` gives (`pullcred`).
+pub const HELPER_PREFIX: &str = "docker-credential-";
+
+/// What a docker credential helper is asked to do (its one argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperOp {
+    /// A server URL on stdin; its credentials on stdout.
+    Get,
+    /// The servers it has credentials for.
+    List,
+    /// Refused: pullcred's rules are where credentials come from.
+    Store,
+    Erase,
+    Version,
+}
+
+impl HelperOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            HelperOp::Get => "get",
+            HelperOp::List => "list",
+            HelperOp::Store => "store",
+            HelperOp::Erase => "erase",
+            HelperOp::Version => "version",
+        }
+    }
+}
+
+/// The helper protocol's command line: exactly one operation.
+fn helper(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> {
+    let ops = [
+        HelperOp::Get,
+        HelperOp::List,
+        HelperOp::Store,
+        HelperOp::Erase,
+        HelperOp::Version,
+    ];
+    let op = match &args[..] {
+        [one] => ops.into_iter().find(|op| one == op.name()),
+        _ => None,
+    };
+    match op {
+        Some(op) => Ok(LowArgs {
+            command: Command::Helper(op),
+            ..LowArgs::default()
+        }),
+        None => Err(UsageError {
+            message: "expected one of get, list, store, erase, version".into(),
+            usage: format!("{program} get|list|store|erase|version"),
+            more: "pullcred --help".into(),
+        }),
+    }
+}
+
 pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> {
     use lexopt::prelude::*;
+    if program.starts_with(HELPER_PREFIX) {
+        return helper(program, args);
+    }
     let mut low = LowArgs::default();
     let mut seen = Seen::default();
     let mut words: Vec<OsString> = Vec::new();

@@ -52,6 +52,11 @@ pub fn run(low: LowArgs, env: Env) -> Result<(), Error> {
             env!("PULLCRED_TARGET"),
         )),
         Command::Help(text) => print(&text),
+        Command::Helper(op) => {
+            let config = Config::load(settings.config.as_deref(), env.uid())?;
+            let cache = open_cache(&settings, &config, &env);
+            crate::helper::run(op, config, env, cache)
+        }
     }
 }
 

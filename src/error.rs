@@ -41,6 +41,10 @@ pub enum Error {
     #[error("kubelet-config")]
     KubeletVersion(#[source] crate::kubelet::GenerateError),
 
+    /// The docker credential helper protocol's refusals (`helper`).
+    #[error("credential helper: {0}")]
+    Helper(String),
+
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),
 }

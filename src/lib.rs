@@ -14,6 +14,7 @@ pub mod env;
 mod error;
 mod fields;
 pub mod front;
+mod helper;
 mod http;
 mod image;
 mod kubelet;

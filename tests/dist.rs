@@ -103,7 +103,7 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
     let listing = output(Command::new("tar").arg("tzvf").arg(dist_dir.join(&archive)));
     let paths: Vec<&str> = listing
         .lines()
-        .map(|l| l.split_whitespace().last().unwrap())
+        .map(|l| l.split_whitespace().nth(5).unwrap())
         .collect();
     let mut sorted = paths.clone();
     sorted.sort();
@@ -120,6 +120,7 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
         ("README.md", "-rw-r--r--"),
         ("LICENSE", "-rw-r--r--"),
         ("config-examples/quickstart/config.toml", "-rw-r--r--"),
+        ("docker-credential-pullcred -> pullcred", "lrwxrwxrwx"),
     ] {
         let full = format!("pullcred-{v}/{path}");
         assert!(
@@ -206,6 +207,10 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
     let bin = dpkg_root
         .path()
         .join("usr/libexec/kubelet-credential-providers");
+    assert_eq!(
+        fs::read_link(bin.join("docker-credential-pullcred")).unwrap(),
+        Path::new("pullcred")
+    );
     for name in ["pullcred", "pullcred-mint"] {
         let mode = fs::metadata(bin.join(name)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755, "{name}");
@@ -272,6 +277,7 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
     for path in [
         "/usr/libexec/kubelet-credential-providers/pullcred",
         "/usr/libexec/kubelet-credential-providers/pullcred-mint",
+        "/usr/libexec/kubelet-credential-providers/docker-credential-pullcred",
         "/usr/share/pullcred/install.sh",
         "/usr/share/doc/pullcred/examples/quickstart/config.toml",
     ] {

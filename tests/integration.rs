@@ -14,6 +14,7 @@ mod doctor;
 mod ecr;
 mod faults;
 mod gcp;
+mod helper;
 mod install;
 mod kubelet;
 mod local_user;

@@ -7,15 +7,26 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-/// Files by their path in an archive (`/`-separated, relative), with their modes.
+/// Files by their path in an archive (`/`-separated, relative), with their modes; and
+/// symbolic links, by their path, with their targets.
 #[derive(Clone, Default)]
 pub struct Tree {
     files: BTreeMap<String, (u32, Vec<u8>)>,
+    links: BTreeMap<String, String>,
 }
 
 impl Tree {
     pub fn file(&mut self, path: &str, mode: u32, bytes: Vec<u8>) {
         self.files.insert(path.to_string(), (mode, bytes));
+    }
+
+    /// A symbolic link at `path` to `target` (relative to the link's directory).
+    pub fn link(&mut self, path: &str, target: &str) {
+        self.links.insert(path.to_string(), target.to_string());
+    }
+
+    pub fn links(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.links.iter()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &(u32, Vec<u8>))> {
@@ -30,13 +41,18 @@ impl Tree {
                 .iter()
                 .map(|(p, f)| (format!("{prefix}/{p}"), f.clone()))
                 .collect(),
+            links: self
+                .links
+                .iter()
+                .map(|(p, t)| (format!("{prefix}/{p}"), t.clone()))
+                .collect(),
         }
     }
 
     /// Every directory that holds a file, parents first.
     fn dirs(&self) -> BTreeSet<String> {
         let mut dirs = BTreeSet::new();
-        for path in self.files.keys() {
+        for path in self.files.keys().chain(self.links.keys()) {
             let mut at = path.as_str();
             while let Some((parent, _)) = at.rsplit_once('/') {
                 dirs.insert(parent.to_string());
@@ -50,27 +66,28 @@ impl Tree {
     /// time `epoch`. With `dot`, paths start `./` and the root itself is an entry (as
     /// dpkg's own archives are).
     pub fn tar(&self, epoch: u64, dot: bool) -> Result<Vec<u8>, String> {
-        type Entry<'a> = (String, Option<&'a (u32, Vec<u8>)>);
+        type Entry<'a> = (String, Kind<'a>);
         let mut entries: Vec<Entry> = self
             .dirs()
             .into_iter()
-            .map(|d| (format!("{d}/"), None))
-            .chain(self.files.iter().map(|(p, f)| (p.clone(), Some(f))))
+            .map(|d| (format!("{d}/"), Kind::Dir))
+            .chain(self.files.iter().map(|(p, f)| (p.clone(), Kind::File(f))))
+            .chain(self.links.iter().map(|(p, t)| (p.clone(), Kind::Link(t))))
             .collect();
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = tar::Builder::new(Vec::new());
         out.mode(tar::HeaderMode::Deterministic);
-        let mut append = |path: &str, file: Option<&(u32, Vec<u8>)>| {
+        let mut append = |path: &str, kind: Kind| {
             let mut header = tar::Header::new_gnu();
-            let (mode, bytes): (u32, &[u8]) = match file {
-                Some((mode, bytes)) => (*mode, bytes),
-                None => (0o755, &[]),
+            let (mode, bytes, entry_type): (u32, &[u8], _) = match kind {
+                Kind::File((mode, bytes)) => (*mode, bytes, tar::EntryType::Regular),
+                Kind::Dir => (0o755, &[], tar::EntryType::Directory),
+                Kind::Link(_) => (0o777, &[], tar::EntryType::Symlink),
             };
-            header.set_entry_type(if file.is_some() {
-                tar::EntryType::Regular
-            } else {
-                tar::EntryType::Directory
-            });
+            header.set_entry_type(entry_type);
+            if let Kind::Link(target) = kind {
+                header.set_link_name(target).map_err(|e| e.to_string())?;
+            }
             header.set_mode(mode);
             header.set_uid(0);
             header.set_gid(0);
@@ -84,11 +101,11 @@ impl Tree {
                 .map_err(|e| format!("{path}: {e}"))
         };
         if dot {
-            append("./", None)?;
+            append("./", Kind::Dir)?;
         }
-        for (path, file) in entries {
+        for (path, kind) in entries {
             let path = if dot { format!("./{path}") } else { path };
-            append(&path, file)?;
+            append(&path, kind)?;
         }
         out.into_inner().map_err(|e| e.to_string())
     }
@@ -96,6 +113,14 @@ impl Tree {
     pub fn tar_gz(&self, epoch: u64) -> Result<Vec<u8>, String> {
         gzip(&self.tar(epoch, false)?)
     }
+}
+
+/// What a tar entry is.
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Dir,
+    File(&'a (u32, Vec<u8>)),
+    Link(&'a String),
 }
 
 /// gzip with no time and no file name in its header: the same bytes from the same input.

@@ -149,6 +149,8 @@ fn release_files(release: &Release) -> Result<Tree, String> {
             .map_err(|e| format!("{}: {e} (build it, or drop --no-build)", path.display()))?;
         tree.file(name, 0o755, bytes);
     }
+    // The front under a docker credential helper's name, for node tools.
+    tree.link("docker-credential-pullcred", "pullcred");
     for name in ["install.sh", "uninstall.sh"] {
         tree.file(name, 0o755, release.read(&format!("install/{name}"))?);
     }

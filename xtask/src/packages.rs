@@ -36,6 +36,9 @@ fn payload(files: &Tree) -> Tree {
         };
         tree.file(&to, *mode, bytes.clone());
     }
+    for (path, target) in files.links() {
+        tree.link(&format!("{BIN_DIR}/{path}"), target);
+    }
     tree
 }
 
@@ -98,6 +101,27 @@ pub fn rpm(release: &Release, files: &Tree) -> Result<Vec<u8>, String> {
             }
             builder = std::mem::replace(&mut builder, rpm::PackageBuilder::new("", "", "", "", ""))
                 .with_file(&on_disk, options)
+                .map_err(|e| format!("{path}: {e}"))?;
+        }
+        let empty = stage.join("empty");
+        std::fs::write(&empty, b"").map_err(|e| e.to_string())?;
+        std::fs::File::options()
+            .write(true)
+            .open(&empty)
+            .and_then(|f| {
+                f.set_modified(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(release.epoch),
+                )
+            })
+            .map_err(|e| e.to_string())?;
+        for (path, target) in payload(files).links() {
+            let options = rpm::FileOptions::new(format!("/{path}"))
+                .symlink(target.as_str())
+                .mode(rpm::FileMode::symbolic_link(0o777))
+                .user("root")
+                .group("root");
+            builder = std::mem::replace(&mut builder, rpm::PackageBuilder::new("", "", "", "", ""))
+                .with_file(&empty, options)
                 .map_err(|e| format!("{path}: {e}"))?;
         }
         let package = builder.build().map_err(|e| e.to_string())?;
