@@ -44,6 +44,9 @@ pub enum Error {
     /// The docker credential helper protocol's refusals (`helper`).
     #[error("credential helper: {0}")]
     Helper(String),
+    /// No credentials for the server asked (the protocol's "not found" is on stdout).
+    #[error("credential helper: {0}")]
+    HelperNotFound(String),
 
     #[error("writing the response: {0}")]
     Output(std::io::ErrorKind),

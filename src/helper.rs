@@ -33,9 +33,24 @@ const ANY_REPOSITORY: &str = "pullcred-credential-helper";
 /// Runs `op` with `config`'s rules for whole hosts and the node's identity.
 pub fn run(op: HelperOp, mut config: Config, env: Env, cache: Option<Cache>) -> Result<(), Error> {
     whole_hosts(&mut config);
+    let result = dispatch(op, &config, &env, cache.as_ref());
+    // Clients show a helper's stdout when it fails, not its stderr: the error goes there too
+    // (but for "not found", whose stdout is the protocol's own text).
+    if let Err(e) = &result
+        && !matches!(e, Error::HelperNotFound(_))
+    {
+        let _ = print(&format!(
+            "{}\n",
+            crate::logging::one_line(&crate::logging::error_chain(e))
+        ));
+    }
+    result
+}
+
+fn dispatch(op: HelperOp, config: &Config, env: &Env, cache: Option<&Cache>) -> Result<(), Error> {
     match op {
-        HelperOp::Get => get(&config, &env, cache.as_ref()),
-        HelperOp::List => list(&config, cache.as_ref(), env.now()),
+        HelperOp::Get => get(config, env, cache),
+        HelperOp::List => list(config, cache, env.now()),
         HelperOp::Store | HelperOp::Erase => {
             // The client writes the credentials to stdin; they are read and dropped.
             let _ = std::io::copy(
@@ -61,6 +76,9 @@ fn whole_hosts(config: &mut Config) {
 }
 
 fn get(config: &Config, env: &Env, cache: Option<&Cache>) -> Result<(), Error> {
+    // From the start: a client that never closes stdin is cut at the deadline.
+    let (armed, left) = crate::deadline::arm_within(config.deadline);
+    let deadline = Instant::now() + left;
     let mut input = String::new();
     std::io::stdin()
         .lock()
@@ -70,7 +88,10 @@ fn get(config: &Config, env: &Env, cache: Option<&Cache>) -> Result<(), Error> {
     let server = input.trim();
     let host = host_of(server);
     let image = format!("{host}/{ANY_REPOSITORY}");
-    if host.is_empty() || ImageRef::parse(&image).is_err() {
+    // A name with no dot, no port and not `localhost` would read as a Docker Hub repository
+    // (`registry/...`), answering Docker Hub's credentials to whatever that name reaches.
+    let a_host = host.contains(['.', ':']) || host == "localhost";
+    if !a_host || ImageRef::parse(&image).is_err() {
         return not_found(server);
     }
     let req = Request {
@@ -79,8 +100,7 @@ fn get(config: &Config, env: &Env, cache: Option<&Cache>) -> Result<(), Error> {
         service_account_token: None,
         service_account_annotations: Default::default(),
     };
-    let (armed, left) = crate::deadline::arm_within(config.deadline);
-    let response = app::answer(&req, config, env, cache, Instant::now() + left)?;
+    let response = app::answer(&req, config, env, cache, deadline)?;
     drop(armed);
     let Some(auth) = response.auth.values().next() else {
         return not_found(server);
@@ -120,7 +140,7 @@ fn host_of(server: &str) -> String {
 
 fn not_found(server: &str) -> Result<(), Error> {
     print(&format!("{NOT_FOUND}\n"))?;
-    Err(Error::Helper(format!(
+    Err(Error::HelperNotFound(format!(
         "get: no rule answers for {:?} with the node's identity",
         crate::logging::one_line(server)
     )))

@@ -38,6 +38,9 @@ const MAX_INDEX_BYTES: u64 = 16 << 20;
 /// How long a config must have stood unchanged before it is indexed: far longer than any
 /// kernel's timestamp tick.
 const SETTLED: Duration = Duration::from_secs(1);
+/// A rule naming more hosts than this is tried for every image, as a glob-host rule is: its
+/// text is not copied onto that many lines.
+const MAX_HOSTS_FILED: usize = 16;
 /// A config smaller than this (a few dozen rules) is read whole, never indexed: parsing it
 /// costs less than reading an index.
 const MIN_INDEXED_BYTES: i64 = 4096;
@@ -82,8 +85,10 @@ struct Header {
     identity: Identity,
     /// The config without its rules.
     prelude: String,
-    /// Rules with a pattern whose host has a glob, by number.
+    /// Rules with a pattern whose host has a glob, or naming many hosts, by number.
     wide: Vec<(usize, String)>,
+    /// The length of the host lines after the header: a file cut short is not an index.
+    body: u64,
 }
 
 /// The config a request is answered from.
@@ -185,7 +190,8 @@ pub fn load<T: ?Sized + Spec + 'static>(
     // Indexed only if large enough to be worth it, the text read is the state the identity
     // names, and that state can no longer change unseen.
     let index = (indexed
-        && identity.settled(env.now())
+        // The kernel stamps files with the real clock, never a test's.
+        && identity.settled(SystemTime::now())
         && rustix::fs::fstat(&file).is_ok_and(|after| Identity::of(&after) == identity))
     .then(|| build(&path, identity, &text, &config))
     .flatten()
@@ -217,7 +223,7 @@ fn build<T: ?Sized + Spec + 'static>(
             .iter()
             .map(|p| p.literal_host().filter(|h| !h.contains(['\t', '\n'])))
             .collect();
-        match hosts {
+        match hosts.filter(|h| h.len() <= MAX_HOSTS_FILED) {
             Some(mut hosts) => {
                 hosts.sort();
                 hosts.dedup();
@@ -227,16 +233,7 @@ fn build<T: ?Sized + Spec + 'static>(
         }
     }
     by_host.sort();
-    let header = Header {
-        format: FORMAT,
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        path: path.to_path_buf(),
-        identity,
-        prelude,
-        wide,
-    };
-    let mut out = serde_json::to_vec(&header).ok()?;
-    out.push(b'\n');
+    let mut body = Vec::new();
     let mut at = 0;
     while at < by_host.len() {
         let host = &by_host[at].0;
@@ -246,12 +243,30 @@ fn build<T: ?Sized + Spec + 'static>(
             rules.push((config.rules[i].number, texts[i].as_str()));
             at += 1;
         }
-        out.extend_from_slice(host.as_bytes());
-        out.push(b'\t');
-        out.extend_from_slice(&serde_json::to_vec(&rules).ok()?);
-        out.push(b'\n');
+        body.extend_from_slice(host.as_bytes());
+        body.push(b'\t');
+        body.extend_from_slice(&serde_json::to_vec(&rules).ok()?);
+        body.push(b'\n');
     }
-    Some(out)
+    let header = Header {
+        format: FORMAT,
+        version: version(),
+        path: path.to_path_buf(),
+        identity,
+        prelude,
+        wide,
+        body: body.len() as u64,
+    };
+    let mut out = serde_json::to_vec(&header).ok()?;
+    out.push(b'\n');
+    out.extend_from_slice(&body);
+    // Too large to be read back: the config is read whole instead.
+    (out.len() as u64 <= MAX_INDEX_BYTES).then_some(out)
+}
+
+/// The build an index is for: this version and commit (another may file hosts otherwise).
+fn version() -> String {
+    format!("{} {}", env!("CARGO_PKG_VERSION"), env!("PULLCRED_COMMIT"))
 }
 
 /// A fresh index, open: its header read, its host lines read only where a search looks.
@@ -270,9 +285,10 @@ impl Index {
         let first = line_from(&file, 0, size)?;
         let header: Header = serde_json::from_slice(&first).ok()?;
         let fresh = header.format == FORMAT
-            && header.version == env!("CARGO_PKG_VERSION")
+            && header.version == version()
             && header.path == path
-            && header.identity == identity;
+            && header.identity == identity
+            && first.len() as u64 + 1 + header.body == size;
         fresh.then_some(Index {
             header,
             file,
@@ -390,13 +406,22 @@ mod tests {
             rule("\"[::1]:5000\"", "u5"),
             rule("\"r8.example.com\", \"r?.example.org\"", "u6"),
             rule("\"r5.example.com\"", "u7"),
+            // More hosts than are filed: tried for every image.
+            rule(
+                &(0..20)
+                    .map(|i| format!("\"h{i}.example.net\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "u8",
+            ),
         ]
         .concat();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, &text).unwrap();
         let cache = Cache::open(&dir.path().join("cache"), 0).unwrap();
-        // A clock ahead of the file's change, so that it may be indexed at once.
-        let env = Env::from_vars([(crate::env::TEST_CLOCK_OFFSET, "10")], 0);
+        let env = Env::from_vars([("HOME", "/nonexistent")], 0);
+        // The file must have stood unchanged a while before it is indexed.
+        std::thread::sleep(SETTLED + Duration::from_millis(100));
         let mut whole = load(Some(&path), KINDS, &env, Some(&cache)).unwrap();
         assert!(matches!(&whole, Loaded::Whole { index: Some(_), .. }));
         whole.store_index(&cache);
@@ -415,6 +440,8 @@ mod tests {
             "r8.example.org:5000/app",
             "nothing.example.net/app",
             "docker.io/library/nginx",
+            "h7.example.net/app",
+            "h20.example.net/app",
         ] {
             let loaded = load(Some(&path), KINDS, &env, Some(&cache)).unwrap();
             assert!(matches!(loaded, Loaded::Indexed { .. }), "{image}");

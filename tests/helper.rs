@@ -43,10 +43,13 @@ fn skopeo_pulls_through_the_helper_and_unknown_servers_are_not_found() {
         assert_eq!(answer["Secret"], "s3cret-registry-pw");
     }
 
-    // A server no rule serves: the text clients take for "none", and a non-zero exit.
-    let out = helper(&fx, &path, "get", "elsewhere.example.com\n");
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(out.stdout, "credentials not found in native keychain\n");
+    // A server no rule serves: the text clients take for "none", and a non-zero exit. A
+    // bare name (no dot, no port) is a server too, never a Docker Hub repository.
+    for server in ["elsewhere.example.com", "registry", "https://myhost/v1/"] {
+        let out = helper(&fx, &path, "get", &format!("{server}\n"));
+        assert_eq!(out.code, Some(1), "{out:?}");
+        assert_eq!(out.stdout, "credentials not found in native keychain\n");
+    }
 
     // list: the servers with a fresh entry, by username; store and erase are refused.
     let out = helper(&fx, &path, "list", "");
@@ -63,7 +66,13 @@ fn skopeo_pulls_through_the_helper_and_unknown_servers_are_not_found() {
             op,
             "{\"ServerURL\":\"x\",\"Username\":\"u\",\"Secret\":\"s\"}",
         );
-        out.assert_error(&format!("credential helper: {op}: not supported"));
+        assert_eq!(out.code, Some(1), "{out:?}");
+        // Clients show a failed helper's stdout.
+        assert!(
+            out.stdout
+                .contains(&format!("credential helper: {op}: not supported")),
+            "{out:?}"
+        );
     }
     let out = helper(&fx, &path, "frobnicate", "");
     assert_eq!(out.code, Some(2), "{out:?}");
@@ -100,4 +109,37 @@ fn skopeo_pulls_through_the_helper_and_unknown_servers_are_not_found() {
         "skopeo through the helper: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A docker config that names pullcred as its own credential helper would have pullcred ask
+/// itself, again and again: it is refused at once.
+#[test]
+fn pullcred_is_never_its_own_docker_config_helper() {
+    let home = tempfile::tempdir().unwrap();
+    let docker = home.path().join("docker.json");
+    std::fs::write(
+        &docker,
+        r#"{"credHelpers":{"loop.example.com":"pullcred"}}"#,
+    )
+    .unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[registry]]\nmatch = [\"loop.example.com\"]\nsource = \"docker-config\"\npath = \"{}\"\n",
+            docker.display()
+        ),
+    )
+    .unwrap();
+    for f in [&docker, &config] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let out = run(
+        crate::support::pullcred(home.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["get", "loop.example.com/app"]),
+        b"",
+    );
+    out.assert_error("credential helper docker-credential-pullcred is pullcred itself");
 }

@@ -180,6 +180,11 @@ fn an_index_anyone_else_could_have_written_is_ignored_and_rebuilt() {
         "r1.example.com\t{}",
         serde_json::json!([[1, poisoned_rule]])
     );
+    // The header states the length of what follows it: a cut file is not an index.
+    let body: usize = lines[1..].iter().map(|l| l.len() + 1).sum();
+    let mut header: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    header["body"] = body.into();
+    lines[0] = header.to_string();
     let poisoned = lines.join("\n") + "\n";
     let plant = |text: &str, mode: u32| {
         let _ = fs::remove_file(&index);
@@ -195,8 +200,8 @@ fn an_index_anyone_else_could_have_written_is_ignored_and_rebuilt() {
     fs::write(&elsewhere, &poisoned).unwrap();
     fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o600)).unwrap();
     let other_version = poisoned.replacen(
-        &format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION")),
-        "\"version\":\"0.0.0\"",
+        &format!("\"version\":\"{} ", env!("CARGO_PKG_VERSION")),
+        "\"version\":\"0.0.0 ",
         1,
     );
     assert_ne!(other_version, poisoned);
@@ -221,6 +226,10 @@ fn an_index_anyone_else_could_have_written_is_ignored_and_rebuilt() {
         (
             "corrupt",
             Box::new(|| plant("{not an index\n\u{1}\t[[", 0o600)),
+        ),
+        (
+            "cut short",
+            Box::new(|| plant(&poisoned[..poisoned.len() - 10], 0o600)),
         ),
         (
             "a link",

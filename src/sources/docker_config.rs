@@ -445,6 +445,14 @@ fn run_helper(
             name
         )));
     }
+    // pullcred's own helper would ask this rule again, and again.
+    if name == "pullcred" {
+        return Err(SourceError::local(format!(
+            "credential helper {program} is pullcred itself: name the registry's own helper, \
+             or a rule of another source, for {}",
+            crate::logging::one_line(registry)
+        )));
+    }
     let fail =
         |reason: String| SourceError::transient(format!("credential helper {program}: {reason}"));
     let server = if normalise(registry) == DOCKER_HUB {
