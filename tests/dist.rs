@@ -147,44 +147,7 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
         version_of(built),
         "the release binaries are this commit's (rebuild them: cargo build --release --locked)"
     );
-    let root = node("kubeadm-debian");
-    let before = snapshot(root.path());
-    for (script, args) in [
-        (
-            "install.sh",
-            &["--example", "quickstart", "--kubelet-version", "1.35"][..],
-        ),
-        ("uninstall.sh", &[][..]),
-    ] {
-        let out = output(
-            Command::new("sh")
-                .arg(top.join(script))
-                .args(args)
-                .current_dir(unpacked.path())
-                .env("DESTDIR", root.path())
-                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                .env_remove("PULLCRED_CONFIG"),
-        );
-        if script == "install.sh" {
-            let bin = root
-                .path()
-                .join("usr/local/libexec/kubelet-credential-providers");
-            assert_eq!(
-                fs::read(bin.join("pullcred")).unwrap(),
-                fs::read(top.join("pullcred")).unwrap(),
-                "{out}"
-            );
-            assert!(
-                root.path().join("etc/pullcred/config.toml").exists(),
-                "{out}"
-            );
-        }
-    }
-    assert_eq!(
-        snapshot(root.path()),
-        before,
-        "uninstall.sh undid the install"
-    );
+    install_and_uninstall(&top, &top.join("pullcred"));
 
     // The .deb: installed into a throwaway root by dpkg, then purged leaving nothing.
     let dpkg_root = tempfile::tempdir().unwrap();
@@ -232,35 +195,9 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
         "no kubelet or pullcred config written"
     );
     // The documented one-liner wires a node from the package's own files.
-    let wired = node("kubeadm-debian");
-    let before = snapshot(wired.path());
-    let scripts = dpkg_root.path().join("usr/share/pullcred");
-    for (script, args) in [
-        (
-            "install.sh",
-            &["--example", "quickstart", "--kubelet-version", "1.35"][..],
-        ),
-        ("uninstall.sh", &[][..]),
-    ] {
-        let out = output(
-            Command::new("sh")
-                .arg(scripts.join(script))
-                .args(args)
-                .env("DESTDIR", wired.path())
-                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-                .env_remove("PULLCRED_CONFIG"),
-        );
-        if script == "install.sh" {
-            assert!(
-                wired.path().join("etc/pullcred/config.toml").exists(),
-                "{out}"
-            );
-        }
-    }
-    assert_eq!(
-        snapshot(wired.path()),
-        before,
-        "uninstall.sh undid the install"
+    install_and_uninstall(
+        &dpkg_root.path().join("usr/share/pullcred"),
+        &bin.join("pullcred"),
     );
     dpkg(&["--purge", "pullcred"]);
     assert_eq!(
@@ -318,6 +255,45 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
             "{dev_only} is not in the binaries"
         );
     }
+}
+
+/// `scripts`' install.sh wires a fake kubeadm node (no cargo on `PATH`) with `front` as its
+/// binary and the quickstart example, and its uninstall.sh undoes it to the byte.
+fn install_and_uninstall(scripts: &Path, front: &Path) {
+    let root = node("kubeadm-debian");
+    let before = snapshot(root.path());
+    let script = |name: &str, args: &[&str]| {
+        output(
+            Command::new("sh")
+                .arg(scripts.join(name))
+                .args(args)
+                .env("DESTDIR", root.path())
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .env_remove("PULLCRED_CONFIG"),
+        )
+    };
+    let out = script(
+        "install.sh",
+        &["--example", "quickstart", "--kubelet-version", "1.35"],
+    );
+    let bin = root
+        .path()
+        .join("usr/local/libexec/kubelet-credential-providers");
+    assert_eq!(
+        fs::read(bin.join("pullcred")).unwrap(),
+        fs::read(front).unwrap(),
+        "{out}"
+    );
+    assert!(
+        root.path().join("etc/pullcred/config.toml").exists(),
+        "{out}"
+    );
+    script("uninstall.sh", &[]);
+    assert_eq!(
+        snapshot(root.path()),
+        before,
+        "uninstall.sh undid the install"
+    );
 }
 
 /// Regular files under `root` but below `except`.

@@ -213,6 +213,13 @@ impl Cache {
     /// Writes `<key>.<suffix>` as entries are written (a private temp file renamed over it),
     /// without waiting for the disk: a lost one is rebuilt.
     pub fn write_own(&self, key: &Key, suffix: &str, body: &[u8]) -> std::io::Result<()> {
+        self.replace(key, &format!("{}.{suffix}", key.0), body, false)
+    }
+
+    /// Puts `body` at `name` (one of `key`'s files) through a private temp file renamed
+    /// over it, so a reader sees the old file or the new one, never a part; with `durable`,
+    /// the file and the rename are synced to disk first.
+    fn replace(&self, key: &Key, name: &str, body: &[u8], durable: bool) -> std::io::Result<()> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -221,12 +228,14 @@ impl Cache {
             let mut file =
                 self.open_at(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
             file.write_all(body)?;
-            fs_at::renameat(
-                &self.fd,
-                tmp.as_str(),
-                &self.fd,
-                format!("{}.{suffix}", key.0),
-            )?;
+            if durable {
+                file.sync_all()?;
+            }
+            fs_at::renameat(&self.fd, tmp.as_str(), &self.fd, name)?;
+            if durable {
+                // Make the rename itself durable where the dir is on a disk.
+                fs_at::fsync(&self.fd)?;
+            }
             Ok(())
         })();
         if result.is_err() {
@@ -332,24 +341,7 @@ impl Cache {
             per_image: entry.scope.per_image,
         };
         let body = serde_json::to_vec(&wire).map_err(std::io::Error::other)?;
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let tmp = format!("{}.tmp.{}.{nanos}", key.0, std::process::id());
-        let result = (|| {
-            let mut file =
-                self.open_at(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            fs_at::renameat(&self.fd, tmp.as_str(), &self.fd, entry_name(key))?;
-            // Make the rename itself durable where the dir is on a disk.
-            fs_at::fsync(&self.fd)?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs_at::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
-        }
-        result
+        self.replace(key, &entry_name(key), &body, true)
     }
 
     /// Removes `key`'s entry (not its lock file). Call with the key's lock held.
