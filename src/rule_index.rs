@@ -93,11 +93,12 @@ struct Header {
 
 /// The config a request is answered from.
 pub enum Loaded<T: ?Sized + 'static> {
-    /// Read whole: there was no fresh index. `index` is one to store for the next request
-    /// (with the config's path), when this state of the file may be indexed.
+    /// Read whole: there was no fresh index. `index` is what to build one from for the next
+    /// request (the config's path, the state read and its text), when that state may be
+    /// indexed; it is built only if it is stored.
     Whole {
         config: Config<T>,
-        index: Option<(PathBuf, Vec<u8>)>,
+        index: Option<(PathBuf, Identity, String)>,
     },
     /// From a fresh index: the config without its rules, and the index to pick them from.
     Indexed {
@@ -119,8 +120,9 @@ impl<T: ?Sized + Spec + 'static> Loaded<T> {
     /// Stores the index built while reading the file whole, if any, in `cache`: the cache
     /// dir the index was looked for in.
     pub fn store_index(&mut self, cache: &Cache) {
-        if let Loaded::Whole { index, .. } = self
-            && let Some((path, bytes)) = index.take()
+        if let Loaded::Whole { index, config } = self
+            && let Some((path, identity, text)) = index.take()
+            && let Some(bytes) = build(&path, identity, &text, config)
             && let Err(e) = cache.write_own(&key(&path), SUFFIX, &bytes)
         {
             tracing::debug!("rule index: {e}");
@@ -193,9 +195,7 @@ pub fn load<T: ?Sized + Spec + 'static>(
         // The kernel stamps files with the real clock, never a test's.
         && identity.settled(SystemTime::now())
         && rustix::fs::fstat(&file).is_ok_and(|after| Identity::of(&after) == identity))
-    .then(|| build(&path, identity, &text, &config))
-    .flatten()
-    .map(|bytes| (path, bytes));
+    .then_some((path, identity, text));
     Ok(Loaded::Whole { config, index })
 }
 
