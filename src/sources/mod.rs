@@ -4,14 +4,24 @@
 
 /// Declares a source module's `KIND` (it mints; see [`KINDS`]) and `SPEC` (the same kind
 /// without minting, for the front binary; see [`SPECS`]) from one description, so that the
-/// two never drift apart. `build` is the module's `fn(&Options) -> Result<T, OptionError>`.
+/// two never drift apart. `build` is the module's `fn(&Options) -> Result<T, OptionError>`;
+/// `shared` lists the key structs it takes beyond its own (a cloud identity's, a stored
+/// secret's), each parsed with [`Options::split`].
 macro_rules! kinds {
     (name: $name:expr, options: $options:ty, build: $build:path, builtin: $builtin:expr, workloads: $workloads:expr $(,)?) => {
+        kinds!(name: $name, options: $options, shared: [], build: $build, builtin: $builtin, workloads: $workloads);
+    };
+    (name: $name:expr, options: $options:ty, shared: [$($shared:ty),*], build: $build:path, builtin: $builtin:expr, workloads: $workloads:expr $(,)?) => {
         /// This source kind (see `sources::KINDS`).
         pub const KIND: $crate::sources::Kind<dyn $crate::sources::Source> =
             $crate::sources::Kind {
                 name: $name,
-                keys: $crate::fields::fields_of::<$options>,
+                keys: || {
+                    #[allow(unused_mut)]
+                    let mut keys = $crate::fields::fields_of::<$options>().to_vec();
+                    $(keys.extend_from_slice($crate::fields::fields_of::<$shared>());)*
+                    keys
+                },
                 build: |o| Ok(Box::new($build(o)?)),
                 builtin: $builtin,
                 workloads: $workloads,
@@ -19,7 +29,12 @@ macro_rules! kinds {
         /// The same kind without minting (see `sources::SPECS`).
         pub const SPEC: $crate::sources::Kind<dyn $crate::sources::Spec> = $crate::sources::Kind {
             name: $name,
-            keys: $crate::fields::fields_of::<$options>,
+            keys: || {
+                    #[allow(unused_mut)]
+                    let mut keys = $crate::fields::fields_of::<$options>().to_vec();
+                    $(keys.extend_from_slice($crate::fields::fields_of::<$shared>());)*
+                    keys
+                },
             build: |o| Ok(Box::new($build(o)?)),
             builtin: $builtin,
             workloads: $workloads,
@@ -29,15 +44,14 @@ macro_rules! kinds {
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use serde::de::DeserializeOwned;
 
 use crate::credential::{Credential, Scope};
 use crate::env::Env;
-use crate::workload::{IdentityMode, InputError, Inputs, Workload};
+use crate::workload::{InputError, Inputs, Workload};
+
+pub use crate::failure::SourceError;
+pub use crate::rule_keys::{OptionError, Options};
 
 /// The one list of sources: each module (declared here), and its [`KINDS`] and [`SPECS`]
 /// entries in the same order, generated from one line.
@@ -59,8 +73,9 @@ registry!(static_file, docker_config, ecr, gcp, acr, passthrough);
 /// only its [`Spec`].
 pub struct Kind<T: ?Sized + 'static> {
     pub name: &'static str,
-    /// The rule keys it takes: its options struct's fields, as serde names them.
-    pub keys: fn() -> &'static [&'static str],
+    /// The rule keys it takes: its options struct's fields (and its cloud's identity
+    /// keys), as serde names them.
+    pub keys: fn() -> Vec<&'static str>,
     /// Validates a rule's keys (all but the shared ones) into a source.
     pub build: fn(&Options<'_>) -> Result<Box<T>, OptionError>,
     /// Host patterns this kind serves, with default options, when there is no config file.
@@ -84,126 +99,6 @@ impl<T: ?Sized> Kind<T> {
     /// The kind named `name` among `kinds`.
     pub fn find<'k>(kinds: &'k [Kind<T>], name: &str) -> Option<&'k Kind<T>> {
         kinds.iter().find(|k| k.name == name)
-    }
-}
-
-/// A rule's source keys as its kind receives them, with where each stands in the config.
-pub struct Options<'a> {
-    pub table: toml::Table,
-    /// Byte ranges of each key's value in the config text, for `OptionError::at`.
-    pub spans: BTreeMap<String, Range<usize>>,
-    /// The config file's directory: relative paths are relative to it.
-    pub base: &'a Path,
-    /// The rule's `identity` (a shared key): some options apply only to one of them.
-    pub identity: IdentityMode,
-}
-
-impl Options<'_> {
-    /// No keys at all: the options of a built-in rule.
-    pub fn none() -> Options<'static> {
-        Options {
-            table: toml::Table::new(),
-            spans: BTreeMap::new(),
-            base: Path::new(""),
-            identity: IdentityMode::Node,
-        }
-    }
-
-    /// The keys as the kind's own options struct (which denies keys it does not know).
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, OptionError> {
-        T::deserialize(toml::Value::Table(self.table.clone())).map_err(|e| {
-            // Keys the kind does not take were refused before (see `Kind::keys`).
-            let text = e.message().trim().to_string();
-            // "invalid type: …\nin `key`" names the key when nested; at the top level, the
-            // key is the one that fails on its own. Its line is reported; the first line of
-            // the message is kept.
-            let key = text
-                .rsplit_once("in `")
-                .and_then(|(_, k)| k.split_once('`'))
-                .map(|(k, _)| k.to_string())
-                .or_else(|| {
-                    self.table.iter().find_map(|(k, v)| {
-                        let alone = toml::Table::from_iter([(k.clone(), v.clone())]);
-                        match T::deserialize(toml::Value::Table(alone)) {
-                            Err(e) if !e.message().starts_with("missing field") => Some(k.clone()),
-                            _ => None,
-                        }
-                    })
-                });
-            let first = text.lines().next().unwrap_or_default().to_string();
-            OptionError {
-                key,
-                message: first,
-            }
-        })
-    }
-
-    /// The annotation key a source reads for a workload: the rule's `key` (valid only when
-    /// the rule's `identity` uses service accounts), else `default`.
-    pub fn annotation_key(
-        &self,
-        key: &str,
-        value: Option<String>,
-        default: &str,
-    ) -> Result<String, OptionError> {
-        let Some(value) = value else {
-            return Ok(default.to_string());
-        };
-        if self.identity == IdentityMode::Node {
-            return Err(OptionError::at(
-                key,
-                format!(
-                    "`{key}` needs identity \"service-account\" or \"service-account-or-node\""
-                ),
-            ));
-        }
-        // `[prefix/]name`: a DNS subdomain prefix, a name of letters, digits, `-_.`.
-        let (prefix, name) = value.rsplit_once('/').unwrap_or(("", &value));
-        let ok = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            && prefix.len() <= 253
-            && prefix
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
-        if !ok {
-            return Err(OptionError::at(
-                key,
-                format!("{key} {value:?} is not an annotation key ([prefix/]name)"),
-            ));
-        }
-        Ok(value)
-    }
-
-    /// A path from the config, relative to the config's directory.
-    pub fn path(&self, value: &str) -> PathBuf {
-        self.base.join(value)
-    }
-}
-
-/// Why a rule's keys do not make a source: the key at fault (its line is reported), or none
-/// (the rule's line).
-#[derive(Debug, PartialEq, Eq)]
-pub struct OptionError {
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl OptionError {
-    pub fn at(key: &str, message: impl Into<String>) -> Self {
-        OptionError {
-            key: Some(key.to_string()),
-            message: message.into(),
-        }
-    }
-
-    pub fn rule(message: impl Into<String>) -> Self {
-        OptionError {
-            key: None,
-            message: message.into(),
-        }
     }
 }
 
@@ -305,150 +200,6 @@ pub trait Source: Spec {
     }
 }
 
-/// Why a source produced no credential. Whatever the variant, a still-valid cached
-/// credential is answered instead (stale-while-error: it keeps working until it expires).
-/// The variant says who must act: `Transient` may heal by itself (and was already retried
-/// within the request); the others need an operator.
-#[derive(Debug)]
-pub struct SourceError {
-    kind: ErrorKind,
-    message: String,
-    /// What failed underneath, when it is an error of its own (a secret file's check, a
-    /// token call): kept as the error's `source()`, so the chain is there to walk.
-    cause: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-/// Who must act on a [`SourceError`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// Configuration or files on the node are wrong (missing, insecure, malformed).
-    Local,
-    /// The source has no credential for this host (a docker config without an entry).
-    NotFound,
-    /// The rule itself excludes this host (an account outside its `registry_ids`).
-    OutOfScope,
-    /// The upstream refused (no permission, unknown principal, bad request); asking again
-    /// will not help until someone changes IAM or the config.
-    Denied,
-    /// Something upstream failed or timed out (a credential helper, a cloud API).
-    Transient,
-}
-
-impl SourceError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        SourceError {
-            kind,
-            message: message.into(),
-            cause: None,
-        }
-    }
-
-    pub fn local(message: String) -> Self {
-        Self::new(ErrorKind::Local, message)
-    }
-
-    pub fn not_found(message: String) -> Self {
-        Self::new(ErrorKind::NotFound, message)
-    }
-
-    pub fn out_of_scope(message: String) -> Self {
-        Self::new(ErrorKind::OutOfScope, message)
-    }
-
-    pub fn denied(message: String) -> Self {
-        Self::new(ErrorKind::Denied, message)
-    }
-
-    pub fn transient(message: String) -> Self {
-        Self::new(ErrorKind::Transient, message)
-    }
-
-    /// A `Local` error: `context` (what was being read or set up), then `cause`, which is
-    /// kept as its source.
-    pub fn local_because(
-        context: impl fmt::Display,
-        cause: impl std::error::Error + Send + Sync + 'static,
-    ) -> Self {
-        Self::local(format!("{context}: {cause}")).caused_by(cause)
-    }
-
-    /// The same error, with what failed underneath kept as its source.
-    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.cause = Some(Box::new(cause));
-        self
-    }
-
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Display for SourceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for SourceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.cause
-            .as_deref()
-            .map(|c| c as &(dyn std::error::Error + 'static))
-    }
-}
-
-/// A search along a credential chain (the shape of aws-config's `CredentialsProviderChain`):
-/// a link that is not set up is noted and passed over; the first link that is set up
-/// decides, and its failure ends the search (falling through to another identity would hide
-/// the fault); when only the last link is left and fails, the error names every link and
-/// why, of the kind of that last failure.
-pub struct Chain {
-    /// Whose credentials: "Google", "Azure".
-    whose: &'static str,
-    tried: Vec<String>,
-}
-
-impl Chain {
-    pub fn new(whose: &'static str) -> Self {
-        Chain {
-            whose,
-            tried: Vec::new(),
-        }
-    }
-
-    /// Notes a link that is not set up (`why`, naming the link), and moves on.
-    pub fn not_loaded(&mut self, why: impl Into<String>) {
-        self.tried.push(why.into());
-    }
-
-    /// The error when the last link (`link`) fails too.
-    pub fn exhausted(mut self, link: &str, last: SourceError) -> SourceError {
-        self.tried.push(format!("{link}: {last}"));
-        let text = format!(
-            "no {} credentials (tried {})",
-            self.whose,
-            self.tried.join("; ")
-        );
-        let kind = match last.kind() {
-            k @ (ErrorKind::Transient | ErrorKind::Denied) => k,
-            _ => ErrorKind::Local,
-        };
-        SourceError::new(kind, text).caused_by(last)
-    }
-}
-
-impl From<crate::http::ClientError> for SourceError {
-    fn from(e: crate::http::ClientError) -> Self {
-        SourceError::local(e.to_string()).caused_by(e)
-    }
-}
-
-impl From<crate::workload::MissingInput> for SourceError {
-    fn from(e: crate::workload::MissingInput) -> Self {
-        SourceError::local(e.to_string()).caused_by(e)
-    }
-}
-
 /// Runs a source's async mint on a current-thread runtime built for it (so a cache hit never
 /// builds one), with the node's resolver, cut at `budget` less a second (left for writing
 /// the cache and the answer). `stage` says what was awaited when time ran out; a lookup
@@ -490,25 +241,10 @@ where
     result
 }
 
-impl From<crate::http::CallError> for SourceError {
-    fn from(e: crate::http::CallError) -> Self {
-        let kind = match &e {
-            crate::http::CallError::Refused(_) => ErrorKind::Denied,
-            crate::http::CallError::Failed(_) => ErrorKind::Transient,
-        };
-        SourceError::new(kind, e.to_string()).caused_by(e)
-    }
-}
-
-impl From<crate::secret_file::SecretFileError> for SourceError {
-    fn from(e: crate::secret_file::SecretFileError) -> Self {
-        SourceError::local(e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// The front finds a rule's kind in SPECS and the minting binary in KINDS: a kind
     /// missing from one, or in another place, would send hits to the wrong kind or to mint.
@@ -565,7 +301,7 @@ mod tests {
 
         pub const KIND: Kind<dyn Source> = Kind {
             name: "fixed",
-            keys: crate::fields::fields_of::<FixedOptions>,
+            keys: || crate::fields::fields_of::<FixedOptions>().to_vec(),
             build: |options| {
                 let o: FixedOptions = options.parse()?;
                 Ok(Box::new(Fixed(

@@ -2,14 +2,9 @@
 //! ECR Public, minted with the AWS default credential chain, optionally through an assumed
 //! role.
 
-mod credentials;
-mod errors;
 pub mod host;
 mod mint;
 mod options;
-mod sdk_http;
-mod shared_files;
-mod sts;
 mod token;
 
 use std::collections::BTreeMap;
@@ -18,12 +13,14 @@ use std::time::{Duration, Instant};
 use super::{MintRequest, Source, SourceError, Spec};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::identity::aws::{self, AwsIdentity};
 use crate::workload::{InputError, Inputs};
 use host::{EcrHost, PrivateRegistry};
 
 kinds! {
     name: "ecr",
     options: options::EcrOptions,
+    shared: [aws::Keys],
     build: options::from_options,
     builtin: BUILTIN_HOSTS,
     workloads: super::Workloads::Optional,
@@ -32,8 +29,6 @@ kinds! {
 /// Private ECR in every partition (plain, FIPS, dual-stack) and ECR Public: what the kind
 /// serves with no config file. `check` then tests each host strictly (12-digit account, a
 /// region of the suffix's partition).
-/// A workload's input (its part of the cache key): the role its token assumes.
-const ROLE_ARN_INPUT: &str = "role_arn";
 const BUILTIN_HOSTS: &[&str] = &[
     "*.dkr.ecr.*.amazonaws.com",
     "*.dkr.ecr-fips.*.amazonaws.com",
@@ -59,9 +54,8 @@ pub struct EcrSource {
     /// The region to call ECR in, instead of the one in the host name (needed when the
     /// rule's host is not an ECR name, e.g. a mirror without `registry`).
     pub region: Option<String>,
-    /// A profile of the shared AWS config files, instead of `AWS_PROFILE` / `default`.
-    pub profile: Option<String>,
-    pub assume_role: Option<AssumeRole>,
+    /// The node's profile and role (shared by every AWS source).
+    pub identity: AwsIdentity,
     /// The accounts this rule may mint for; a host of another account is refused. When set,
     /// the token is requested for the host's account only.
     pub registry_ids: Vec<String>,
@@ -78,28 +72,8 @@ pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/ecr-role-arn";
 /// The role for workloads when neither the annotation nor the rule names one.
 const ROLE_VAR: &str = "AWS_ECR_ROLE_ARN";
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AssumeRole {
-    pub role_arn: String,
-    pub external_id: Option<String>,
-    pub session_name: String,
-}
-
-pub const DEFAULT_SESSION_NAME: &str = "pullcred";
-
-/// The environment variables that change which principal or endpoint a mint uses; they are
-/// part of the cache key so that a changed node setup never reuses another's token.
-const IDENTITY_VARS: &[&str] = &[
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_ROLE_ARN",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_ECR",
-    "AWS_ENDPOINT_URL_ECR_PUBLIC",
-    "AWS_ENDPOINT_URL_STS",
-];
+/// Beyond the shared AWS variables: the endpoints of ECR's own services.
+const ECR_VARS: &[&str] = &["AWS_ENDPOINT_URL_ECR", "AWS_ENDPOINT_URL_ECR_PUBLIC"];
 
 /// What one mint asks ECR for.
 #[derive(Debug)]
@@ -169,7 +143,11 @@ impl Spec for EcrSource {
     }
 
     fn cache_identity(&self, env: &Env) -> String {
-        format!("ecr {self:?} {}", env.vars_text(IDENTITY_VARS))
+        format!(
+            "ecr {self:?} {} {}",
+            env.vars_text(aws::IDENTITY_VARS),
+            env.vars_text(ECR_VARS)
+        )
     }
 
     fn check(&self, mint_host: &str) -> Result<(), SourceError> {
@@ -177,7 +155,7 @@ impl Spec for EcrSource {
     }
 
     fn max_mint_time(&self) -> Duration {
-        mint::OPERATION_TIMEOUT
+        aws::OPERATION_TIMEOUT
     }
 
     fn workload_audience(&self) -> Option<String> {
@@ -195,36 +173,21 @@ impl Spec for EcrSource {
         annotations: &BTreeMap<String, String>,
         env: &Env,
     ) -> Result<Inputs, InputError> {
-        let role = match annotations.get(&self.role_annotation) {
-            Some(arn) if options::is_role_arn(arn) => arn.clone(),
-            Some(_) => {
-                return Err(InputError::Invalid {
-                    annotation: self.role_annotation.clone(),
-                    why: "is not a role ARN (arn:<partition>:iam::<account>:role/<name>)",
-                });
-            }
-            None => match (&self.assume_role, env.var(ROLE_VAR)) {
-                (Some(r), _) => r.role_arn.clone(),
-                (None, Some(arn)) if options::is_role_arn(arn) => arn.to_string(),
-                _ => {
-                    return Err(InputError::Unset {
-                        lead: "no role to assume: ",
-                        annotation: self.role_annotation.clone(),
-                        fallback: format!("neither the rule's role_arn nor {ROLE_VAR} names one"),
-                    });
-                }
-            },
-        };
-        Ok(Inputs::from([(ROLE_ARN_INPUT, role)]))
+        aws::workload_role(
+            annotations,
+            &self.role_annotation,
+            &self.identity,
+            Some(ROLE_VAR),
+            env,
+        )
     }
 }
 
 impl Source for EcrSource {
     fn mint(&self, req: &MintRequest<'_>) -> Result<Credential, SourceError> {
         let target = self.target(req.mint_host)?;
-        let shared = shared_files::read(req.env)?;
         let budget = req.deadline.saturating_duration_since(Instant::now());
-        mint::mint(self, &target, req.env, &shared, req.workload, budget)
+        mint::mint(self, &target, req.env, req.workload, budget)
     }
 }
 
@@ -257,7 +220,7 @@ mod tests {
         ));
         assert!(matches!(
             EcrSource::default().target("mirror.internal"),
-            Err(e) if e.kind() == crate::sources::ErrorKind::Local
+            Err(e) if e.kind() == crate::failure::ErrorKind::Local
                 && e.to_string().contains("is not an ECR registry host")
         ));
     }
@@ -274,7 +237,7 @@ mod tests {
         );
         assert!(matches!(
             s.target("222222222222.dkr.ecr.us-east-1.amazonaws.com"),
-            Err(e) if e.kind() == crate::sources::ErrorKind::OutOfScope
+            Err(e) if e.kind() == crate::failure::ErrorKind::OutOfScope
         ));
     }
 
@@ -283,11 +246,14 @@ mod tests {
         let env = Env::from_vars([("AWS_PROFILE", "a")], 0);
         let base = EcrSource::default();
         let role = EcrSource {
-            assume_role: Some(AssumeRole {
-                role_arn: "arn:aws:iam::111111111111:role/pull".into(),
-                external_id: None,
-                session_name: DEFAULT_SESSION_NAME.into(),
-            }),
+            identity: AwsIdentity {
+                profile: None,
+                assume_role: Some(aws::AssumeRole {
+                    role_arn: "arn:aws:iam::111111111111:role/pull".into(),
+                    external_id: None,
+                    session_name: aws::DEFAULT_SESSION_NAME.into(),
+                }),
+            },
             ..EcrSource::default()
         };
         assert_ne!(base.cache_identity(&env), role.cache_identity(&env));

@@ -3,24 +3,22 @@
 use serde::Deserialize;
 
 use super::host::{is_account_id, valid_region};
-use super::{AssumeRole, DEFAULT_SESSION_NAME, EcrSource, ROLE_ANNOTATION};
+use super::{EcrSource, ROLE_ANNOTATION};
+use crate::identity::aws::{AwsIdentity, Keys};
 use crate::sources::{OptionError, Options};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EcrOptions {
     region: Option<String>,
-    profile: Option<String>,
-    role_arn: Option<String>,
-    external_id: Option<String>,
-    session_name: Option<String>,
     registry_ids: Option<Vec<String>>,
     endpoint: Option<String>,
     role_annotation: Option<String>,
 }
 
 pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionError> {
-    let o: EcrOptions = options.parse()?;
+    let (rest, keys) = options.split::<Keys>()?;
+    let o: EcrOptions = rest.parse()?;
     if let Some(r) = &o.region
         && !valid_region(r)
     {
@@ -29,48 +27,7 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionErr
             format!("region {r:?} is not an AWS region name"),
         ));
     }
-    let assume_role = match &o.role_arn {
-        Some(arn) => {
-            if !is_role_arn(arn) {
-                return Err(OptionError::at(
-                    "role_arn",
-                    format!(
-                        "role_arn {arn:?} is not a role ARN (arn:<partition>:iam::<account>:role/<name>)"
-                    ),
-                ));
-            }
-            Some(AssumeRole {
-                role_arn: arn.clone(),
-                external_id: o.external_id.clone(),
-                session_name: o
-                    .session_name
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
-            })
-        }
-        None => {
-            for (key, v) in [
-                ("external_id", &o.external_id),
-                ("session_name", &o.session_name),
-            ] {
-                if v.is_some() {
-                    return Err(OptionError::at(key, format!("`{key}` needs `role_arn`")));
-                }
-            }
-            None
-        }
-    };
-    if let Some(n) = &o.session_name {
-        let ok = (2..=64).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
-        if !ok {
-            return Err(OptionError::at(
-                "session_name",
-                "session_name must be 2-64 characters of letters, digits and +=,.@-_",
-            ));
-        }
-    }
+    let identity = AwsIdentity::from_keys(keys)?;
     let registry_ids = o.registry_ids.unwrap_or_default();
     if let Some(bad) = registry_ids.iter().find(|id| !is_account_id(id)) {
         return Err(OptionError::at(
@@ -87,36 +44,26 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionErr
         options.annotation_key("role_annotation", o.role_annotation, ROLE_ANNOTATION)?;
     Ok(EcrSource {
         region: o.region,
-        profile: o.profile,
-        assume_role,
+        identity,
         registry_ids,
         endpoint: o.endpoint,
         role_annotation,
     })
 }
 
-/// An IAM role ARN: `arn:<partition>:iam::<account>:role/<name>`.
-pub(super) fn is_role_arn(arn: &str) -> bool {
-    arn.starts_with("arn:") && arn.contains(":role/") && !arn.contains(char::is_whitespace)
-}
-
 impl EcrSource {
-    /// The options in effect, for `config check`; an external id is a shared secret with the
-    /// role's owner, so only its presence is shown.
+    /// The options in effect, for `config check`.
     pub(super) fn describe_options(&self) -> String {
         let mut parts = Vec::new();
+        if let Some(r) = &self.region {
+            parts.push(format!("region={r}"));
+        }
+        self.identity.describe(&mut parts);
         let mut opt = |key: &str, v: Option<&str>| {
             if let Some(v) = v {
                 parts.push(format!("{key}={v}"));
             }
         };
-        opt("region", self.region.as_deref());
-        opt("profile", self.profile.as_deref());
-        if let Some(r) = &self.assume_role {
-            opt("role_arn", Some(&r.role_arn));
-            opt("external_id", r.external_id.as_ref().map(|_| "(set)"));
-            opt("session_name", Some(&r.session_name));
-        }
         let ids = self.registry_ids.join(",");
         opt("registry_ids", (!ids.is_empty()).then_some(ids.as_str()));
         opt("endpoint", self.endpoint.as_deref());
@@ -152,9 +99,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(e.profile.as_deref(), Some("ci"));
-        let role = e.assume_role.as_ref().unwrap();
-        assert_eq!(role.session_name, DEFAULT_SESSION_NAME);
+        assert_eq!(e.identity.profile.as_deref(), Some("ci"));
+        let role = e.identity.assume_role.as_ref().unwrap();
+        assert_eq!(role.session_name, crate::identity::aws::DEFAULT_SESSION_NAME);
         assert_eq!(role.external_id.as_deref(), Some("x"));
         assert_eq!(e.registry_ids, ["111111111111"]);
         assert_eq!(e.endpoint.as_deref(), Some("https://vpce.example"));

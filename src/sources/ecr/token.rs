@@ -7,7 +7,7 @@ use aws_config::SdkConfig;
 use base64::Engine;
 
 use super::EcrSource;
-use super::errors::sdk_error;
+use crate::identity::aws::sdk_error;
 use crate::credential::{Credential, Secret};
 use crate::sources::SourceError;
 
@@ -118,7 +118,7 @@ mod tests {
             assert!(
                 matches!(
                     decode_token(bad, None, SystemTime::now()),
-                    Err(e) if e.kind() == crate::sources::ErrorKind::Transient
+                    Err(e) if e.kind() == crate::failure::ErrorKind::Transient
                 ),
                 "{bad}"
             );

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::credential_file::SCOPE;
 use super::oauth::{Answer, MAX_ATTEMPTS, fetch_token};
 use crate::credential::Credential;
-use crate::sources::SourceError;
+use crate::failure::SourceError;
 
 /// Google's IAM Credentials API; `iam_credentials_endpoint` replaces it.
 pub const DEFAULT_BASE: &str = "https://iamcredentials.googleapis.com";

@@ -13,9 +13,9 @@ use super::external_account::ExternalAccount;
 use super::oauth::{Answer, MAX_ATTEMPTS, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::failure::SourceError;
 use crate::oauth::jwt;
 use crate::secret_file;
-use crate::sources::SourceError;
 
 /// The scope every token is asked for; Artifact Registry and GCR accept it.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";

@@ -11,8 +11,8 @@ use aws_runtime::env_config::file::{
 };
 
 use crate::env::Env;
+use crate::failure::SourceError;
 use crate::secret_file;
-use crate::sources::SourceError;
 
 /// The shared config and credentials files' contents (as checked), for every SDK component
 /// of one mint.

@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use super::entra::PUBLIC_AUTHORITY;
 use super::imds::Identity;
-use super::options::{is_id, is_resource_id};
+use super::{is_id, is_resource_id};
 use crate::credential::Secret;
+use crate::failure::SourceError;
 use crate::secret_file;
-use crate::sources::SourceError;
 
 /// Where AKS writes the file; a rule's `azure_json` replaces it.
 pub const DEFAULT_PATH: &str = "/etc/kubernetes/azure.json";

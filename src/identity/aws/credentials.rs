@@ -7,13 +7,12 @@ use aws_config::Region;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::Credentials;
 use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
-use aws_sdk_ecr::config::Credentials;
 
-use super::EcrSource;
 use super::errors::causes;
 use super::sdk_http::SdkClients;
-use crate::sources::SourceError;
+use crate::failure::SourceError;
 
 /// IMDS is link-local: on EC2 it answers in milliseconds, and off EC2 waiting longer only
 /// delays the error. One attempt, short timeouts (the SDK's defaults cost 1 s per probe).
@@ -26,7 +25,7 @@ const IMDS_OPERATION_TIMEOUT: Duration = Duration::from_secs(1);
 /// (IRSA), ECS / EKS Pod Identity, EC2 IMDS. Walked here rather than by the SDK's chain so
 /// that a failure names every source tried and why each gave nothing.
 pub(super) async fn node_credentials(
-    source: &EcrSource,
+    profile_name: Option<&str>,
     clients: &SdkClients,
     shared: &ProfileFiles,
     region: &Region,
@@ -53,7 +52,7 @@ pub(super) async fn node_credentials(
     let profile = profile::ProfileFileCredentialsProvider::builder()
         .configure(&conf)
         .profile_files(shared.clone());
-    if let Some(name) = &source.profile {
+    if let Some(name) = profile_name {
         // A rule that names a profile means that profile, not whatever else the node has.
         let only: (&str, Box<dyn ProvideCredentials>) =
             ("profile", Box::new(profile.profile_name(name).build()));

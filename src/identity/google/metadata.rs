@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use super::oauth::{Answer, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::failure::SourceError;
 use crate::http::{WebTimeouts, web_client};
 use crate::resolver::Resolver;
-use crate::sources::SourceError;
 
 /// The metadata server's name (fully qualified: no search domains); `GCE_METADATA_HOST`
 /// (`host[:port]`) overrides it, as in Google's client libraries.
@@ -69,9 +69,7 @@ pub async fn token(
         || client.get(&url).header("Metadata-Flavor", "Google"),
         |response| match response.headers().get("metadata-flavor") {
             Some(v) if v == "Google" => Ok(()),
-            _ => Err(
-                "the answer lacks `Metadata-Flavor: Google`; not Google's metadata server",
-            ),
+            _ => Err("the answer lacks `Metadata-Flavor: Google`; not Google's metadata server"),
         },
     )
     .await

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Deserialize;
 
 use crate::credential::{Credential, Secret};
+use crate::failure::SourceError;
 use crate::http::Unreadable;
-use crate::sources::SourceError;
 
 pub use crate::http::MAX_ATTEMPTS;
 

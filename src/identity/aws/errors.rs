@@ -2,17 +2,18 @@
 
 use std::error::Error as StdError;
 
-use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::mint::MAX_ATTEMPTS;
-pub(super) use crate::logging::error_causes as causes;
+use super::MAX_ATTEMPTS;
+use crate::failure::SourceError;
+pub(crate) use crate::logging::error_causes as causes;
 use crate::logging::error_chain as chain_text;
-use crate::sources::SourceError;
 
 /// One line for an SDK failure: what was called, what kind of failure, and the causes. The
 /// SDK's own `Display` says only "dispatch failure" or "service error".
-pub(super) fn sdk_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> SourceError
+pub fn sdk_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> SourceError
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::oauth::fetch_text;
 use crate::env::Env;
-use crate::sources::SourceError;
+use crate::failure::SourceError;
 
 /// The file's AWS-specific `credential_source` fields (its `url`, the role credentials'
 /// address, is the shared field and is passed apart).

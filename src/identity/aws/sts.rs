@@ -5,11 +5,11 @@
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
-use aws_sdk_ecr::config::Credentials;
+use aws_credential_types::Credentials;
 
 use super::AssumeRole;
 use super::errors::sdk_error;
-use crate::sources::SourceError;
+use crate::failure::SourceError;
 
 /// How long an assumed-role session lasts; it is only used for one `GetAuthorizationToken`.
 const ROLE_SESSION: Duration = Duration::from_secs(900);

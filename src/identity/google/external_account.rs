@@ -16,9 +16,9 @@ use super::impersonate;
 use super::oauth::{Answer, MAX_ATTEMPTS, fetch_text, fetch_token};
 use crate::credential::Credential;
 use crate::env::Env;
+use crate::failure::SourceError;
 use crate::http::endpoint_allowed;
 use crate::secret_file;
-use crate::sources::SourceError;
 
 #[derive(Deserialize)]
 pub struct ExternalAccount {

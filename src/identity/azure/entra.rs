@@ -10,10 +10,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::credential::Secret;
 use crate::env::Env;
+use crate::failure::SourceError;
 use crate::http::MAX_ATTEMPTS;
 use crate::oauth::{access_token, jwt};
 use crate::secret_file;
-use crate::sources::SourceError;
 
 /// The public cloud's authority; `authority_host`, `AZURE_AUTHORITY_HOST` or azure.json's
 /// `cloud` replace it.

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use crate::credential::Secret;
 use crate::env::Env;
-use crate::http::{WebTimeouts, web_client};
+use crate::failure::SourceError;
 use crate::http::Call;
+use crate::http::{WebTimeouts, web_client};
 use crate::oauth::access_token;
 use crate::resolver::Resolver;
-use crate::sources::SourceError;
 
 /// IMDS's address on every Azure VM; `imds_endpoint` or `AZURE_POD_IDENTITY_AUTHORITY_HOST`
 /// (as Azure's SDKs read it) replace it.

@@ -1,0 +1,318 @@
+//! AWS credentials for a source that calls AWS: the node's default chain (walked in the
+//! SDK's order), optionally a role assumed with them; or a workload's role assumed with its
+//! service account token. One SDK config per mint, with pullcred's HTTP clients (resolver,
+//! proxy, body limit), explicit timeouts and retries, and the shared files as checked.
+
+mod credentials;
+mod errors;
+mod sdk_http;
+mod shared_files;
+mod sts;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use serde::Deserialize;
+
+pub use errors::sdk_error;
+pub use sdk_http::SdkClients;
+
+use crate::env::Env;
+use crate::failure::SourceError;
+use crate::resolver::Resolver;
+use crate::rule_keys::OptionError;
+use crate::workload::{InputError, Inputs, Workload};
+
+/// Upstream (STS and the calling source's service) limits. The SDK's defaults let an
+/// endpoint that accepts a connection but never answers hold a call for over 90 s.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(6);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+pub const MAX_ATTEMPTS: u32 = 3;
+const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The role session name when the rule names none.
+pub const DEFAULT_SESSION_NAME: &str = "pullcred";
+
+/// The environment variables that change which principal or endpoint a mint uses; part of
+/// every AWS source's cache key, so that a changed node setup never reuses another's
+/// credential.
+pub const IDENTITY_VARS: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_ROLE_ARN",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_STS",
+];
+
+/// The identity keys every AWS source takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    profile: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    session_name: Option<String>,
+}
+
+/// A rule's AWS identity: which profile, and which role to assume with the node's
+/// credentials, if any.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsIdentity {
+    /// A profile of the shared AWS config files, instead of `AWS_PROFILE` / `default`.
+    pub profile: Option<String>,
+    pub assume_role: Option<AssumeRole>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+}
+
+impl AwsIdentity {
+    pub fn from_keys(k: Keys) -> Result<Self, OptionError> {
+        let assume_role = match &k.role_arn {
+            Some(arn) => {
+                if !is_role_arn(arn) {
+                    return Err(OptionError::at(
+                        "role_arn",
+                        format!(
+                            "role_arn {arn:?} is not a role ARN (arn:<partition>:iam::<account>:role/<name>)"
+                        ),
+                    ));
+                }
+                Some(AssumeRole {
+                    role_arn: arn.clone(),
+                    external_id: k.external_id.clone(),
+                    session_name: k
+                        .session_name
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_SESSION_NAME.to_string()),
+                })
+            }
+            None => {
+                for (key, v) in [
+                    ("external_id", &k.external_id),
+                    ("session_name", &k.session_name),
+                ] {
+                    if v.is_some() {
+                        return Err(OptionError::at(key, format!("`{key}` needs `role_arn`")));
+                    }
+                }
+                None
+            }
+        };
+        if let Some(n) = &k.session_name {
+            let ok = (2..=64).contains(&n.len())
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b));
+            if !ok {
+                return Err(OptionError::at(
+                    "session_name",
+                    "session_name must be 2-64 characters of letters, digits and +=,.@-_",
+                ));
+            }
+        }
+        Ok(AwsIdentity {
+            profile: k.profile,
+            assume_role,
+        })
+    }
+
+    /// The options in effect, for `config check`; an external id is a shared secret with
+    /// the role's owner, so only its presence is shown.
+    pub fn describe(&self, parts: &mut Vec<String>) {
+        if let Some(p) = &self.profile {
+            parts.push(format!("profile={p}"));
+        }
+        if let Some(r) = &self.assume_role {
+            parts.push(format!("role_arn={}", r.role_arn));
+            if r.external_id.is_some() {
+                parts.push("external_id=(set)".into());
+            }
+            parts.push(format!("session_name={}", r.session_name));
+        }
+    }
+}
+
+/// An IAM role ARN: `arn:<partition>:iam::<account>:role/<name>`.
+pub fn is_role_arn(arn: &str) -> bool {
+    arn.starts_with("arn:") && arn.contains(":role/") && !arn.contains(char::is_whitespace)
+}
+
+/// A workload's input (its part of the cache key): the role its token assumes.
+pub const ROLE_ARN_INPUT: &str = "role_arn";
+
+/// The role a workload's token assumes: its service account's `annotation`, else the
+/// rule's `role_arn`, else the environment variable `fallback_var` (if the source reads
+/// one).
+pub fn workload_role(
+    annotations: &BTreeMap<String, String>,
+    annotation: &str,
+    rule: &AwsIdentity,
+    fallback_var: Option<&str>,
+    env: &Env,
+) -> Result<Inputs, InputError> {
+    let role = match annotations.get(annotation) {
+        Some(arn) if is_role_arn(arn) => arn.clone(),
+        Some(_) => {
+            return Err(InputError::Invalid {
+                annotation: annotation.to_string(),
+                why: "is not a role ARN (arn:<partition>:iam::<account>:role/<name>)",
+            });
+        }
+        None => match (&rule.assume_role, fallback_var.and_then(|v| env.var(v))) {
+            (Some(r), _) => r.role_arn.clone(),
+            (None, Some(arn)) if is_role_arn(arn) => arn.to_string(),
+            _ => {
+                return Err(InputError::Unset {
+                    lead: "no role to assume: ",
+                    annotation: annotation.to_string(),
+                    fallback: match fallback_var {
+                        Some(v) => format!("neither the rule's role_arn nor {v} names one"),
+                        None => "the rule has no role_arn".to_string(),
+                    },
+                });
+            }
+        },
+    };
+    Ok(Inputs::from([(ROLE_ARN_INPUT, role)]))
+}
+
+/// The step a mint is on, for the message when the deadline cuts it short.
+#[derive(Default)]
+pub struct Stage(std::sync::Mutex<String>);
+
+impl Stage {
+    pub fn set(&self, what: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = what.into();
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// One mint's SDK config with credentials, and when those credentials end (a workload's
+/// role session), which caps what is minted with them.
+pub struct Session {
+    pub conf: SdkConfig,
+    pub expiry: Option<SystemTime>,
+}
+
+/// The SDK config of one mint in `region`: the workload's role assumed with its token
+/// (the node's credentials are never looked up), else the node's credentials and the
+/// rule's role. `limit` is what is left of the mint's time.
+pub async fn session(
+    identity: &AwsIdentity,
+    region: &str,
+    env: &Env,
+    workload: Option<&Workload>,
+    limit: Duration,
+    resolver: &Resolver,
+    stage: &Stage,
+) -> Result<Session, SourceError> {
+    let shared = shared_files::read(env)?;
+    let region = Region::new(region.to_string());
+    // An overridden IMDS endpoint is still a metadata endpoint: never through a proxy.
+    let imds_host = env
+        .var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .and_then(|u| u.split("://").nth(1))
+        .map(|rest| match rest.strip_prefix('[') {
+            // An IPv6 literal: `[fd00:ec2::254]:80`.
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => rest.split(['/', ':']).next().unwrap_or(""),
+        });
+    let clients = SdkClients::new(env, resolver, imds_host.as_slice())
+        .map_err(|e| SourceError::local(e.to_string()).caused_by(e))?;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        // Past the mint's own limit: when the whole mint runs out of time, the outer timeout
+        // fires first and its message names the step and any name still unresolved.
+        .operation_timeout(OPERATION_TIMEOUT.min(limit + Duration::from_secs(1)))
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF);
+
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(RegionProviderChain::first_try(region.clone()))
+        .http_client(clients.upstream.clone())
+        .timeout_config(timeouts.clone())
+        .retry_config(retries.clone())
+        .profile_files(shared.clone());
+    let mut expiry = None;
+    let mut conf = if let Some(w) = workload {
+        let role = w.required(ROLE_ARN_INPUT)?;
+        stage.set(format!("STS AssumeRoleWithWebIdentity {role}"));
+        let conf = loader.no_credentials().load().await;
+        let assumed =
+            sts::assume_role_with_web_identity(&conf, role, &session_name(w), &w.account.token)
+                .await?;
+        expiry = assumed.expiry();
+        conf.into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(assumed))
+            .build()
+    } else {
+        stage.set("AWS credentials");
+        let node = credentials::node_credentials(
+            identity.profile.as_deref(),
+            &clients,
+            &shared,
+            &region,
+            &timeouts,
+            &retries,
+        )
+        .await?;
+        let mut loader = loader.credentials_provider(SharedCredentialsProvider::new(node));
+        if let Some(profile) = &identity.profile {
+            loader = loader.profile_name(profile);
+        }
+        loader.load().await
+    };
+    if let Some(role) = identity.assume_role.as_ref().filter(|_| workload.is_none()) {
+        stage.set(format!("STS AssumeRole {}", role.role_arn));
+        let assumed = sts::assume_role(&conf, role).await?;
+        conf = conf
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(assumed))
+            .build();
+    }
+    Ok(Session { conf, expiry })
+}
+
+/// The role session's name for a workload: its namespace and service account, as far as
+/// STS's 64 characters of `[\w+=,.@-]` allow, so CloudTrail says who pulled.
+fn session_name(w: &Workload) -> String {
+    let raw = format!("{}.{}", w.account.namespace, w.account.name);
+    let clean: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if clean.len() < 2 {
+        DEFAULT_SESSION_NAME.to_string()
+    } else {
+        clean
+    }
+}
