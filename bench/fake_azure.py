@@ -49,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
         ok = (
             self.headers.get("Metadata") == "true"
             and url.path == "/metadata/identity/oauth2/token"
-            and query.get("resource") == ["https://containerregistry.azure.net"]
+            and query.get("resource") in (["https://containerregistry.azure.net"], ["https://vault.azure.net"])
         )
         if not ok:
             return self.answer(400, {"error": "invalid_request"})

@@ -320,6 +320,65 @@ done
   cold_mint ACR 50 myregistry.azurecr.io/app:1
 )
 
+echo "## secret-store cold fetch (whole exec; cache emptied before each run, Vault's login token too)"
+# Each store's read of one secret on loopback, after the identity it reads with: Secrets
+# Manager (moto, signed with static node keys), Secret Manager (the metadata fake's token),
+# Key Vault (the IMDS fake's token), Vault (an AppRole login).
+sport=$(free_port)
+serve python3 bench/fake_stores.py "$sport"
+printf 'bench-role-id\n' > "$work/vault-role-id"; printf 'bench-secret-id\n' > "$work/vault-secret-id"
+chmod 600 "$work/vault-role-id" "$work/vault-secret-id"
+python3 - "$port" <<'PY'
+import json, sys, urllib.request as u
+body = json.dumps({"Name": "bench/hub", "SecretString": json.dumps({"username": "robot", "password": "bench-store-pw"})})
+req = u.Request(f"http://127.0.0.1:{sys.argv[1]}/", data=body.encode(), headers={
+    "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "secretsmanager.CreateSecret",
+    "Authorization": "AWS4-HMAC-SHA256 Credential=AKIABENCH/20250101/us-west-2/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"})
+u.build_opener(u.ProxyHandler({})).open(req).read()
+PY
+cat > "$work/stores.toml" <<CONFIG
+[[registry]]
+match = ["sm.example.com"]
+source = "aws-secrets-manager"
+secret = "bench/hub"
+region = "us-west-2"
+endpoint = "http://127.0.0.1:$port"
+
+[[registry]]
+match = ["gsm.example.com"]
+source = "gcp-secret-manager"
+secret = "projects/bench/secrets/hub"
+endpoint = "http://127.0.0.1:$sport"
+
+[[registry]]
+match = ["akv.example.com"]
+source = "azure-key-vault"
+vault = "bench"
+secret = "hub"
+endpoint = "http://127.0.0.1:$sport"
+imds_endpoint = "http://127.0.0.1:$aport"
+
+[[registry]]
+match = ["vault.example.com"]
+source = "vault"
+address = "http://127.0.0.1:$sport"
+auth = "approle"
+role_id_file = "$work/vault-role-id"
+secret_id_file = "$work/vault-secret-id"
+path = "registry/hub"
+CONFIG
+(
+  unset GOOGLE_APPLICATION_CREDENTIALS CLOUDSDK_CONFIG AZURE_TENANT_ID AZURE_CLIENT_ID \
+    AZURE_CLIENT_SECRET AZURE_CLIENT_CERTIFICATE_PATH AZURE_FEDERATED_TOKEN_FILE \
+    AZURE_AUTHORITY_HOST AZURE_POD_IDENTITY_AUTHORITY_HOST VAULT_ADDR VAULT_NAMESPACE VAULT_CACERT
+  export PULLCRED_CONFIG="$work/stores.toml" HOME="$work/gcp-home" GCE_METADATA_HOST="127.0.0.1:$gport" \
+    AWS_ACCESS_KEY_ID=AKIABENCH0000000001 AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_EC2_METADATA_DISABLED=true
+  cold_mint SecretsManager 150 sm.example.com/app:1
+  cold_mint SecretManager 50 gsm.example.com/app:1
+  cold_mint KeyVault 50 akv.example.com/app:1
+  cold_mint Vault 50 vault.example.com/app:1
+)
+
 echo "## cache hit with a workload's identity vs the node's (plugin mode, the same request on stdin)"
 # The same request (a service account token and annotations) to the same acr rule, once with
 # identity "service-account" (the token's claims are read, the key is the service account's)
@@ -391,7 +450,7 @@ echo "## release binaries"
 front_size=$(stat -c %s "$bin")
 mint_size=$(stat -c %s "$work/pullcred-mint")
 echo "pullcred (front): $front_size bytes ($(numfmt --to=iec-i --suffix=B "$front_size")); pullcred-mint: $mint_size bytes ($(numfmt --to=iec-i --suffix=B "$mint_size"))"
-if ((mint_size >= 14 * 1024 * 1024)); then
-  echo "bench/run.sh: pullcred-mint is over 14 MiB" >&2
+if ((mint_size >= 16 * 1024 * 1024)); then
+  echo "bench/run.sh: pullcred-mint is over 16 MiB" >&2
   exit 1
 fi

@@ -94,12 +94,17 @@ pub fn answer(
         env,
         deadline,
         workload: plan.workload.as_ref(),
+        cache,
     };
     // A source whose answer is the request's own token keeps nothing.
     let cache = cache.filter(|_| source.cacheable());
-    let obtained = obtain(&wanted(source, &mint), cache, &config.cache, || {
-        source.mint_scoped(&mint)
-    });
+    let obtained = obtain(
+        &wanted(source, &mint),
+        cache,
+        &config.cache,
+        || source.mint_scoped(&mint),
+        |e| source.serves_stale_after(e.kind()),
+    );
     if let Some(settings) = &config.metrics {
         let event = match &obtained {
             Ok((entry, Outcome::Minted)) => Some(Event::Minted {
@@ -181,6 +186,7 @@ pub fn answer_hit(
         env,
         deadline: Instant::now(),
         workload: plan.workload.as_ref(),
+        cache: None,
     };
     let entry = lookup(&wanted(source, &mint), cache)?;
     Some(respond(req, config, &plan, entry, false, env))

@@ -643,9 +643,9 @@ mod tests {
             e,
             "test.toml: line 6: key `path` does not apply to source \"static\""
         );
-        let e = err("[[registry]]\nmatch = [\"a.com\"]\nsource = \"vault\"\n");
+        let e = err("[[registry]]\nmatch = [\"a.com\"]\nsource = \"keychain\"\n");
         assert!(
-            e.starts_with("test.toml: line 3: unknown source \"vault\""),
+            e.starts_with("test.toml: line 3: unknown source \"keychain\""),
             "{e}"
         );
         let e = err("[[registry]]\nmatch = [\"a.com\", \"a[b.com\"]\nsource = \"docker-config\"\n");

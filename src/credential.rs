@@ -42,6 +42,10 @@ pub struct Credential {
     pub password: Secret,
     /// `None` for credentials with no intrinsic expiry (static files, docker config).
     pub expires_at: Option<SystemTime>,
+    /// When to fetch it anew, where the source fixes that itself (a secret store's
+    /// `refresh`, the operator's rotation promise): then no refresh window or jitter
+    /// applies, and the kubelet is told to come back exactly then.
+    pub refresh_at: Option<SystemTime>,
 }
 
 /// What a credential is valid for, when narrower than the registry it was minted for: the
@@ -65,6 +69,7 @@ mod tests {
             username: "puller".into(),
             password: Secret::new("hunter2"),
             expires_at: None,
+            refresh_at: None,
         };
         let debug = format!("{cred:?} {:?} {}", cred.password, cred.password);
         assert!(!debug.contains("hunter2"), "{debug}");

@@ -152,6 +152,7 @@ impl From<crate::http::CallError> for SourceError {
     fn from(e: crate::http::CallError) -> Self {
         let kind = match &e {
             crate::http::CallError::Refused(_) => ErrorKind::Denied,
+            crate::http::CallError::Absent(_) => ErrorKind::NotFound,
             crate::http::CallError::Failed(_) => ErrorKind::Transient,
         };
         SourceError::new(kind, e.to_string()).caused_by(e)

@@ -9,6 +9,7 @@ pub mod cli;
 mod config;
 mod credential;
 pub mod deadline;
+mod docker_auths;
 mod doctor;
 pub mod env;
 mod error;
@@ -35,6 +36,7 @@ mod rules;
 mod secret_file;
 mod settings;
 mod sources;
+mod stored;
 mod units;
 mod workload;
 

@@ -298,8 +298,8 @@ fn config_check_refuses_an_unknown_source_and_another_sources_key_with_their_lin
         )
     };
     let rule = "[[registry]]\nmatch = [\"registry.example.com\"]\n";
-    check(&format!("{rule}source = \"vault\"\n")).assert_error(
-        "check.toml: line 3: unknown source \"vault\" (known: static, docker-config, ecr, gcp, acr, passthrough)",
+    check(&format!("{rule}source = \"keychain\"\n")).assert_error(
+        "check.toml: line 3: unknown source \"keychain\" (known: static, docker-config, ecr, gcp, acr, passthrough, aws-secrets-manager, gcp-secret-manager, azure-key-vault, vault)",
     );
     // `role_arn` is the ecr source's; a static rule refuses it on its own line.
     check(&format!(

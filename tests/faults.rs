@@ -1,5 +1,6 @@
 //! The fault matrix: every source that calls out (ECR, ECR Public, STS, Google's token
-//! endpoint, Entra ID's token endpoint, ACR's exchange, credential helpers)
+//! endpoint, Entra ID's token endpoint, ACR's exchange, the four secret stores, credential
+//! helpers)
 //! against every way an upstream fails. Each exec must end within its deadline and either
 //! fail with one stderr line naming the source and the kind of failure (no entry cached), or
 //! answer with the still-valid cached credential (an entry due for refresh).
@@ -17,6 +18,7 @@ use crate::support::azure;
 use crate::support::google;
 use crate::support::http::{FakeHttp, Reply, Request, aws_json_error};
 use crate::support::node::{EtcFiles, SilentDns, in_node};
+use crate::support::stores::{self, Secrets, VaultRole};
 use crate::support::{Fixture, Run, SLACK, V1, assert_within, pullcred, request, run, single_auth};
 
 /// The config's deadline for every case.
@@ -120,6 +122,15 @@ impl Fault {
                 upstream.host()
             );
         }
+        if let (Fault::Http500 | Fault::Http503, true) = (self, upstream.is_store()) {
+            let status = if let Fault::Http500 = self { 500 } else { 503 };
+            let shape = if upstream == Upstream::SecretsManager {
+                "an AWS"
+            } else {
+                "an API"
+            };
+            return format!("HTTP {status}: not {shape} error answer (gave up after 3 attempts)");
+        }
         match self {
             // OAuth answers (Google's, Entra's, ACR's): the status, and that the body was no
             // OAuth error.
@@ -161,7 +172,26 @@ enum Upstream {
     EntraToken,
     /// ACR's exchange, after a healthy Entra ID.
     AcrExchange,
+    /// Secrets Manager's GetSecretValue (node keys, no role).
+    SecretsManager,
+    /// Secret Manager's access, after a healthy Google token endpoint.
+    SecretManager,
+    /// Key Vault's secret read, after a healthy Entra ID.
+    KeyVault,
+    /// Vault: its AppRole login and the read.
+    Vault,
 }
+
+/// The value every store holds in the matrix.
+const STORED: &str = r#"{"username":"robot","password":"s3cret-store-pw-faults"}"#;
+
+static FAULT_VAULT_ROLES: &[VaultRole] = &[VaultRole {
+    mount: "approle",
+    name: "node",
+    admits: &[],
+    role_id: Some(("faults-role", "s3cret-vault-faults-secret-id")),
+    reads: &["secret/registry/hub"],
+}];
 
 impl Upstream {
     fn image(self) -> String {
@@ -171,7 +201,21 @@ impl Upstream {
             Upstream::Sts => "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1".into(),
             Upstream::GoogleToken => "us-docker.pkg.dev/proj/repo/app:1".into(),
             Upstream::EntraToken | Upstream::AcrExchange => "myregistry.azurecr.io/app:1".into(),
+            Upstream::SecretsManager => "sm.example.com/app:1".into(),
+            Upstream::SecretManager => "gsm.example.com/app:1".into(),
+            Upstream::KeyVault => "akv.example.com/app:1".into(),
+            Upstream::Vault => "vault.example.com/app:1".into(),
         }
+    }
+
+    fn is_store(self) -> bool {
+        matches!(
+            self,
+            Upstream::SecretsManager
+                | Upstream::SecretManager
+                | Upstream::KeyVault
+                | Upstream::Vault
+        )
     }
 
     /// The endpoint's name: Google's and Azure's endpoints may be plain http only to
@@ -179,6 +223,8 @@ impl Upstream {
     fn host(self) -> &'static str {
         match self {
             Upstream::GoogleToken | Upstream::EntraToken | Upstream::AcrExchange => "localhost",
+            // Stores take plain http only to loopback, Secrets Manager too.
+            u if u.is_store() => "localhost",
             _ => FAULT_HOST,
         }
     }
@@ -187,6 +233,10 @@ impl Upstream {
         match self {
             Upstream::GoogleToken => "gcp",
             Upstream::EntraToken | Upstream::AcrExchange => "acr",
+            Upstream::SecretsManager => "aws-secrets-manager",
+            Upstream::SecretManager => "gcp-secret-manager",
+            Upstream::KeyVault => "azure-key-vault",
+            Upstream::Vault => "vault",
             _ => "ecr",
         }
     }
@@ -202,6 +252,7 @@ impl Upstream {
             Upstream::EntraToken | Upstream::AcrExchange => {
                 azure::claims(password).is_some_and(|c| c["sub"] == "sp-secret")
             }
+            _ => password == "s3cret-store-pw-faults",
         }
     }
 
@@ -219,9 +270,43 @@ impl Upstream {
                 "s3cret-ecr-public-pw",
                 Duration::from_secs(6 * 3600),
             )),
-            Upstream::Ecr | Upstream::Sts => {
+            Upstream::Ecr | Upstream::Sts | Upstream::SecretsManager => {
+                if self == Upstream::SecretsManager {
+                    fault_matrix_secret();
+                }
                 let moto = aws::moto();
                 Box::new(move |_| Reply::Forward(moto))
+            }
+            Upstream::SecretManager => {
+                let secrets = Secrets::default();
+                secrets.set("projects/faults/secrets/hub", STORED);
+                let token = google::token_endpoint(format!("http://localhost:{port}/token"));
+                let store = stores::secret_manager(secrets, "s3cret-gcp-token-for-", &[]);
+                Box::new(move |req| {
+                    if req.target == "/token" {
+                        token(req)
+                    } else {
+                        store(req)
+                    }
+                })
+            }
+            Upstream::KeyVault => {
+                let secrets = Secrets::default();
+                secrets.set("hub", STORED);
+                let entra = azure::entra(format!("http://localhost:{port}"));
+                let store = stores::key_vault(secrets, &["sp-secret"]);
+                Box::new(move |req| {
+                    if req.target.starts_with("/secrets/") {
+                        store(req)
+                    } else {
+                        entra(req)
+                    }
+                })
+            }
+            Upstream::Vault => {
+                let secrets = Secrets::default();
+                secrets.set("secret/registry/hub", STORED);
+                Box::new(stores::vault(secrets, FAULT_VAULT_ROLES, 3600, None))
             }
         }
     }
@@ -250,6 +335,17 @@ impl Upstream {
                     }
                 })
             }
+            // The store's read alone; the token endpoint behind it stays healthy.
+            Upstream::SecretManager | Upstream::KeyVault => {
+                let healthy = self.healthy(port);
+                Box::new(move |req| {
+                    if req.target.ends_with(":access") || req.target.starts_with("/secrets/") {
+                        fault.reply()
+                    } else {
+                        healthy(req)
+                    }
+                })
+            }
             _ => Box::new(move |_| fault.reply()),
         }
     }
@@ -265,6 +361,9 @@ impl Upstream {
             Upstream::GoogleToken => if due { "3000" } else { "0" }.into(),
             // ACR's refresh tokens, three hours: two and a half on, due.
             Upstream::EntraToken | Upstream::AcrExchange => if due { "9000" } else { "0" }.into(),
+            // The stores' rules refresh after 10 minutes and serve the last value an hour
+            // more; Vault's login lasts an hour (its kept token is still good).
+            u if u.is_store() => if due { "700" } else { "0" }.into(),
             _ => aws::clock_before_moto_expiry(left),
         }
     }
@@ -287,6 +386,11 @@ impl Case {
         let port = server.addr.port();
         server.set(upstream.healthy(port));
         crate::support::secret_file(&home.path().join("client.secret"), azure::CLIENT_SECRET);
+        crate::support::secret_file(&home.path().join("role-id"), "faults-role\n");
+        crate::support::secret_file(
+            &home.path().join("secret-id"),
+            "s3cret-vault-faults-secret-id\n",
+        );
         crate::support::secret_file(
             &home.path().join("sa.json"),
             &google::key_file(
@@ -297,10 +401,11 @@ impl Case {
         std::fs::write(
             home.path().join("config.toml"),
             format!(
-                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\nkey_file = \"sa.json\"\n[[registry]]\nmatch = [\"*.azurecr.io\"]\nsource = \"acr\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client.secret\"\nauthority_host = \"http://localhost:{port}\"\nendpoint = \"http://localhost:{port}\"\n",
+                "deadline = \"{}s\"\n[[registry]]\nmatch = [\"*.dkr.ecr.eu-west-1.amazonaws.com\"]\nsource = \"ecr\"\nrole_arn = \"arn:aws:iam::210987654321:role/puller\"\n[[registry]]\nmatch = [\"*.dkr.ecr.*.amazonaws.com\", \"public.ecr.aws\"]\nsource = \"ecr\"\n[[registry]]\nmatch = [\"*-docker.pkg.dev\"]\nsource = \"gcp\"\nkey_file = \"sa.json\"\n[[registry]]\nmatch = [\"*.azurecr.io\"]\nsource = \"acr\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client.secret\"\nauthority_host = \"http://localhost:{port}\"\nendpoint = \"http://localhost:{port}\"\n{}",
                 DEADLINE.as_secs(),
                 azure::TENANT,
                 azure::SP_CLIENT,
+                store_rules(port),
             ),
         )
         .unwrap();
@@ -416,6 +521,30 @@ impl Case {
     }
 }
 
+/// The four stores' rules, each refreshed after 10 minutes, read at the server on `port`.
+fn store_rules(port: u16) -> String {
+    let at = format!("http://localhost:{port}");
+    format!(
+        "[[registry]]\nmatch = [\"sm.example.com\"]\nsource = \"aws-secrets-manager\"\nsecret = \"fault-matrix-hub\"\nregion = \"us-west-2\"\nrefresh = \"10m\"\n\
+         [[registry]]\nmatch = [\"gsm.example.com\"]\nsource = \"gcp-secret-manager\"\nsecret = \"projects/faults/secrets/hub\"\nkey_file = \"sa.json\"\nendpoint = \"{at}\"\nrefresh = \"10m\"\n\
+         [[registry]]\nmatch = [\"akv.example.com\"]\nsource = \"azure-key-vault\"\nvault = \"faults\"\nsecret = \"hub\"\nendpoint = \"{at}\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"client.secret\"\nauthority_host = \"{at}\"\nrefresh = \"10m\"\n\
+         [[registry]]\nmatch = [\"vault.example.com\"]\nsource = \"vault\"\naddress = \"{at}\"\nauth = \"approle\"\nrole_id_file = \"role-id\"\nsecret_id_file = \"secret-id\"\npath = \"registry/hub\"\nrefresh = \"10m\"\n",
+        azure::TENANT,
+        azure::SP_CLIENT,
+    )
+}
+
+/// The matrix's secret in moto (shared by the run), made once.
+fn fault_matrix_secret() {
+    static MADE: std::sync::Once = std::sync::Once::new();
+    MADE.call_once(|| {
+        aws::secrets_manager(
+            "CreateSecret",
+            serde_json::json!({"Name": "fault-matrix-hub", "SecretString": STORED}),
+        );
+    });
+}
+
 fn host_of(image: &str) -> &str {
     image.split('/').next().unwrap()
 }
@@ -470,6 +599,26 @@ fn entra_token_endpoint_faults() {
 #[test]
 fn acr_exchange_faults() {
     matrix(Upstream::AcrExchange, (91, 92));
+}
+
+#[test]
+fn secrets_manager_faults() {
+    matrix(Upstream::SecretsManager, (93, 94));
+}
+
+#[test]
+fn secret_manager_faults() {
+    matrix(Upstream::SecretManager, (95, 96));
+}
+
+#[test]
+fn key_vault_faults() {
+    matrix(Upstream::KeyVault, (97, 98));
+}
+
+#[test]
+fn vault_faults() {
+    matrix(Upstream::Vault, (99, 100));
 }
 
 /// Credential helpers fail in their own ways: they exit non-zero, hang, print garbage or

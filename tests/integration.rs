@@ -26,4 +26,5 @@ mod resolution;
 mod rule_index;
 mod secrets;
 mod static_source;
+mod stores;
 mod workloads;

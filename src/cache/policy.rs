@@ -111,9 +111,10 @@ impl Key {
 }
 
 impl Entry {
-    /// Times a freshly minted credential. Credentials without an expiry are kept for
-    /// `static_ttl` and have no refresh window: re-reading a file is cheap and throttles
-    /// nobody. Others refresh `refresh_before` ahead of expiry, plus up to 10% of their
+    /// Times a freshly minted credential. A credential whose source fixes its refresh is
+    /// refreshed then, exactly. Credentials without an expiry are kept for `static_ttl` and
+    /// have no refresh window: re-reading a file is cheap and throttles nobody. Others
+    /// refresh `refresh_before` ahead of expiry, plus up to 10% of their
     /// lifetime of per-node jitter (`jitter` in [0, 1)).
     pub fn new(
         credential: Credential,
@@ -123,12 +124,17 @@ impl Entry {
         settings: &Settings,
         jitter: f64,
     ) -> Self {
-        let (refresh_at, expires_at) = match credential.expires_at {
-            None => {
+        let (refresh_at, expires_at) = match (credential.refresh_at, credential.expires_at) {
+            // The source's own time (a secret store's `refresh`), never past the expiry.
+            (Some(refresh_at), expires_at) => {
+                let expires_at = expires_at.unwrap_or(refresh_at);
+                (refresh_at.min(expires_at).max(now), expires_at)
+            }
+            (None, None) => {
                 let at = now + settings.static_ttl;
                 (at, at)
             }
-            Some(expires_at) => {
+            (None, Some(expires_at)) => {
                 let lifetime = expires_at.duration_since(now).unwrap_or_default();
                 let early =
                     settings.refresh_before.of(lifetime) + lifetime.mul_f64(MAX_JITTER * jitter);
@@ -274,12 +280,14 @@ pub fn lookup(req: &Wanted<'_>, cache: &Cache) -> Option<Entry> {
 
 /// The credential `req` wants: a fresh cache entry if there is one; otherwise minted with
 /// `mint` under the key's lock (so a burst of processes mints once); otherwise, if minting
-/// fails, a cached credential that has not expired (served stale).
+/// fails with an error `serve_stale` lets through, a cached credential that has not expired
+/// (served stale).
 pub fn obtain<E: std::fmt::Display>(
     req: &Wanted<'_>,
     cache: Option<&Cache>,
     settings: &Settings,
     mint: impl FnOnce() -> Result<(Credential, Scope), E>,
+    serve_stale: impl FnOnce(&E) -> bool,
 ) -> Result<(Entry, Outcome), E> {
     let env = req.env;
     let keys = Keys::of(req);
@@ -368,6 +376,7 @@ pub fn obtain<E: std::fmt::Display>(
             }
             Ok((entry, Outcome::Minted))
         }
+        Err(err) if !serve_stale(&err) => Err(err),
         Err(err) => match cached.filter(|e| e.is_valid(env.now())) {
             Some(entry) => {
                 tracing::warn!(
@@ -435,6 +444,7 @@ mod tests {
             username: "u".into(),
             password: Secret::new("p"),
             expires_at: expires_in.map(|s| now + Duration::from_secs(s)),
+            refresh_at: None,
         }
     }
 

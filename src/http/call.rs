@@ -19,20 +19,27 @@ pub enum CallError {
     /// asking again will not help until someone changes the identity or the config.
     #[error("{0}")]
     Refused(String),
+    /// What was asked for is not there (a secret store's 404): a refusal of its own kind,
+    /// for the operator to create the thing or fix its name.
+    #[error("{0}")]
+    Absent(String),
     /// It failed, timed out or answered garbage; it may heal by itself (and was retried).
     #[error("{0}")]
     Failed(String),
 }
 
 /// How a call is made: `what` names it in errors; at most `attempts`, none started past
-/// `deadline`; `transient` says which HTTP statuses are worth another attempt, and
+/// `deadline`; `transient` says which answers (status and body) are worth another attempt,
+/// `absent` which say there is no such thing, and
 /// `explain` reads why a non-2xx answer refused, in the words of the endpoint's kind
 /// (never quoting a credential).
 pub struct Call<'a> {
     pub what: &'a str,
     pub attempts: u32,
     pub deadline: Instant,
-    pub transient: fn(u16) -> bool,
+    pub transient: fn(u16, &[u8]) -> bool,
+    /// Which answers say the thing asked for is not there ([`CallError::Absent`]).
+    pub absent: fn(u16, &[u8]) -> bool,
     pub explain: fn(&[u8]) -> String,
 }
 
@@ -84,8 +91,10 @@ impl Call<'_> {
             .map_err(|e| CallError::Failed(format!("{what}: {e}")))?;
         if !(200..300).contains(&status) {
             let text = format!("{what}: HTTP {status}: {}", (self.explain)(&body));
-            return Err(if (self.transient)(status) {
+            return Err(if (self.transient)(status, &body) {
                 CallError::Failed(text)
+            } else if (self.absent)(status, &body) {
+                CallError::Absent(text)
             } else {
                 CallError::Refused(text)
             });

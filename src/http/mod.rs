@@ -43,6 +43,35 @@ pub fn web_client(
     direct: bool,
     timeouts: &WebTimeouts,
 ) -> Result<reqwest::Client, ClientError> {
+    builder(env, resolver, direct, timeouts)?
+        .build()
+        .map_err(ClientError::Build)
+}
+
+/// A [`web_client`] (through the proxy) that trusts only the CA certificates of `ca_pem`
+/// (a PEM bundle an operator named for a private service, as `VAULT_CACERT` is for Vault).
+pub fn web_client_trusting(
+    env: &Env,
+    resolver: &Resolver,
+    timeouts: &WebTimeouts,
+    ca_pem: &[u8],
+) -> Result<reqwest::Client, ClientError> {
+    let roots = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(ClientError::Roots)?;
+    if roots.is_empty() {
+        return Err(ClientError::NoRoots);
+    }
+    builder(env, resolver, false, timeouts)?
+        .tls_certs_only(roots)
+        .build()
+        .map_err(ClientError::Build)
+}
+
+fn builder(
+    env: &Env,
+    resolver: &Resolver,
+    direct: bool,
+    timeouts: &WebTimeouts,
+) -> Result<reqwest::ClientBuilder, ClientError> {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .dns_resolver(std::sync::Arc::new(resolver.clone()))
@@ -65,7 +94,7 @@ pub fn web_client(
             builder = builder.proxy(reqwest::Proxy::http(p).map_err(bad)?.no_proxy(no_proxy));
         }
     }
-    builder.build().map_err(ClientError::Build)
+    Ok(builder)
 }
 
 /// Why no [`web_client`] could be made.
@@ -75,6 +104,10 @@ pub enum ClientError {
     Proxy(#[source] reqwest::Error),
     #[error("cannot set up HTTP: {0}")]
     Build(#[source] reqwest::Error),
+    #[error("CA certificates: not PEM certificates ({0})")]
+    Roots(#[source] reqwest::Error),
+    #[error("CA certificates: the file holds no certificate")]
+    NoRoots,
 }
 
 /// Why an answer's body was not read.

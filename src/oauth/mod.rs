@@ -16,7 +16,8 @@ pub fn call(what: &str, attempts: u32, deadline: Instant) -> Call<'_> {
         what,
         attempts,
         deadline,
-        transient: |status| status == 429 || status >= 500,
+        transient: |status, _| status == 429 || status >= 500,
+        absent: |_, _| false,
         explain: |body| refusal(body).unwrap_or_else(|| "not an OAuth error answer".into()),
     }
 }

@@ -42,6 +42,48 @@ macro_rules! kinds {
     };
 }
 
+/// The `Spec` methods of a source whose workloads mint with its cloud identity (`$field`,
+/// an `identity::google::Google` or `identity::azure::Entra`): audience, annotations and
+/// inputs are the identity's.
+macro_rules! workload_identity_of {
+    ($field:ident) => {
+        fn workload_audience(&self) -> Option<String> {
+            self.$field.workload_audience()
+        }
+
+        fn workload_annotations(&self) -> Vec<String> {
+            self.$field.workload_annotations()
+        }
+
+        fn workload_inputs(
+            &self,
+            annotations: &std::collections::BTreeMap<String, String>,
+            env: &$crate::env::Env,
+        ) -> Result<$crate::workload::Inputs, $crate::workload::InputError> {
+            self.$field.workload_inputs(annotations, env)
+        }
+    };
+}
+
+/// The `Spec` methods every secret-store source shares (`$field` is its
+/// `stored::Reading`): one credential whatever the host, kept per repository when the value
+/// may be a docker config, and only an unreachable store covered by the last value.
+macro_rules! stored_value_spec {
+    ($field:ident) => {
+        fn same_for_every_host(&self) -> bool {
+            true
+        }
+
+        fn keyed_by_repository(&self) -> bool {
+            self.$field.may_narrow()
+        }
+
+        fn serves_stale_after(&self, failure: $crate::failure::ErrorKind) -> bool {
+            $crate::stored::serves_stale_after(failure)
+        }
+    };
+}
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -50,7 +92,7 @@ use crate::credential::{Credential, Scope};
 use crate::env::Env;
 use crate::workload::{InputError, Inputs, Workload};
 
-pub use crate::failure::SourceError;
+pub use crate::failure::{ErrorKind, SourceError};
 pub use crate::rule_keys::{OptionError, Options};
 
 /// The one list of sources: each module (declared here), and its [`KINDS`] and [`SPECS`]
@@ -67,7 +109,18 @@ macro_rules! registry {
 }
 
 // Adding a source: its module (`sources/<name>.rs` or `sources/<name>/`), and its name here.
-registry!(static_file, docker_config, ecr, gcp, acr, passthrough);
+registry!(
+    static_file,
+    docker_config,
+    ecr,
+    gcp,
+    acr,
+    passthrough,
+    aws_secrets_manager,
+    gcp_secret_manager,
+    azure_key_vault,
+    vault
+);
 
 /// A source kind, as a config names it in `source = "…"`, building `T`: a [`Source`], or
 /// only its [`Spec`].
@@ -115,6 +168,9 @@ pub struct MintRequest<'a> {
     pub deadline: Instant,
     /// Mint with this workload's identity instead of the node's.
     pub workload: Option<&'a Workload>,
+    /// The cache dir, for a source that keeps a credential of its own between execs (a
+    /// Vault login token), under keys of its own.
+    pub cache: Option<&'a crate::cache::Cache>,
 }
 
 /// What a source is without minting: its options, the hosts it serves, its part of the cache
@@ -179,6 +235,13 @@ pub trait Spec: fmt::Debug + Send + Sync {
     /// passes only those its `tokenAttributes` name).
     fn workload_annotations(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// Whether a still-valid cached credential is answered when a mint fails so
+    /// (stale-while-error). Yes, whatever the failure, unless the source says otherwise: a
+    /// secret store's answer that the secret is gone or denied is final.
+    fn serves_stale_after(&self, _failure: ErrorKind) -> bool {
+        true
     }
 
     /// Whether its credentials may be kept in the cache. A source that answers with the
@@ -330,6 +393,7 @@ mod tests {
                     username: self.0.clone(),
                     password: crate::credential::Secret::new("fixed-pw"),
                     expires_at: None,
+                    refresh_at: None,
                 })
             }
         }

@@ -89,6 +89,7 @@ impl Source for PassthroughSource {
             username: self.username.clone(),
             password: workload.account.token.clone(),
             expires_at: Some(workload.account.expires_at),
+            refresh_at: None,
         })
     }
 }

@@ -111,6 +111,7 @@ impl Source for StaticSource {
             username,
             password: Secret::new(password),
             expires_at: None,
+            refresh_at: None,
         })
     }
 }

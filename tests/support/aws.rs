@@ -127,3 +127,30 @@ pub fn clock_after_moto_expiry(ago: Duration) -> String {
         .as_secs();
     format!("-{}", now - (MOTO_EXPIRY + ago.as_secs()))
 }
+
+/// One call to moto's Secrets Manager (awsJson1.1, `secretsmanager.<operation>`), made the
+/// way the test sets a store up: moto routes by the credential scope and checks no
+/// signature, so the request carries a scope and nothing else of SigV4.
+pub fn secrets_manager(operation: &str, body: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let addr = moto();
+    let body = body.to_string();
+    let mut stream = TcpStream::connect(addr).expect("connect moto");
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: secretsmanager.{operation}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/20250101/us-west-2/secretsmanager/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, json) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(
+        head.split_whitespace().nth(1) == Some("200"),
+        "{operation}: {answer}"
+    );
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{operation}: {e}: {answer}"))
+}

@@ -39,6 +39,10 @@ pub const USER_MI_RESOURCE: &str = "/subscriptions/0000/resourceGroups/rg/provid
 /// The username ACR takes with a refresh token.
 pub const ZERO_USER: &str = "00000000-0000-0000-0000-000000000000";
 const RESOURCE: &str = "https://containerregistry.azure.net";
+/// Key Vault's resource in the public cloud.
+pub const KEY_VAULT: &str = "https://vault.azure.net";
+/// The resources the fakes issue tokens for: ACR's and Key Vault's.
+const RESOURCES: [&str; 2] = [RESOURCE, KEY_VAULT];
 /// How long the fake's refresh tokens live, as ACR's do.
 pub const REFRESH_LIFE: Duration = Duration::from_secs(3 * 3600);
 
@@ -53,11 +57,9 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// An Entra access token for `who` in `tenant`: JWT-shaped, its signature part a fixture
-/// secret.
-pub fn access_token(who: &str, tenant: &str) -> String {
-    let claims =
-        serde_json::json!({"aud": RESOURCE, "tid": tenant, "sub": who, "exp": now() + 3600});
+/// An Entra access token for `who` in `tenant`, for the resource `aud`.
+pub fn access_token_for(who: &str, tenant: &str, aud: &str) -> String {
+    let claims = serde_json::json!({"aud": aud, "tid": tenant, "sub": who, "exp": now() + 3600});
     format!(
         "{}.{}.s3cret-aad-sig",
         b64(r#"{"typ":"JWT","alg":"RS256","x5t":"fake"}"#),
@@ -117,9 +119,13 @@ pub fn imds() -> impl Fn(&Request) -> Reply + Send + Sync {
         if q.get("api-version").map(String::as_str) != Some("2018-02-01") {
             return refuse(400, "Invalid API version");
         }
-        if q.get("resource").map(String::as_str) != Some(RESOURCE) {
+        let Some(resource) = q
+            .get("resource")
+            .map(String::as_str)
+            .filter(|r| RESOURCES.contains(r))
+        else {
             return refuse(400, "Invalid resource");
-        }
+        };
         let who = match (q.get("client_id"), q.get("msi_res_id")) {
             (None, None) => "mi-system",
             (Some(c), None) if c == USER_MI => "mi-user",
@@ -130,12 +136,12 @@ pub fn imds() -> impl Fn(&Request) -> Reply + Send + Sync {
         json(
             200,
             serde_json::json!({
-                "access_token": access_token(who, TENANT),
+                "access_token": access_token_for(who, TENANT, resource),
                 "refresh_token": "",
                 "expires_in": "86399",
                 "expires_on": expires_on.to_string(),
                 "not_before": now().to_string(),
-                "resource": RESOURCE,
+                "resource": resource,
                 "token_type": "Bearer",
             }),
             vec![],
@@ -170,9 +176,12 @@ pub fn entra(base: String) -> impl Fn(&Request) -> Reply + Send + Sync {
         if field("grant_type") != Some("client_credentials") {
             return refuse(400, "unsupported_grant_type", "AADSTS70003");
         }
-        if field("scope") != Some("https://containerregistry.azure.net/.default") {
+        let Some(resource) = field("scope")
+            .and_then(|s| s.strip_suffix("/.default"))
+            .filter(|r| RESOURCES.contains(r))
+        else {
             return refuse(400, "invalid_scope", "AADSTS70011: invalid scope");
-        }
+        };
         if field("client_id") != Some(SP_CLIENT) {
             return refuse(
                 400,
@@ -211,7 +220,7 @@ pub fn entra(base: String) -> impl Fn(&Request) -> Reply + Send + Sync {
                 "token_type": "Bearer",
                 "expires_in": 3599,
                 "ext_expires_in": 3599,
-                "access_token": access_token(&who, TENANT),
+                "access_token": access_token_for(&who, TENANT, resource),
             }),
             vec![],
         )
@@ -286,7 +295,10 @@ pub fn exchange(services: &'static [&'static str]) -> impl Fn(&Request) -> Reply
             return refuse(400, "DENIED", "tenant");
         }
         let token = field("access_token").unwrap_or("");
-        let Some(aad) = claims(token).filter(|_| token.ends_with(".s3cret-aad-sig")) else {
+        // ACR takes tokens for its own resource only (not, say, Key Vault's).
+        let Some(aad) =
+            claims(token).filter(|c| token.ends_with(".s3cret-aad-sig") && c["aud"] == RESOURCE)
+        else {
             return refuse(401, "UNAUTHORIZED", "the access token is invalid");
         };
         let refresh = serde_json::json!({

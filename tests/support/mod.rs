@@ -8,6 +8,7 @@ pub mod http;
 pub mod kube;
 pub mod node;
 pub mod registry;
+pub mod stores;
 
 use std::fs;
 use std::io::Write;
@@ -76,6 +77,8 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-aad-",
     "s3cret-acr-",
     "s3cret-azure-",
+    // Vault's login tokens, and AppRole secret ids.
+    "s3cret-vault-",
 ];
 
 pub const V1: &str = "credentialprovider.kubelet.k8s.io/v1";

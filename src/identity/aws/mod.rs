@@ -5,6 +5,7 @@
 
 mod credentials;
 mod errors;
+pub mod partition;
 mod sdk_http;
 mod shared_files;
 mod sts;
@@ -16,6 +17,7 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Deserialize;
 
@@ -293,6 +295,66 @@ pub async fn session(
             .build();
     }
     Ok(Session { conf, expiry })
+}
+
+/// The credentials a session resolves to, for a call signed by hand (a service whose SDK
+/// is not linked: see [`sign`]).
+pub async fn credentials_of(session: &Session) -> Result<Credentials, SourceError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = session
+        .conf
+        .credentials_provider()
+        .ok_or_else(|| SourceError::local("no AWS credentials provider".to_string()))?;
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| SourceError::transient(format!("AWS credentials: {}", errors::causes(&e))))
+}
+
+/// A call to sign: which service in which region, and the request as it will be sent.
+pub struct ToSign<'a> {
+    pub service: &'a str,
+    pub region: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+    /// Its headers (`host` among them) as they will be sent.
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// Signs `call` with `credentials` (SigV4, the body hashed) at `now`: the headers to add.
+pub fn sign(
+    credentials: Credentials,
+    call: &ToSign<'_>,
+    now: SystemTime,
+) -> Result<Vec<(String, String)>, SourceError> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let cannot = |e: &dyn std::fmt::Display| SourceError::local(format!("cannot sign: {e}"));
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(call.region)
+        .name(call.service)
+        .time(now)
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| cannot(&e))?
+        .into();
+    let signable = SignableRequest::new(
+        call.method,
+        call.url,
+        call.headers.iter().copied(),
+        SignableBody::Bytes(call.body),
+    )
+    .map_err(|e| cannot(&e))?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| cannot(&e))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
 }
 
 /// The role session's name for a workload: its namespace and service account, as far as

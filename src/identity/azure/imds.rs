@@ -82,7 +82,8 @@ pub async fn token(
     let call = Call {
         // IMDS answers 404 and 410 while it is still setting up an identity, and 429 when
         // throttled; Azure's guidance is to retry those and 5xx.
-        transient: |s| matches!(s, 404 | 410 | 429) || s >= 500,
+        transient: |s, _| matches!(s, 404 | 410 | 429) || s >= 500,
+        absent: |_, _| false,
         ..crate::oauth::call(&what, ATTEMPTS, deadline)
     };
     let token = call

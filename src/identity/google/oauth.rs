@@ -95,5 +95,6 @@ pub async fn fetch_token(
         username: USERNAME.into(),
         password: Secret::new(token),
         expires_at: Some(expires_at),
+        refresh_at: None,
     })
 }

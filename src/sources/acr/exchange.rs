@@ -54,6 +54,7 @@ pub async fn refresh_token(
         username: USERNAME.into(),
         password: Secret::new(token),
         expires_at: Some(expires_at),
+        refresh_at: None,
     })
 }
 

@@ -10,7 +10,6 @@ mod exchange;
 pub mod host;
 mod options;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{MintRequest, Source, SourceError, Spec, run_mint};
@@ -19,7 +18,6 @@ use crate::env::Env;
 use crate::http::web_client;
 use crate::identity::azure::{self, Entra, Resource};
 use crate::oauth::jwt;
-use crate::workload::{InputError, Inputs};
 
 /// Login servers of every cloud, and geo-replicas' regional endpoints (the kubelet's
 /// matching needs the same number of labels, hence one pattern per form).
@@ -95,21 +93,7 @@ impl Spec for AcrSource {
         MAX_MINT_TIME
     }
 
-    fn workload_audience(&self) -> Option<String> {
-        self.entra.workload_audience()
-    }
-
-    fn workload_annotations(&self) -> Vec<String> {
-        self.entra.workload_annotations()
-    }
-
-    fn workload_inputs(
-        &self,
-        annotations: &BTreeMap<String, String>,
-        env: &Env,
-    ) -> Result<Inputs, InputError> {
-        self.entra.workload_inputs(annotations, env)
-    }
+    workload_identity_of!(entra);
 }
 
 impl Source for AcrSource {

@@ -2,6 +2,8 @@
 //! ECR, or ECR Public. Strict on purpose: the token we mint is handed to exactly this host,
 //! so a name that merely resembles ECR must not parse.
 
+use crate::identity::aws::partition::{PARTITIONS, is_account_id, valid_region};
+
 /// A registry host that ECR serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EcrHost {
@@ -21,24 +23,6 @@ pub struct PrivateRegistry {
     /// dual-stack endpoint too.
     pub dual_stack: bool,
 }
-
-/// The DNS suffixes of the AWS partitions (as listed in the SDK's partition data), each with
-/// the region prefixes that belong to it. A region from another partition under a suffix is
-/// not a registry AWS serves.
-const PARTITIONS: &[(&str, &[&str])] = &[
-    (
-        "amazonaws.com",
-        &[
-            "us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-",
-        ],
-    ),
-    ("amazonaws.com.cn", &["cn-"]),
-    ("amazonaws.eu", &["eusc-"]),
-    ("c2s.ic.gov", &["us-iso-"]),
-    ("sc2s.sgov.gov", &["us-isob-"]),
-    ("cloud.adc-e.uk", &["eu-isoe-"]),
-    ("csp.hci.ic.gov", &["us-isof-"]),
-];
 
 /// Suffixes of the dual-stack registry hosts (`<account>.dkr-ecr.<region>.<suffix>`).
 const DUAL_STACK: &[(&str, &[&str])] = &[
@@ -121,25 +105,6 @@ impl EcrHost {
             dual_stack,
         }))
     }
-}
-
-/// An AWS account id: exactly 12 digits.
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// An AWS region name (`us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`, `eusc-de-east-1`):
-/// lower-case words joined by dashes, ending in a number. The one region check, for hosts
-/// and for a rule's `region`.
-pub fn valid_region(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

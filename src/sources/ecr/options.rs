@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::host::{is_account_id, valid_region};
+use crate::identity::aws::partition::{is_account_id, valid_region};
 use super::{EcrSource, ROLE_ANNOTATION};
 use crate::identity::aws::{AwsIdentity, Keys};
 use crate::sources::{OptionError, Options};

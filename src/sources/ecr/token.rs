@@ -100,6 +100,7 @@ pub(super) fn decode_token(
         username: user.to_string(),
         password: Secret::new(password),
         expires_at: Some(expires_at.unwrap_or_else(|| now + DOCUMENTED_TOKEN_LIFE)),
+        refresh_at: None,
     })
 }
 

@@ -5,7 +5,6 @@
 pub mod host;
 mod options;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{MintRequest, Source, SourceError, Spec, run_mint};
@@ -13,7 +12,6 @@ use crate::credential::Credential;
 use crate::env::Env;
 use crate::http::web_client;
 use crate::identity::google::{self, Google};
-use crate::workload::{InputError, Inputs};
 
 /// Artifact Registry's and Container Registry's hosts (`check` then tests each strictly).
 const BUILTIN_HOSTS: &[&str] = &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"];
@@ -60,21 +58,7 @@ impl Spec for GcpSource {
         google::MAX_TOKEN_TIME
     }
 
-    fn workload_audience(&self) -> Option<String> {
-        self.google.workload_audience()
-    }
-
-    fn workload_annotations(&self) -> Vec<String> {
-        self.google.workload_annotations()
-    }
-
-    fn workload_inputs(
-        &self,
-        annotations: &BTreeMap<String, String>,
-        env: &Env,
-    ) -> Result<Inputs, InputError> {
-        self.google.workload_inputs(annotations, env)
-    }
+    workload_identity_of!(google);
 }
 
 impl Source for GcpSource {
