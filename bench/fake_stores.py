@@ -1,10 +1,13 @@
-"""Fakes of three secret stores for bench/run.sh, on one loopback port, each answering one
-secret as its API documents it: Google Secret Manager's `versions.access`
+"""Fakes of three secret stores and two platform identity endpoints for bench/run.sh, on one
+loopback port, each answering as its API documents it: Google Secret Manager's `versions.access`
 (`GET /v1/projects/P/secrets/S/versions/V:access`, the payload's `data` in base64 with its
 `dataCrc32c`), Azure Key Vault's `GET /secrets/<name>?api-version=7.4` (`value`), and
 Vault's AppRole login (`POST /v1/auth/approle/login`, a token and its lease) and KV v2 read
-(`GET /v1/secret/data/<path>` with `X-Vault-Token`). Each wants the credential its tokens
-come with (a bearer token, a Vault token). Runs until killed."""
+(`GET /v1/secret/data/<path>` with `X-Vault-Token`); Google STS's token exchange for GKE
+(`POST /sts`, a federated token) and EKS Auth's `AssumeRoleForPodIdentity`
+(`POST /clusters/<cluster>/assume-role-for-pod-identity`, role credentials and the subject).
+Each wants the credential its tokens come with (a bearer token, a Vault token, a signature).
+Runs until killed."""
 import base64
 import json
 import sys
@@ -44,7 +47,18 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(403, {"errors": ["permission denied"]})
 
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/sts" and b"identitynamespace" in body:
+            return self.answer(200, {"access_token": "bench-gke-federated", "expires_in": 3599,
+                                     "token_type": "Bearer"})
+        if self.path.endswith("/assume-role-for-pod-identity") and "eks-auth" in self.headers.get("Authorization", ""):
+            claims = json.loads(base64.urlsafe_b64decode(json.loads(body)["token"].split(".")[1] + "=="))
+            k8s = claims["kubernetes.io"]
+            return self.answer(200, {
+                "subject": {"namespace": k8s["namespace"], "serviceAccount": k8s["serviceaccount"]["name"]},
+                "audience": "pods.eks.amazonaws.com",
+                "credentials": {"accessKeyId": "ASIABENCHPOD0000001", "secretAccessKey": "bench-pod-secret",
+                                "sessionToken": "bench-pod-session", "expiration": claims["exp"]}})
         if self.path == "/v1/auth/approle/login":
             return self.answer(200, {"auth": {"client_token": "bench-vault-token", "lease_duration": 3600}})
         self.answer(404, {"errors": []})

@@ -379,6 +379,67 @@ CONFIG
   cold_mint Vault 50 vault.example.com/app:1
 )
 
+echo "## platform identity cold mints (plugin mode, a service account token on stdin; cache emptied before each run)"
+# GKE's image pull (STS for the identity namespace) and EKS Pod Identity (EKS Auth, then ECR
+# on moto) on the stores' fake, and GCE's google-dockercfg attribute on the metadata fake.
+# (AKS identity bindings need a TLS endpoint for their server name: timed in no fake here.)
+python3 - "$work" <<'PY'
+import base64, json, sys, time
+b64 = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).decode().rstrip("=")
+def request(image, aud, annotations):
+    claims = {"aud": [aud], "exp": int(time.time()) + 3600, "iss": "https://container.googleapis.com/v1/projects/bench/locations/x/clusters/c",
+              "sub": "system:serviceaccount:team-a:puller",
+              "kubernetes.io": {"namespace": "team-a", "serviceaccount": {"name": "puller", "uid": "u-1"}}}
+    return {"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest", "image": image,
+            "serviceAccountToken": b64({"alg": "RS256"}) + "." + b64(claims) + ".sig", "serviceAccountAnnotations": annotations}
+json.dump(request("us-docker.pkg.dev/bench/repo/app:1", "bench.svc.id.goog", {"iam.gke.io/enable-wi-image-pull": "true"}),
+          open(sys.argv[1] + "/request-gke.json", "w"))
+json.dump(request("123456789012.dkr.ecr.us-west-2.amazonaws.com/app:1", "pods.eks.amazonaws.com", {}),
+          open(sys.argv[1] + "/request-eks.json", "w"))
+PY
+cat > "$work/platform.toml" <<CONFIG
+[[registry]]
+match = ["*-docker.pkg.dev"]
+source = "gcp"
+identity = "service-account"
+gke_identity_namespace = "bench.svc.id.goog"
+sts_endpoint = "http://127.0.0.1:$sport/sts"
+
+[[registry]]
+match = ["*.dkr.ecr.*.amazonaws.com"]
+source = "ecr"
+identity = "service-account"
+pod_identity_cluster = "bench"
+eks_auth_endpoint = "http://127.0.0.1:$sport"
+
+[[registry]]
+match = ["registry.bench.example"]
+source = "docker-config"
+gce_metadata_key = "google-dockercfg"
+CONFIG
+cold_plugin() {
+  local name=$1 limit=$2 request=$3
+  "$bin" --config "$work/platform.toml" < "$request" > /dev/null
+  "$hyperfine" -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --input "$request" \
+    --export-json "$work/$name.json" "$bin --config $work/platform.toml" | grep -E 'Time|Benchmark'
+  python3 - "$work/$name.json" "$name" "$limit" <<'PY'
+import json, statistics, sys
+path, name, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
+median_ms = statistics.median(json.load(open(path))["results"][0]["times"]) * 1000
+print(f"{name} cold mint median: {median_ms:.1f} ms (limit {limit:.0f} ms)")
+assert median_ms <= limit, f"{name} cold mint median {median_ms:.1f} ms is over {limit:.0f} ms"
+PY
+}
+(
+  unset PULLCRED_CONFIG GOOGLE_APPLICATION_CREDENTIALS CLOUDSDK_CONFIG
+  export HOME="$work/gcp-home" GCE_METADATA_HOST="127.0.0.1:$gport" \
+    AWS_ACCESS_KEY_ID=AKIABENCH0000000001 AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_EC2_METADATA_DISABLED=true \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+  cold_plugin GKE 50 "$work/request-gke.json"
+  cold_plugin EKS-pod-identity 150 "$work/request-eks.json"
+  PULLCRED_CONFIG="$work/platform.toml" cold_mint GCE-dockercfg 50 registry.bench.example/app:1
+)
+
 echo "## cache hit with a workload's identity vs the node's (plugin mode, the same request on stdin)"
 # The same request (a service account token and annotations) to the same acr rule, once with
 # identity "service-account" (the token's claims are read, the key is the service account's)

@@ -11,7 +11,7 @@ use crate::image::ImageRef;
 use crate::metrics::{self, Event};
 use crate::protocol::{Auth, CacheKeyType, Quoted, Request, Response};
 use crate::sources::{MintRequest, SourceError, Spec};
-use crate::workload::{IdentityMode, ServiceAccount, Workload};
+use crate::workload::{IdentityMode, InputError, ServiceAccount, Workload};
 
 /// When minting fails and a still-valid cached credential is served instead, the kubelet is
 /// told to ask again soon, so a recovered upstream is used within this time.
@@ -298,8 +298,14 @@ fn workload_for<T: ?Sized + Spec>(
     let account = ServiceAccount::from_token(token, env.now())
         .map_err(|e| SourceError::local(e.to_string()))?;
     match source.workload_inputs(&req.service_account_annotations, env) {
-        Ok(inputs) => Ok(Some(Workload { account, inputs })),
-        Err(missing) if fallback => {
+        Ok(inputs) => Ok(Some(Workload {
+            account,
+            inputs,
+            or_node: fallback,
+        })),
+        // An annotation set to something unusable is the pod author's mistake, said as one
+        // under either identity rather than hidden behind the node's.
+        Err(missing) if fallback && !matches!(missing, InputError::Invalid { .. }) => {
             tracing::debug!(
                 "service account {}: {missing}; using the node's identity",
                 account.id()

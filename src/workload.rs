@@ -63,6 +63,7 @@ pub type Inputs = BTreeMap<&'static str, String>;
 #[derive(serde::Deserialize)]
 struct Claims {
     exp: Option<u64>,
+    iss: Option<String>,
     aud: Option<Audience>,
     #[serde(rename = "kubernetes.io")]
     kubernetes: Option<K8sClaims>,
@@ -120,6 +121,8 @@ pub struct ServiceAccount {
     pub uid: String,
     /// The token's audiences (`aud`, a string or a list).
     pub audience: Vec<String>,
+    /// The token's issuer (`iss`): the cluster's, as its OIDC discovery names it.
+    pub issuer: Option<String>,
     pub expires_at: SystemTime,
 }
 
@@ -163,6 +166,7 @@ impl ServiceAccount {
             name,
             uid,
             audience,
+            issuer: claims.iss,
             expires_at,
         })
     }
@@ -178,6 +182,10 @@ impl ServiceAccount {
 pub struct Workload {
     pub account: ServiceAccount,
     pub inputs: Inputs,
+    /// The rule's identity is `service-account-or-node`: a source may turn to the node's
+    /// identity when the platform says this service account has none (EKS Pod Identity
+    /// without an association).
+    pub or_node: bool,
 }
 
 impl Workload {
@@ -230,6 +238,15 @@ pub enum InputError {
     Invalid {
         annotation: String,
         why: &'static str,
+    },
+    /// The service account has not opted in to what the rule does for workloads: its
+    /// annotation is absent or `"false"`.
+    #[error(
+        "annotation {annotation} is not \"true\": the service account has not opted in to {what}"
+    )]
+    NotOptedIn {
+        annotation: String,
+        what: &'static str,
     },
     /// Nothing names the input: neither the annotation nor `fallback` (the rule's key, a
     /// variable). `lead` names what is missing, when the annotation's name does not.
@@ -338,6 +355,7 @@ mod tests {
         Workload {
             account: two,
             inputs,
+            or_node: false,
         }
         .write_cache_identity(&mut key);
         assert_eq!(
@@ -354,6 +372,7 @@ mod tests {
                 "kubernetes.io": {"namespace": "ns", "serviceaccount": {"name": "sa", "uid": "u"}}}));
             let mut key = String::new();
             Workload {
+                or_node: false,
                 account: ServiceAccount::from_token(&t, now).unwrap(),
                 inputs: inputs.iter().map(|(k, v)| (*k, v.to_string())).collect(),
             }

@@ -20,6 +20,7 @@ mod kubelet;
 mod local_user;
 mod matching;
 mod metrics;
+mod platform_identity;
 mod protocol;
 mod registry;
 mod resolution;

@@ -66,6 +66,58 @@ pub fn web_client_trusting(
         .map_err(ClientError::Build)
 }
 
+/// A direct client (no proxy) for one name served at an address of its own: requests to
+/// `https://<name>[:port]/` connect to `address` (an IP, or a name looked up with the
+/// node's resolver), present `name` as TLS SNI and check the certificate for `name` against
+/// `ca_pem` alone. For a service reached by address whose certificate is for another name
+/// (AKS's identity binding behind the API server).
+pub fn web_client_pinned(
+    env: &Env,
+    resolver: &Resolver,
+    timeouts: &WebTimeouts,
+    ca_pem: &[u8],
+    name: &str,
+    address: &str,
+) -> Result<reqwest::Client, ClientError> {
+    let roots = reqwest::Certificate::from_pem_bundle(ca_pem).map_err(ClientError::Roots)?;
+    if roots.is_empty() {
+        return Err(ClientError::NoRoots);
+    }
+    let pinned = Pinned {
+        name: name.to_ascii_lowercase(),
+        address: address.to_string(),
+        inner: resolver.clone(),
+    };
+    builder(env, resolver, true, timeouts)?
+        .dns_resolver(std::sync::Arc::new(pinned))
+        .tls_certs_only(roots)
+        .build()
+        .map_err(ClientError::Build)
+}
+
+/// Resolves one name as another address, and nothing else.
+struct Pinned {
+    name: String,
+    address: String,
+    inner: Resolver,
+}
+
+impl reqwest::dns::Resolve for Pinned {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let asked = name.as_str().to_ascii_lowercase();
+        let (ours, address, inner) = (self.name.clone(), self.address.clone(), self.inner.clone());
+        Box::pin(async move {
+            if asked != ours {
+                return Err(format!("{asked} is not {ours}: nothing else is reached here").into());
+            }
+            let ips = inner.lookup(&address).await?;
+            let sockets: Vec<std::net::SocketAddr> =
+                ips.into_iter().map(|ip| (ip, 0).into()).collect();
+            Ok(Box::new(sockets.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 fn builder(
     env: &Env,
     resolver: &Resolver,

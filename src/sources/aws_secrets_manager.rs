@@ -74,7 +74,13 @@ fn from_options(options: &Options<'_>) -> Result<SecretsManagerSource, OptionErr
     let (rest, keys) = options.split::<aws::Keys>()?;
     let (rest, value_keys) = rest.split::<stored::Keys>()?;
     let o: SecretsManagerOptions = rest.parse()?;
-    let identity = AwsIdentity::from_keys(keys)?;
+    let identity = AwsIdentity::from_keys(keys, options)?;
+    if identity.pod_identity.is_some() && o.role_annotation.is_some() {
+        return Err(OptionError::at(
+            "role_annotation",
+            "a pod identity association names the role: `role_annotation` does not apply with pod_identity_cluster",
+        ));
+    }
     let reading = Reading::from_keys(value_keys)?;
     let secret = o.secret.ok_or_else(|| {
         OptionError::rule("source \"aws-secrets-manager\" needs `secret` (a name or an ARN)")
@@ -256,11 +262,14 @@ impl Spec for SecretsManagerSource {
     }
 
     fn workload_audience(&self) -> Option<String> {
-        Some("sts.amazonaws.com".into())
+        Some(self.identity.workload_audience())
     }
 
     fn workload_annotations(&self) -> Vec<String> {
-        vec![self.role_annotation.clone()]
+        match self.identity.pod_identity {
+            Some(_) => Vec::new(),
+            None => vec![self.role_annotation.clone()],
+        }
     }
 
     /// The role a workload's token assumes: its service account's annotation, else the

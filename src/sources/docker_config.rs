@@ -49,6 +49,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
 #[serde(deny_unknown_fields)]
 struct DockerConfigOptions {
     path: Option<String>,
+    gce_metadata_key: Option<String>,
     helper_timeout: Option<String>,
     helper_env: Option<Vec<String>>,
 }
@@ -83,10 +84,34 @@ pub const HELPER_ENV: &[&str] = &[
 pub struct DockerConfigSource {
     /// Explicit path; otherwise `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.
     pub path: Option<PathBuf>,
+    /// Instead of a file: the GCE instance attribute that holds the config (upstream's
+    /// `--authFlow=dockercfg` / `dockercfg-url`).
+    pub gce_metadata_key: Option<GceKey>,
     pub helper_timeout: Duration,
     /// Variables a helper gets beyond [`HELPER_ENV`] (the rule's `helper_env`).
     pub helper_env: Vec<String>,
 }
+
+/// The instance attributes GCE keeps a docker config in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GceKey {
+    /// `google-dockercfg`: the config itself.
+    Dockercfg,
+    /// `google-dockercfg-url`: a URL whose body is the config.
+    DockercfgUrl,
+}
+
+impl GceKey {
+    fn name(self) -> &'static str {
+        match self {
+            GceKey::Dockercfg => "google-dockercfg",
+            GceKey::DockercfgUrl => "google-dockercfg-url",
+        }
+    }
+}
+
+/// How long a GCE metadata read may take (its attempts, and the URL's body).
+const GCE_METADATA_TIME: Duration = Duration::from_secs(10);
 
 #[derive(Deserialize, Default)]
 struct ConfigFile {
@@ -125,7 +150,27 @@ impl DockerConfigSource {
                 format!("helper_env: {bad:?} is not a variable name"),
             ));
         }
+        let gce_metadata_key = match o.gce_metadata_key.as_deref() {
+            None => None,
+            Some(_) if o.path.is_some() => {
+                return Err(OptionError::at(
+                    "gce_metadata_key",
+                    "set one of path and gce_metadata_key",
+                ));
+            }
+            Some("google-dockercfg") => Some(GceKey::Dockercfg),
+            Some("google-dockercfg-url") => Some(GceKey::DockercfgUrl),
+            Some(other) => {
+                return Err(OptionError::at(
+                    "gce_metadata_key",
+                    format!(
+                        "gce_metadata_key {other:?} is not \"google-dockercfg\" or \"google-dockercfg-url\""
+                    ),
+                ));
+            }
+        };
         Ok(DockerConfigSource {
+            gce_metadata_key,
             path: o.path.as_deref().map(|p| options.path(p)),
             helper_timeout,
             helper_env,
@@ -157,9 +202,10 @@ impl Spec for DockerConfigSource {
     }
 
     fn describe(&self) -> String {
-        let path = match &self.path {
-            Some(p) => format!("path={}", p.display()),
-            None => "path=$DOCKER_CONFIG/config.json or ~/.docker/config.json".into(),
+        let path = match (&self.path, self.gce_metadata_key) {
+            (_, Some(k)) => format!("gce_metadata_key={}", k.name()),
+            (Some(p), None) => format!("path={}", p.display()),
+            (None, None) => "path=$DOCKER_CONFIG/config.json or ~/.docker/config.json".into(),
         };
         let mut text = format!(
             "{path} helper_timeout={}",
@@ -172,6 +218,13 @@ impl Spec for DockerConfigSource {
     }
 
     fn cache_identity(&self, env: &Env) -> String {
+        if let Some(k) = self.gce_metadata_key {
+            return format!(
+                "docker-config gce {} {}",
+                k.name(),
+                env.vars_text(&["GCE_METADATA_HOST"])
+            );
+        }
         let mut identity = match self.resolve_path(env) {
             Ok(path) => format!("docker-config {:?}", path.display().to_string()),
             Err(_) => "docker-config (no path)".into(),
@@ -186,7 +239,10 @@ impl Spec for DockerConfigSource {
     }
 
     fn max_mint_time(&self) -> Duration {
-        self.helper_timeout
+        match self.gce_metadata_key {
+            Some(_) => GCE_METADATA_TIME,
+            None => self.helper_timeout,
+        }
     }
 }
 
@@ -196,6 +252,9 @@ impl Source for DockerConfigSource {
     }
 
     fn mint_scoped(&self, req: &MintRequest<'_>) -> Result<(Credential, Scope), SourceError> {
+        if let Some(key) = self.gce_metadata_key {
+            return gce_dockercfg(key, req);
+        }
         let path = self.resolve_path(req.env)?;
         let text = secret_file::read(&path, req.env.uid())?;
         // serde_json's messages can quote values from the file; report the position only.
@@ -248,6 +307,78 @@ impl Source for DockerConfigSource {
             path.display()
         )))
     }
+}
+
+/// The credential for the image in the docker config a GCE instance attribute holds: the
+/// legacy `.dockercfg` (host to `auth` or `username`/`password`) or `{"auths": …}`; for
+/// `google-dockercfg-url`, the config at the URL the attribute holds (`https://`, plain
+/// `http://` only to loopback; no metadata header goes there).
+fn gce_dockercfg(key: GceKey, req: &MintRequest<'_>) -> Result<(Credential, Scope), SourceError> {
+    let budget = req.deadline.saturating_duration_since(Instant::now());
+    let name = key.name();
+    let text = crate::sources::run_mint(
+        budget,
+        |resolver, _limit| async move {
+            let value = crate::identity::google::metadata::attribute(
+                req.env,
+                &resolver,
+                name,
+                req.deadline,
+            )
+            .await?
+            .ok_or_else(|| {
+                SourceError::not_found(format!(
+                    "the instance has no metadata attribute {name} (gce_metadata_key)"
+                ))
+            })?;
+            if key == GceKey::Dockercfg {
+                return Ok(value);
+            }
+            let url = value.trim();
+            crate::http::endpoint_allowed(url)
+                .map_err(|e| SourceError::local_because(format!("metadata attribute {name}"), e))?;
+            let client = crate::http::web_client(
+                req.env,
+                &resolver,
+                false,
+                &crate::http::WebTimeouts {
+                    connect: Duration::from_secs(3),
+                    read: Duration::from_secs(5),
+                    attempt: Duration::from_secs(6),
+                },
+            )?;
+            let shown = crate::logging::redact_urls(url).into_owned();
+            Ok(crate::http::fetch_text(client.get(url), &format!("the docker config at {shown} ({name})")).await?)
+        },
+        || format!("GCE metadata {name}"),
+    )?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        SourceError::local(format!(
+            "metadata attribute {name}: not a docker config (JSON error at line {} column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let map = value.get("auths").cloned().unwrap_or(value);
+    let auths: BTreeMap<String, AuthEntry> = serde_json::from_value(map)
+        .map_err(|_| SourceError::local(format!("metadata attribute {name}: not a docker config")))?;
+    let host = normalise(req.mint_host);
+    let found = Auths::of(&auths, &host);
+    let Some((entry, path)) = found.for_repository(req.repository) else {
+        return Err(SourceError::not_found(format!(
+            "metadata attribute {name}: no entry for {host}"
+        )));
+    };
+    let credential = entry_credential(entry)
+        .map_err(|why| SourceError::local(format!("metadata attribute {name}: entry for {host}: {why}")))?
+        .ok_or_else(|| SourceError::not_found(format!("metadata attribute {name}: the entry for {host} is empty")))?;
+    Ok((
+        credential,
+        Scope {
+            path: path.map(str::to_string),
+            per_image: found.narrowed,
+        },
+    ))
 }
 
 /// The variables a well-known helper documents as its own, by name or by prefix (`AWS_`):

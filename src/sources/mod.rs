@@ -268,13 +268,13 @@ pub trait Source: Spec {
 /// the cache and the answer). `stage` says what was awaited when time ran out; a lookup
 /// still unanswered then is named. The runtime is shut down without waiting for anything
 /// still blocked: the answer (or the cached credential) must not wait for it.
-pub(crate) fn run_mint<F>(
+pub(crate) fn run_mint<T, F>(
     budget: Duration,
     mint: impl FnOnce(crate::resolver::Resolver, Duration) -> F,
     stage: impl FnOnce() -> String,
-) -> Result<Credential, SourceError>
+) -> Result<T, SourceError>
 where
-    F: std::future::Future<Output = Result<Credential, SourceError>>,
+    F: std::future::Future<Output = Result<T, SourceError>>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

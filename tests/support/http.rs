@@ -72,6 +72,28 @@ pub struct Tls {
     /// The CA certificate, PEM.
     pub ca_pem: String,
     config: Arc<rustls::ServerConfig>,
+    /// The server name (SNI) each handshake asked for (`None`: it sent none).
+    pub server_names: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+/// Answers every handshake with the one certificate, noting the name it was asked for.
+#[derive(Debug)]
+struct NoteServerName {
+    key: Arc<rustls::sign::CertifiedKey>,
+    seen: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+impl rustls::server::ResolvesServerCert for NoteServerName {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(hello.server_name().map(str::to_string));
+        Some(self.key.clone())
+    }
 }
 
 impl Tls {
@@ -91,15 +113,22 @@ impl Tls {
             .unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let certified =
+            rustls::sign::CertifiedKey::from_der(vec![cert.der().clone()], key_der, &provider)
+                .unwrap();
+        let server_names = Arc::new(Mutex::new(Vec::new()));
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], key_der)
-            .unwrap();
+            .with_cert_resolver(Arc::new(NoteServerName {
+                key: Arc::new(certified),
+                seen: server_names.clone(),
+            }));
         Tls {
             ca_pem: ca.pem(),
             config: Arc::new(config),
+            server_names,
         }
     }
 }

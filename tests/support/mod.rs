@@ -77,6 +77,8 @@ pub const FIXTURE_SECRETS: &[&str] = &[
     "s3cret-aad-",
     "s3cret-acr-",
     "s3cret-azure-",
+    // EKS Pod Identity's role keys.
+    "s3cret-pod-",
     // Vault's login tokens, and AppRole secret ids.
     "s3cret-vault-",
 ];

@@ -6,6 +6,7 @@
 mod credentials;
 mod errors;
 pub mod partition;
+mod pod_identity;
 mod sdk_http;
 mod shared_files;
 mod sts;
@@ -27,8 +28,8 @@ pub use sdk_http::SdkClients;
 use crate::env::Env;
 use crate::failure::SourceError;
 use crate::resolver::Resolver;
-use crate::rule_keys::OptionError;
-use crate::workload::{InputError, Inputs, Workload};
+use crate::rule_keys::{OptionError, Options};
+use crate::workload::{IdentityMode, InputError, Inputs, Workload};
 
 /// Upstream (STS and the calling source's service) limits. The SDK's defaults let an
 /// endpoint that accepts a connection but never answers hold a call for over 90 s.
@@ -64,6 +65,9 @@ pub struct Keys {
     role_arn: Option<String>,
     external_id: Option<String>,
     session_name: Option<String>,
+    pod_identity_cluster: Option<String>,
+    pod_identity_region: Option<String>,
+    eks_auth_endpoint: Option<String>,
 }
 
 /// A rule's AWS identity: which profile, and which role to assume with the node's
@@ -73,7 +77,11 @@ pub struct AwsIdentity {
     /// A profile of the shared AWS config files, instead of `AWS_PROFILE` / `default`.
     pub profile: Option<String>,
     pub assume_role: Option<AssumeRole>,
+    /// EKS Pod Identity for workloads: their role is their association's.
+    pub pod_identity: Option<PodIdentity>,
 }
+
+pub use pod_identity::PodIdentity;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AssumeRole {
@@ -83,7 +91,65 @@ pub struct AssumeRole {
 }
 
 impl AwsIdentity {
-    pub fn from_keys(k: Keys) -> Result<Self, OptionError> {
+    pub fn from_keys(k: Keys, options: &Options<'_>) -> Result<Self, OptionError> {
+        let pod_identity = match k.pod_identity_cluster.clone() {
+            None => {
+                for (key, v) in [
+                    ("pod_identity_region", &k.pod_identity_region),
+                    ("eks_auth_endpoint", &k.eks_auth_endpoint),
+                ] {
+                    if v.is_some() {
+                        return Err(OptionError::at(
+                            key,
+                            format!("`{key}` needs `pod_identity_cluster`"),
+                        ));
+                    }
+                }
+                None
+            }
+            Some(cluster) => {
+                if options.identity == IdentityMode::Node {
+                    return Err(OptionError::at(
+                        "pod_identity_cluster",
+                        "`pod_identity_cluster` needs identity \"service-account\" or \"service-account-or-node\"",
+                    ));
+                }
+                if !pod_identity::is_cluster(&cluster) {
+                    return Err(OptionError::at(
+                        "pod_identity_cluster",
+                        format!(
+                            "pod_identity_cluster {cluster:?} is not an EKS cluster name ([0-9A-Za-z][A-Za-z0-9_-]*, at most 100)"
+                        ),
+                    ));
+                }
+                if k.role_arn.is_some() {
+                    return Err(OptionError::at(
+                        "role_arn",
+                        "a pod identity association names the role: `role_arn` does not apply with pod_identity_cluster",
+                    ));
+                }
+                if let Some(r) = &k.pod_identity_region
+                    && !partition::valid_region(r)
+                {
+                    return Err(OptionError::at(
+                        "pod_identity_region",
+                        format!("pod_identity_region {r:?} is not an AWS region name"),
+                    ));
+                }
+                if let Some(e) = &k.eks_auth_endpoint {
+                    crate::http::endpoint_allowed(e)
+                        .map_err(|why| OptionError::at("eks_auth_endpoint", why.to_string()))?;
+                }
+                Some(PodIdentity {
+                    cluster,
+                    region: k.pod_identity_region.clone(),
+                    endpoint: k
+                        .eks_auth_endpoint
+                        .clone()
+                        .map(|e| e.trim_end_matches('/').to_string()),
+                })
+            }
+        };
         let assume_role = match &k.role_arn {
             Some(arn) => {
                 if !is_role_arn(arn) {
@@ -129,6 +195,7 @@ impl AwsIdentity {
         Ok(AwsIdentity {
             profile: k.profile,
             assume_role,
+            pod_identity,
         })
     }
 
@@ -145,6 +212,24 @@ impl AwsIdentity {
             }
             parts.push(format!("session_name={}", r.session_name));
         }
+        if let Some(p) = &self.pod_identity {
+            parts.push(format!("pod_identity_cluster={}", p.cluster));
+            if let Some(r) = &p.region {
+                parts.push(format!("pod_identity_region={r}"));
+            }
+            if let Some(e) = &p.endpoint {
+                parts.push(format!("eks_auth_endpoint={e}"));
+            }
+        }
+    }
+
+    /// The audience a workload's token must carry: EKS Auth's with pod identity, else
+    /// STS's.
+    pub fn workload_audience(&self) -> String {
+        match &self.pod_identity {
+            Some(_) => pod_identity::AUDIENCE.into(),
+            None => "sts.amazonaws.com".into(),
+        }
     }
 }
 
@@ -155,6 +240,8 @@ pub fn is_role_arn(arn: &str) -> bool {
 
 /// A workload's input (its part of the cache key): the role its token assumes.
 pub const ROLE_ARN_INPUT: &str = "role_arn";
+/// A workload's input with EKS Pod Identity: the cluster its association is in.
+const POD_IDENTITY_INPUT: &str = "pod_identity_cluster";
 
 /// The role a workload's token assumes: its service account's `annotation`, else the
 /// rule's `role_arn`, else the environment variable `fallback_var` (if the source reads
@@ -166,6 +253,10 @@ pub fn workload_role(
     fallback_var: Option<&str>,
     env: &Env,
 ) -> Result<Inputs, InputError> {
+    // The association is the opt-in and names the role: nothing to read.
+    if let Some(p) = &rule.pod_identity {
+        return Ok(Inputs::from([(POD_IDENTITY_INPUT, p.cluster.clone())]));
+    }
     let role = match annotations.get(annotation) {
         Some(arn) if is_role_arn(arn) => arn.clone(),
         Some(_) => {
@@ -258,7 +349,67 @@ pub async fn session(
         .retry_config(retries.clone())
         .profile_files(shared.clone());
     let mut expiry = None;
-    let mut conf = if let Some(w) = workload {
+    let node_credentials = || async {
+        stage.set("AWS credentials");
+        credentials::node_credentials(
+            identity.profile.as_deref(),
+            &clients,
+            &shared,
+            &region,
+            &timeouts,
+            &retries,
+        )
+        .await
+    };
+    // EKS Pod Identity: the node's credentials ask EKS Auth for the workload's role.
+    let mut workload = workload;
+    let mut pod_role = None;
+    if let (Some(w), Some(p)) = (workload, &identity.pod_identity) {
+        let node = node_credentials().await?;
+        stage.set(format!(
+            "EKS Auth AssumeRoleForPodIdentity (service account {})",
+            w.account.id()
+        ));
+        match p
+            .assume(
+                node,
+                w,
+                env,
+                resolver,
+                region.as_ref(),
+                deadline_after(limit),
+            )
+            .await
+        {
+            Ok(role) => pod_role = Some(role),
+            Err(pod_identity::Refusal::NoAssociation(e)) if w.or_node => {
+                tracing::debug!(
+                    "service account {}: no pod identity association ({e}); using the node's identity",
+                    w.account.id()
+                );
+                workload = None;
+            }
+            Err(pod_identity::Refusal::NoAssociation(e)) => {
+                return Err(SourceError::new(
+                    e.kind(),
+                    format!(
+                        "service account {} has no pod identity association in cluster {}: {e}",
+                        w.account.id(),
+                        p.cluster
+                    ),
+                )
+                .caused_by(e));
+            }
+            Err(pod_identity::Refusal::Other(e)) => return Err(e),
+        }
+    }
+    let mut conf = if let Some(role) = pod_role {
+        expiry = role.expiry();
+        loader
+            .credentials_provider(SharedCredentialsProvider::new(role))
+            .load()
+            .await
+    } else if let Some(w) = workload {
         let role = w.required(ROLE_ARN_INPUT)?;
         stage.set(format!("STS AssumeRoleWithWebIdentity {role}"));
         let conf = loader.no_credentials().load().await;
@@ -270,16 +421,7 @@ pub async fn session(
             .credentials_provider(SharedCredentialsProvider::new(assumed))
             .build()
     } else {
-        stage.set("AWS credentials");
-        let node = credentials::node_credentials(
-            identity.profile.as_deref(),
-            &clients,
-            &shared,
-            &region,
-            &timeouts,
-            &retries,
-        )
-        .await?;
+        let node = node_credentials().await?;
         let mut loader = loader.credentials_provider(SharedCredentialsProvider::new(node));
         if let Some(profile) = &identity.profile {
             loader = loader.profile_name(profile);
@@ -295,6 +437,11 @@ pub async fn session(
             .build();
     }
     Ok(Session { conf, expiry })
+}
+
+/// The deadline of a step that may take at most `limit` from now.
+fn deadline_after(limit: Duration) -> std::time::Instant {
+    std::time::Instant::now() + limit
 }
 
 /// The credentials a session resolves to, for a call signed by hand (a service whose SDK

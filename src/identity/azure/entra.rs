@@ -18,7 +18,7 @@ use crate::secret_file;
 /// The public cloud's authority; `authority_host`, `AZURE_AUTHORITY_HOST` or azure.json's
 /// `cloud` replace it.
 pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
-const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// A certificate assertion lives ten minutes: long enough for the call, short if it leaks.
 const ASSERTION_LIFE: Duration = Duration::from_secs(600);
 

@@ -75,6 +75,10 @@ pub struct Keys {
     imds_endpoint: Option<String>,
     client_id_annotation: Option<String>,
     tenant_id_annotation: Option<String>,
+    identity_binding_sni: Option<String>,
+    identity_binding_apiserver: Option<String>,
+    identity_binding_ca_file: Option<String>,
+    identity_binding_path: Option<String>,
 }
 
 /// A rule's Azure identity.
@@ -90,7 +94,31 @@ pub struct Entra {
     pub authority_host: Option<String>,
     /// IMDS's address, instead of `169.254.169.254`.
     pub imds_endpoint: Option<String>,
+    /// AKS identity bindings for workloads.
+    pub binding: Option<Binding>,
 }
+
+/// AKS's identity binding (upstream's `--ib-sni-name`, `--ib-apiserver-ip`): a workload's
+/// token exchanged for an Entra token at the binding endpoint behind the API server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The TLS server name (and `Host`) of the endpoint.
+    pub sni: String,
+    /// Where to connect: an IP or a name, and the port.
+    pub host: String,
+    pub port: u16,
+    /// The CA its certificate is checked against.
+    pub ca_file: PathBuf,
+    /// The request path: upstream posts to `/`.
+    pub path: String,
+}
+
+/// The audience of a workload's token for AKS's identity binding.
+pub const BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+/// Where AKS keeps the cluster's CA.
+const BINDING_CA_FILE: &str = "/etc/kubernetes/certs/ca.crt";
+/// A workload's input: that it gets its Entra token from the identity binding.
+const BINDING_INPUT: &str = "identity_binding";
 
 /// A workload's Entra application: its service account's annotations, else the rule's IDs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,6 +197,7 @@ impl Entra {
             } else {
                 (None, None)
             };
+        let binding = binding_of(&o, options)?;
         let identity = match (o.tenant_id, o.client_id, proof, o.identity_resource_id) {
             (Some(tenant_id), Some(client_id), Some(proof), None) => {
                 RuleIdentity::ServicePrincipal(ServicePrincipal {
@@ -235,6 +264,7 @@ impl Entra {
             azure_json: o.azure_json.as_deref().map(|f| options.path(f)),
             authority_host: o.authority_host,
             imds_endpoint: o.imds_endpoint,
+            binding,
         })
     }
 
@@ -271,6 +301,15 @@ impl Entra {
                 parts.push(format!("{key}={v}"));
             }
         }
+        if let Some(b) = &self.binding {
+            parts.push(format!(
+                "identity_binding_sni={} identity_binding_apiserver={}:{} identity_binding_ca_file={}",
+                b.sni,
+                b.host,
+                b.port,
+                b.ca_file.display()
+            ));
+        }
     }
 
     /// This identity's part of a cache key, with the environment it reads.
@@ -282,9 +321,13 @@ impl Entra {
         )
     }
 
-    /// The audience a workload's token must carry: Entra's for federated credentials.
+    /// The audience a workload's token must carry: Entra's for federated credentials, or
+    /// AKS's identity binding's.
     pub fn workload_audience(&self) -> Option<String> {
-        Some("api://AzureADTokenExchange".into())
+        Some(match &self.binding {
+            Some(_) => BINDING_AUDIENCE.into(),
+            None => "api://AzureADTokenExchange".into(),
+        })
     }
 
     pub fn workload_annotations(&self) -> Vec<String> {
@@ -302,11 +345,17 @@ impl Entra {
     ) -> Result<Inputs, InputError> {
         let w = &self.workload;
         let mut inputs = Inputs::new();
+        if self.binding.is_some() {
+            inputs.insert(BINDING_INPUT, "aks".into());
+        }
         for (name, key, default) in [
             (TENANT_ID_INPUT, &w.tenant_id_annotation, &w.tenant_id),
             (CLIENT_ID_INPUT, &w.client_id_annotation, &w.client_id),
         ] {
             let value = match (annotations.get(key), default) {
+                // The binding's exchange names the tenant its token says when nothing else
+                // does.
+                (None, None) if self.binding.is_some() && name == TENANT_ID_INPUT => continue,
                 (Some(v), _) => {
                     is_id(v).map_err(|why| InputError::Invalid {
                         annotation: key.clone(),
@@ -340,6 +389,10 @@ impl Entra {
         deadline: Instant,
     ) -> Result<EntraToken, SourceError> {
         match workload {
+            Some(w) if w.input(BINDING_INPUT).is_some() => {
+                self.binding_token(env, resolver, w, resource, deadline)
+                    .await
+            }
             Some(w) => {
                 self.workload_token(env, client, w, resource, deadline)
                     .await
@@ -451,6 +504,60 @@ impl Entra {
             .map_err(|e| chain.exhausted("managed identity", e))
     }
 
+    /// A workload's Entra token from AKS's identity binding: the client credentials form
+    /// with the service account token as its assertion, posted over TLS to the API server's
+    /// address with the binding's server name, its certificate checked against the cluster
+    /// CA, no proxy.
+    async fn binding_token(
+        &self,
+        env: &Env,
+        resolver: &Resolver,
+        w: &Workload,
+        resource: &Resource<'_>,
+        deadline: Instant,
+    ) -> Result<EntraToken, SourceError> {
+        let b = self
+            .binding
+            .as_ref()
+            .ok_or_else(|| SourceError::local("no identity binding".into()))?;
+        let account = w.account.id();
+        let ca = secret_file::read_trusted(&b.ca_file, env.uid(), "identity binding CA file")?;
+        let client = crate::http::web_client_pinned(
+            env,
+            resolver,
+            &TIMEOUTS,
+            ca.as_bytes(),
+            &b.sni,
+            &b.host,
+        )
+        .map_err(|e| SourceError::local_because(b.ca_file.display(), e))?;
+        let url = format!("https://{}:{}{}", b.sni, b.port, b.path);
+        let client_id = w.required(CLIENT_ID_INPUT)?;
+        let what = format!(
+            "AKS identity binding {}:{} ({}, service account {account}, client {client_id})",
+            b.host, b.port, b.sni
+        );
+        let token = crate::oauth::call(&what, crate::http::MAX_ATTEMPTS, deadline)
+            .fetch(
+                || {
+                    client.post(&url).header("host", b.sni.as_str()).form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", client_id),
+                        ("scope", resource.scope),
+                        ("client_assertion_type", entra::ASSERTION_TYPE),
+                        ("client_assertion", w.account.token.expose()),
+                    ])
+                },
+                |_| Ok(()),
+                crate::oauth::access_token,
+            )
+            .await?;
+        Ok(EntraToken {
+            token: Secret::new(token),
+            tenant: w.input(TENANT_ID_INPUT).map(str::to_string),
+        })
+    }
+
     /// A workload's Entra token: its application, proved by its service account token (a
     /// federated identity credential trusts the cluster's issuer).
     async fn workload_token(
@@ -541,6 +648,113 @@ fn read_secret(path: &Path, env: &Env) -> Result<Secret, SourceError> {
         return Err(SourceError::local(format!("{}: empty", path.display())));
     }
     Ok(Secret::new(secret))
+}
+
+/// The identity binding a rule's keys name, if any.
+fn binding_of(o: &Keys, options: &Options<'_>) -> Result<Option<Binding>, OptionError> {
+    let (sni, apiserver) = match (&o.identity_binding_sni, &o.identity_binding_apiserver) {
+        (None, None) => {
+            for (key, v) in [
+                ("identity_binding_ca_file", &o.identity_binding_ca_file),
+                ("identity_binding_path", &o.identity_binding_path),
+            ] {
+                if v.is_some() {
+                    return Err(OptionError::at(
+                        key,
+                        format!("`{key}` needs `identity_binding_sni`"),
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        (None, Some(_)) => {
+            return Err(OptionError::at(
+                "identity_binding_apiserver",
+                "`identity_binding_apiserver` needs `identity_binding_sni`",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(OptionError::at(
+                "identity_binding_sni",
+                "`identity_binding_sni` needs `identity_binding_apiserver` (the API server's IP or name)",
+            ));
+        }
+        (Some(sni), Some(apiserver)) => (sni, apiserver),
+    };
+    if options.identity == IdentityMode::Node {
+        return Err(OptionError::at(
+            "identity_binding_sni",
+            "`identity_binding_sni` needs identity \"service-account\" or \"service-account-or-node\"",
+        ));
+    }
+    let sni = sni.to_ascii_lowercase();
+    if !is_dns_name(&sni) {
+        return Err(OptionError::at(
+            "identity_binding_sni",
+            format!("identity_binding_sni {sni:?} is not a DNS name (no scheme, no port)"),
+        ));
+    }
+    let (host, port) = host_port(apiserver).ok_or_else(|| {
+        OptionError::at(
+            "identity_binding_apiserver",
+            format!(
+                "identity_binding_apiserver {apiserver:?} is not an IP or a name, with an optional :port"
+            ),
+        )
+    })?;
+    let path = o
+        .identity_binding_path
+        .clone()
+        .unwrap_or_else(|| "/".into());
+    let path_ok = path.starts_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.".contains(&b))
+        && !path.contains("..");
+    if !path_ok {
+        return Err(OptionError::at(
+            "identity_binding_path",
+            format!("identity_binding_path {path:?} is not a path"),
+        ));
+    }
+    let ca_file = o
+        .identity_binding_ca_file
+        .as_deref()
+        .unwrap_or(BINDING_CA_FILE);
+    Ok(Some(Binding {
+        sni,
+        host,
+        port,
+        ca_file: options.path(ca_file),
+        path,
+    }))
+}
+
+/// A DNS name: labels of letters, digits and dashes.
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// `host[:port]` (an IP, `[v6]:port`, or a name; port 443 by default).
+fn host_port(s: &str) -> Option<(String, u16)> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Some((ip.to_string(), 443));
+    }
+    if let Ok(sock) = s.parse::<std::net::SocketAddr>() {
+        return Some((sock.ip().to_string(), sock.port()));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p > 0)?),
+        None => (s, 443),
+    };
+    let host = host.to_ascii_lowercase();
+    is_dns_name(&host).then_some((host, port))
 }
 
 /// A tenant or client ID as it goes into a URL path or a form: a GUID, or (tenants) a

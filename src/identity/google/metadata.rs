@@ -74,3 +74,45 @@ pub async fn token(
     )
     .await
 }
+
+/// An instance attribute's value (`/computeMetadata/v1/instance/attributes/<key>`), asked
+/// as the token is; `None` when the instance has no such attribute (404).
+pub async fn attribute(
+    env: &Env,
+    resolver: &Resolver,
+    key: &str,
+    deadline: Instant,
+) -> Result<Option<String>, SourceError> {
+    let host = env.var("GCE_METADATA_HOST").unwrap_or(METADATA_HOST);
+    check_host(host)?;
+    let url = format!("http://{host}/computeMetadata/v1/instance/attributes/{key}");
+    let client = web_client(env, resolver, true, &TIMEOUTS)?;
+    let what = format!("metadata server {host} attribute {key}");
+    let call = crate::http::Call {
+        what: &what,
+        attempts: ATTEMPTS,
+        deadline,
+        transient: |status, _| status == 429 || status >= 500,
+        absent: |status, _| status == 404,
+        explain: |_| "refused".into(),
+    };
+    let answer = call
+        .fetch(
+            || client.get(&url).header("Metadata-Flavor", "Google"),
+            |response| match response.headers().get("metadata-flavor") {
+                Some(v) if v == "Google" => Ok(()),
+                _ => {
+                    Err("the answer lacks `Metadata-Flavor: Google`; not Google's metadata server")
+                }
+            },
+            |body| {
+                String::from_utf8(body.to_vec()).map_err(|_| crate::http::Unreadable::Not("text"))
+            },
+        )
+        .await;
+    match answer {
+        Ok(text) => Ok(Some(text)),
+        Err(crate::http::CallError::Absent(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

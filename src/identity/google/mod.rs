@@ -8,7 +8,7 @@ mod aws1;
 mod credential_file;
 mod external_account;
 mod impersonate;
-mod metadata;
+pub mod metadata;
 pub mod oauth;
 
 use std::collections::BTreeMap;
@@ -67,6 +67,8 @@ pub struct Keys {
     iam_credentials_endpoint: Option<String>,
     workload_identity_provider: Option<String>,
     service_account_annotation: Option<String>,
+    gke_identity_namespace: Option<String>,
+    gke_identity_provider: Option<String>,
 }
 
 /// A rule's Google identity. All optional: the default follows the ADC order.
@@ -88,7 +90,24 @@ pub struct Google {
     /// `audience`), and the annotation naming a service account to impersonate.
     pub workload_identity_provider: Option<String>,
     pub service_account_annotation: String,
+    /// GKE's workload identity for image pulls: a workload's token is exchanged at STS for
+    /// its identity namespace, no pool provider set up.
+    pub gke: Option<Gke>,
 }
+
+/// GKE's workload identity image pull (upstream's `--project-id`, `--identity-provider`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gke {
+    /// `<project>.svc.id.goog`.
+    pub namespace: String,
+    /// The cluster's URL; `None`: the token's issuer.
+    pub provider: Option<String>,
+}
+
+/// The annotation by which a service account opts in to GKE's image pulls.
+pub const GKE_OPT_IN_ANNOTATION: &str = "iam.gke.io/enable-wi-image-pull";
+/// A workload's input: that it pulls as GKE's workload identity.
+const GKE: &str = "gke";
 
 impl Google {
     pub fn from_keys(keys: Keys, options: &Options<'_>) -> Result<Self, OptionError> {
@@ -119,8 +138,52 @@ impl Google {
                 endpoint_allowed(url).map_err(|why| OptionError::at(key, why.to_string()))?;
             }
         }
+        let gke = match (o.gke_identity_namespace, o.gke_identity_provider) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(OptionError::at(
+                    "gke_identity_provider",
+                    "`gke_identity_provider` needs `gke_identity_namespace`",
+                ));
+            }
+            (Some(namespace), provider) => {
+                if options.identity == IdentityMode::Node {
+                    return Err(OptionError::at(
+                        "gke_identity_namespace",
+                        "`gke_identity_namespace` needs identity \"service-account\" or \"service-account-or-node\"",
+                    ));
+                }
+                if o.workload_identity_provider.is_some() {
+                    return Err(OptionError::at(
+                        "gke_identity_namespace",
+                        "set one of gke_identity_namespace (GKE) and workload_identity_provider (a pool)",
+                    ));
+                }
+                let project = namespace.strip_suffix(".svc.id.goog").unwrap_or("");
+                let ok = !project.is_empty()
+                    && project.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b)
+                    });
+                if !ok {
+                    return Err(OptionError::at(
+                        "gke_identity_namespace",
+                        format!(
+                            "gke_identity_namespace {namespace:?} is not <project>.svc.id.goog"
+                        ),
+                    ));
+                }
+                if let Some(p) = &provider {
+                    gke_provider(p).map_err(|why| OptionError::at("gke_identity_provider", why))?;
+                }
+                Some(Gke {
+                    namespace,
+                    provider,
+                })
+            }
+        };
         let workload_identity_provider = match (options.identity, o.workload_identity_provider) {
             (IdentityMode::Node, None) => None,
+            (_, None) if gke.is_some() => None,
             (IdentityMode::Node, Some(_)) => {
                 return Err(OptionError::at(
                     "workload_identity_provider",
@@ -151,6 +214,7 @@ impl Google {
         Ok(Google {
             workload_identity_provider,
             service_account_annotation,
+            gke,
             key_file: o.key_file.as_deref().map(|f| options.path(f)),
             service_account: o.service_account,
             impersonate: o.impersonate,
@@ -180,14 +244,29 @@ impl Google {
                 parts.push(format!("{key}={v}"));
             }
         }
+        if let Some(g) = &self.gke {
+            parts.push(format!("gke_identity_namespace={}", g.namespace));
+            if let Some(p) = &g.provider {
+                parts.push(format!("gke_identity_provider={p}"));
+            }
+        }
     }
 
+    /// The audience of a workload's token: the pool provider's full name, or GKE's
+    /// identity namespace.
     pub fn workload_audience(&self) -> Option<String> {
-        self.workload_identity_provider.clone()
+        match &self.gke {
+            Some(g) => Some(g.namespace.clone()),
+            None => self.workload_identity_provider.clone(),
+        }
     }
 
     pub fn workload_annotations(&self) -> Vec<String> {
-        vec![self.service_account_annotation.clone()]
+        let mut keys = vec![self.service_account_annotation.clone()];
+        if self.gke.is_some() {
+            keys.push(GKE_OPT_IN_ANNOTATION.to_string());
+        }
+        keys
     }
 
     /// A workload's Google identity: the pool provider's federated token, traded for the
@@ -200,6 +279,25 @@ impl Google {
         let mut inputs = Inputs::new();
         if let Some(p) = &self.workload_identity_provider {
             inputs.insert(AUDIENCE, p.clone());
+        }
+        if self.gke.is_some() {
+            match annotations.get(GKE_OPT_IN_ANNOTATION).map(String::as_str) {
+                Some("true") => {
+                    inputs.insert(GKE, "image pull".into());
+                }
+                Some("false") | None => {
+                    return Err(InputError::NotOptedIn {
+                        annotation: GKE_OPT_IN_ANNOTATION.into(),
+                        what: "GKE workload identity image pulls",
+                    });
+                }
+                Some(_) => {
+                    return Err(InputError::Invalid {
+                        annotation: GKE_OPT_IN_ANNOTATION.into(),
+                        why: "is not \"true\" or \"false\"",
+                    });
+                }
+            }
         }
         match annotations.get(&self.service_account_annotation) {
             Some(email) if is_email(email) => {
@@ -230,6 +328,10 @@ impl Google {
         deadline: Instant,
     ) -> Result<Credential, SourceError> {
         let (found, impersonate) = match workload {
+            Some(w) if w.input(GKE).is_some() => {
+                let federated = self.gke_token(client, w, deadline, env).await?;
+                (federated, w.input(IMPERSONATE).map(str::to_string))
+            }
             Some(w) => {
                 let sts = self.sts_endpoint.as_deref().unwrap_or(DEFAULT_STS);
                 let audience = w.required(AUDIENCE)?;
@@ -261,6 +363,58 @@ impl Google {
                 impersonate::token(client, &url, &found, deadline, env.clock()).await
             }
         }
+    }
+
+    /// GKE's workload identity image pull: the workload's token exchanged at STS for its
+    /// identity namespace (`identitynamespace:<namespace>:<provider>`, the provider the
+    /// rule's or the token's issuer), a federated token that is the password itself.
+    async fn gke_token(
+        &self,
+        client: &reqwest::Client,
+        w: &Workload,
+        deadline: Instant,
+        env: &Env,
+    ) -> Result<Credential, SourceError> {
+        let gke = self
+            .gke
+            .as_ref()
+            .ok_or_else(|| SourceError::local("no GKE identity namespace".into()))?;
+        let account = w.account.id();
+        let provider = match (&gke.provider, &w.account.issuer) {
+            (Some(p), _) => p.clone(),
+            (None, Some(iss)) => {
+                gke_provider(iss).map_err(|why| {
+                    SourceError::local(format!(
+                        "GKE workload identity for service account {account}: the token's issuer: {why} (set gke_identity_provider)"
+                    ))
+                })?;
+                iss.clone()
+            }
+            (None, None) => {
+                return Err(SourceError::local(format!(
+                    "GKE workload identity for service account {account}: the token has no issuer (set gke_identity_provider)"
+                )));
+            }
+        };
+        let sts = self.sts_endpoint.as_deref().unwrap_or(DEFAULT_STS);
+        let audience = format!("identitynamespace:{}:{provider}", gke.namespace);
+        external_account::sts_exchange(
+            client,
+            sts,
+            &audience,
+            JWT_TOKEN_TYPE,
+            w.account.token.expose(),
+            deadline,
+            env.clock(),
+        )
+        .await
+        .map_err(|e| {
+            SourceError::new(
+                e.kind(),
+                format!("GKE workload identity for service account {account}: {e}"),
+            )
+            .caused_by(e)
+        })
     }
 
     /// Application Default Credentials, in Google's order. A link that is set up but fails
@@ -321,6 +475,15 @@ fn provider_audience(p: &str) -> Option<String> {
                 && !pool.is_empty() && !provider.is_empty()
     ) && !path.contains(char::is_whitespace);
     ok.then(|| format!("{PREFIX}{path}"))
+}
+
+/// A GKE identity provider: the cluster's `https://` URL (as its token's `iss` names it).
+fn gke_provider(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+    if parsed.scheme() != "https" || parsed.host_str().is_none() || !parsed.username().is_empty() {
+        return Err(format!("{url:?} is not an https:// URL"));
+    }
+    Ok(())
 }
 
 /// A service account email, as it goes into a URL path: something@something, nothing that

@@ -159,11 +159,14 @@ impl Spec for EcrSource {
     }
 
     fn workload_audience(&self) -> Option<String> {
-        Some("sts.amazonaws.com".into())
+        Some(self.identity.workload_audience())
     }
 
     fn workload_annotations(&self) -> Vec<String> {
-        vec![self.role_annotation.clone()]
+        match self.identity.pod_identity {
+            Some(_) => Vec::new(),
+            None => vec![self.role_annotation.clone()],
+        }
     }
 
     /// The role a workload's token assumes: its service account's annotation, else the
@@ -253,6 +256,7 @@ mod tests {
                     external_id: None,
                     session_name: aws::DEFAULT_SESSION_NAME.into(),
                 }),
+                pod_identity: None,
             },
             ..EcrSource::default()
         };

@@ -27,7 +27,13 @@ pub(super) fn from_options(options: &Options<'_>) -> Result<EcrSource, OptionErr
             format!("region {r:?} is not an AWS region name"),
         ));
     }
-    let identity = AwsIdentity::from_keys(keys)?;
+    let identity = AwsIdentity::from_keys(keys, options)?;
+    if identity.pod_identity.is_some() && o.role_annotation.is_some() {
+        return Err(OptionError::at(
+            "role_annotation",
+            "a pod identity association names the role: `role_annotation` does not apply with pod_identity_cluster",
+        ));
+    }
     let registry_ids = o.registry_ids.unwrap_or_default();
     if let Some(bad) = registry_ids.iter().find(|id| !is_account_id(id)) {
         return Err(OptionError::at(

@@ -2,13 +2,17 @@
 //! and Container Registry's `gcr.io` and its regional names. Strict, as for ECR: the token
 //! is handed to exactly this host, so a name that merely resembles Google's must not pass.
 
-/// Container Registry's hosts (and Artifact Registry's gcr.io repositories).
-const GCR_HOSTS: [&str; 5] = [
+/// Container Registry's hosts (and Artifact Registry's gcr.io repositories), and
+/// `container.cloud.google.com`, which GKE's own images are pulled from (upstream's and
+/// GKE's `matchImages` name it). Other `*.gcr.io` names are not Google's registries and are
+/// refused.
+const GCR_HOSTS: [&str; 6] = [
     "gcr.io",
     "us.gcr.io",
     "eu.gcr.io",
     "asia.gcr.io",
     "marketplace.gcr.io",
+    "container.cloud.google.com",
 ];
 const AR_SUFFIX: &str = "-docker.pkg.dev";
 
@@ -65,6 +69,7 @@ mod tests {
             "eu.gcr.io",
             "asia.gcr.io",
             "marketplace.gcr.io",
+            "container.cloud.google.com",
         ] {
             check(host).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -80,6 +85,8 @@ mod tests {
             "US-docker.pkg.dev",
             "gcr.io:443",
             "mirror.gcr.io",
+            "k8s.gcr.io",
+            "evil.container.cloud.google.com",
             "",
         ] {
             assert!(check(host).is_err(), "{host} passed as Google's");

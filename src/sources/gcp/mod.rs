@@ -14,7 +14,12 @@ use crate::http::web_client;
 use crate::identity::google::{self, Google};
 
 /// Artifact Registry's and Container Registry's hosts (`check` then tests each strictly).
-const BUILTIN_HOSTS: &[&str] = &["*-docker.pkg.dev", "gcr.io", "*.gcr.io"];
+const BUILTIN_HOSTS: &[&str] = &[
+    "*-docker.pkg.dev",
+    "gcr.io",
+    "*.gcr.io",
+    "container.cloud.google.com",
+];
 
 kinds! {
     name: "gcp",
