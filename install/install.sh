@@ -20,7 +20,8 @@
 # binary prints for --version (/usr/bin/kubelet; k3s, RKE2: theirs), and only one of root's
 # that no one else may write, never one found on PATH; else the newest, with a note.
 #
-# It writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME unless one
+# It installs the binaries (and the front again as docker-credential-pullcred, for node
+# tools) and writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME unless one
 # exists; the kubelet's CredentialProviderConfig from `pullcred kubelet-config` (an existing
 # one is merged: its other providers are kept); and the two kubelet flags. Every file it
 # writes is printed, and recorded in /var/lib/pullcred/install/manifest with its checksum,
@@ -312,7 +313,11 @@ $missing"
   done
   while IFS= read -r m; do
     [ -n "$m" ] || continue
-    [ "$dry_run" = 1 ] || install -d -m "${2:-0755}" "$root$m"
+    # mkdir and chmod, not install -d: BusyBox (the node-installer image's) has no install.
+    if [ "$dry_run" = 0 ]; then
+      mkdir "$root$m"
+      chmod "${2:-0755}" "$root$m"
+    fi
     printf 'dir - %s\n' "$m" >> "$new_manifest"
   done <<EOF
 $missing
@@ -441,6 +446,10 @@ steps() {
   # 1. The binaries: the front, and the minting binary it hands misses to.
   put "$bin_dir/pullcred" 0755 "$binary" whole binary
   put "$bin_dir/pullcred-mint" 0755 "$mint_binary" whole binary
+  # The front again under the docker credential helper's name, for node tools (crictl,
+  # skopeo, podman, pre-pull scripts; docs/release.md): it answers as the helper by the name
+  # it is run under. A copy, not a link: the installer writes regular files only.
+  put "$bin_dir/docker-credential-pullcred" 0755 "$binary" whole binary
 
   # 2. pullcred's config, unless the node has one.
   trusted_dir /etc/pullcred

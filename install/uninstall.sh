@@ -139,12 +139,12 @@ $1
 }
 
 # A file install.sh manages: a fixed one, a recorded provider config, or a binary
-# (pullcred, pullcred-<name>) in a recorded bin dir.
+# (pullcred, pullcred-<name>, docker-credential-pullcred) in a recorded bin dir.
 managed_file() {
   if listed "$1" "$fixed_files" || listed "$1" "$provider_configs"; then return 0; fi
   listed "$(dirname "$1")" "$bin_dirs" || return 1
   case ${1##*/} in
-    pullcred) return 0 ;;
+    pullcred | docker-credential-pullcred) return 0 ;;
     pullcred-*[!A-Za-z0-9-]*) return 1 ;;
     pullcred-?*) return 0 ;;
   esac

@@ -71,7 +71,12 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
     let deb = format!("pullcred_{v}_amd64.deb");
     let rpm = format!("pullcred-{v}.x86_64.rpm");
     let sbom = format!("pullcred-{v}.cdx.json");
-    let mut names: Vec<&str> = first.keys().map(String::as_str).collect();
+    // Everything but the OCI layout's blobs, which are named by their digests.
+    let mut names: Vec<&str> = first
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !n.starts_with("oci/blobs/"))
+        .collect();
     names.sort();
     let mut want = vec![
         archive.as_str(),
@@ -79,6 +84,8 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
         rpm.as_str(),
         sbom.as_str(),
         "SHA256SUMS",
+        "oci/index.json",
+        "oci/oci-layout",
     ];
     want.sort();
     assert_eq!(names, want);
@@ -222,6 +229,56 @@ fn the_release_is_complete_installable_and_made_twice_to_the_same_bytes() {
     }
     assert!(!list.lines().any(|l| l.starts_with("/etc")), "{list}");
 
+    // The node-installer image: an OCI layout that skopeo and umoci read, tagged with the
+    // version, linux/amd64, its root filesystem the binaries and at most 16 MiB more.
+    let layout = format!("{}:{v}", dist_dir.join("oci").display());
+    let inspected: serde_json::Value = serde_json::from_str(&output(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{layout}")),
+    ))
+    .unwrap();
+    assert_eq!(inspected["Architecture"], "amd64", "{inspected}");
+    assert_eq!(inspected["Os"], "linux", "{inspected}");
+    let bundle = tempfile::tempdir().unwrap();
+    let unpacked_image = bundle.path().join("bundle");
+    output(
+        Command::new("umoci")
+            .args(["unpack", "--rootless", "--image", &layout])
+            .arg(&unpacked_image),
+    );
+    let rootfs = unpacked_image.join("rootfs");
+    let bin = rootfs.join("usr/libexec/kubelet-credential-providers");
+    assert_eq!(
+        version_of(&bin.join("pullcred")),
+        version_of(built),
+        "the image's binaries are this commit's"
+    );
+    let size = |dir: &Path| -> u64 {
+        let mut total = 0;
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(d) = pending.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let meta = e.path().symlink_metadata().unwrap();
+                if meta.is_dir() {
+                    pending.push(e.path());
+                } else if meta.is_file() {
+                    total += meta.len();
+                }
+            }
+        }
+        total
+    };
+    let binaries = fs::metadata(bin.join("pullcred")).unwrap().len()
+        + fs::metadata(bin.join("pullcred-mint")).unwrap().len();
+    let rest = size(&rootfs) - binaries;
+    assert!(
+        rest <= 16 << 20,
+        "the image holds {rest} bytes beside the binaries"
+    );
+    node_installer(&rootfs);
+
     // The SBOM: the binaries' runtime crates at their Cargo.lock versions; no dev crate.
     let bom: serde_json::Value = serde_json::from_slice(&first[&sbom]).unwrap();
     assert_eq!(bom["bomFormat"], "CycloneDX");
@@ -288,11 +345,91 @@ fn install_and_uninstall(scripts: &Path, front: &Path) {
         root.path().join("etc/pullcred/config.toml").exists(),
         "{out}"
     );
+    // The front again, under the docker credential helper's name.
+    assert_eq!(
+        fs::read(bin.join("docker-credential-pullcred")).unwrap(),
+        fs::read(front).unwrap(),
+        "{out}"
+    );
     script("uninstall.sh", &[]);
     assert_eq!(
         snapshot(root.path()),
         before,
         "uninstall.sh undid the install"
+    );
+}
+
+/// The image's entrypoint, run from its unpacked root filesystem with only the image's own
+/// BusyBox on `PATH`, against a fake kubeadm node's root as the DaemonSet mounts it: it
+/// installs, changes nothing the second time, takes a new config without `--force`, and in
+/// uninstall mode leaves the node as it was.
+fn node_installer(rootfs: &Path) {
+    let host = node("kubeadm-debian");
+    let before = snapshot(host.path());
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("config.toml");
+    fs::write(
+        &config,
+        fs::read(repo().join("config-examples/quickstart/config.toml")).unwrap(),
+    )
+    .unwrap();
+    let entrypoint = |mode: &str| {
+        let out = Command::new(rootfs.join("bin/sh"))
+            .arg(rootfs.join("usr/share/pullcred/entrypoint.sh"))
+            .env_clear()
+            .env("PATH", rootfs.join("bin"))
+            .env("TMPDIR", config_dir.path())
+            .env("PULLCRED_HOST", host.path())
+            .env("PULLCRED_CONFIG_FILE", &config)
+            .env("PULLCRED_MODE", mode)
+            .env("PULLCRED_KUBELET_VERSION", "1.35")
+            .env("PULLCRED_ONCE", "true")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{mode}: {text}");
+        text
+    };
+    let first = entrypoint("install");
+    let installed = host
+        .path()
+        .join("usr/local/libexec/kubelet-credential-providers/pullcred");
+    assert_eq!(
+        fs::read(&installed).unwrap(),
+        fs::read(rootfs.join("usr/libexec/kubelet-credential-providers/pullcred")).unwrap(),
+        "{first}"
+    );
+    // Every file written is logged.
+    assert!(first.contains("wrote /etc/pullcred/config.toml"), "{first}");
+    assert!(
+        first.contains("pullcred-node-installer: installed"),
+        "{first}"
+    );
+    let again = entrypoint("install");
+    assert!(
+        !again.contains("  wrote "),
+        "a second pass writes nothing: {again}"
+    );
+    // A changed ConfigMap: the config it wrote is replaced, no --force needed.
+    fs::write(&config, "deadline = \"15s\"\n").unwrap();
+    let changed = entrypoint("install");
+    assert!(
+        changed.contains("wrote /etc/pullcred/config.toml"),
+        "{changed}"
+    );
+    assert_eq!(
+        fs::read_to_string(host.path().join("etc/pullcred/config.toml")).unwrap(),
+        "deadline = \"15s\"\n"
+    );
+    entrypoint("uninstall");
+    assert_eq!(
+        snapshot(host.path()),
+        before,
+        "uninstall mode undid the install"
     );
 }
 

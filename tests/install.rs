@@ -681,6 +681,7 @@ fn the_installer_scripts_are_shellcheck_clean() {
         .args(["-s", "sh"])
         .arg(repo().join("install/install.sh"))
         .arg(repo().join("install/uninstall.sh"))
+        .arg(repo().join("deploy/entrypoint.sh"))
         .output()
         .unwrap();
     assert!(

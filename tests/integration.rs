@@ -8,6 +8,7 @@ mod architecture;
 mod cache;
 mod cli;
 mod corpus;
+mod deploy;
 mod dist;
 mod docker_config;
 mod doctor;

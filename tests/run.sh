@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs pullcred's whole test suite, first installing the test peers that are missing:
-# Debian's docker-registry (distribution), skopeo, umoci, htpasswd (apache2-utils), strace, shellcheck, rpm and
+# Debian's docker-registry (distribution), skopeo, umoci, busybox-static (the node-installer
+# image's shell), htpasswd (apache2-utils), strace, shellcheck, rpm and
 # the NSS module libnss-myhostname (the resolution tests prove it is never loaded), and moto
 # (in server mode: the AWS peer for ECR and STS) and prometheus_client (its text-format parser
 # checks the metrics textfile) from PyPI.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool_pkg in docker-registry:docker-registry skopeo:skopeo umoci:umoci htpasswd:apache2-utils strace:strace shellcheck:shellcheck rpm:rpm; do
+for tool_pkg in docker-registry:docker-registry skopeo:skopeo umoci:umoci busybox:busybox-static htpasswd:apache2-utils strace:strace shellcheck:shellcheck rpm:rpm; do
   command -v "${tool_pkg%%:*}" >/dev/null 2>&1 || missing+=("${tool_pkg#*:}")
 done
 ls /lib/*/libnss_myhostname.so.2 /usr/lib/*/libnss_myhostname.so.2 >/dev/null 2>&1 ||

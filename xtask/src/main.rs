@@ -8,6 +8,7 @@
 //!   cargo xtask dist --no-build   package the binaries already built (CI builds once)
 
 mod archive;
+mod oci;
 mod packages;
 mod sbom;
 
@@ -132,6 +133,7 @@ fn dist(build: bool) -> Result<(), String> {
         &format!("pullcred-{v}.cdx.json"),
         &sbom::cyclonedx(&release)?,
     )?;
+    oci::layout(&release, &oci::rootfs(&release, &files)?, &dist.join("oci"))?;
     write("SHA256SUMS", &archive::sha256sums(&dist)?)?;
     for entry in std::fs::read_dir(&dist).map_err(|e| e.to_string())? {
         println!("{}", entry.map_err(|e| e.to_string())?.path().display());
