@@ -182,8 +182,18 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
     // kubelet's credential-provider-config.yaml, which must check clean against each other:
     // no error and no warning. And what `kubelet-config` prints for each config checks clean.
     let mut checked = 0;
+    let index = std::fs::read_to_string(root.join("config-examples/README.md")).unwrap();
     for entry in std::fs::read_dir(root.join("config-examples")).unwrap() {
         let dir = entry.unwrap().path();
+        if dir.ends_with("README.md") {
+            continue;
+        }
+        // The index lists every example.
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            index.contains(&format!("[{name}]({name}/)")),
+            "config-examples/README.md does not list {name}"
+        );
         assert!(
             dir.is_dir(),
             "{}: one directory per scenario",
@@ -214,6 +224,17 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
         }
         let generated = run(&mut generate, b"");
         assert_eq!(generated.code, Some(0), "{generated:?}");
+        // Each example's provider config is what `kubelet-config` prints for its rules
+        // (compared as data: the examples keep comments and may quote differently).
+        let parse = |text: &str| -> serde_json::Value {
+            serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        };
+        assert_eq!(
+            parse(&std::fs::read_to_string(&kubelet).unwrap()),
+            parse(&generated.stdout),
+            "{}: the provider config is not what kubelet-config prints",
+            dir.display()
+        );
         let file = home.path().join("generated.yaml");
         std::fs::write(&file, &generated.stdout).unwrap();
         let out = check(&file);

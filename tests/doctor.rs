@@ -1,6 +1,6 @@
 //! `pullcred doctor` against fake node roots (a kubeadm node's files from
 //! tests/fixtures/nodes, installed by install/install.sh, and a fake `/proc` with or without
-//! a kubelet): a healthy node, and each silent failure the README's troubleshooting table
+//! a kubelet): a healthy node, and each silent failure docs/troubleshooting.md's table
 //! lists, with the line doctor prints for it. The local user's moves against doctor (a
 //! process of theirs called `kubelet`) and what doctor shows of the files it reads are in
 //! tests/local_user/doctor.rs.
