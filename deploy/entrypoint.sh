@@ -65,16 +65,20 @@ install_once() {
   DESTDIR=$host sh "$here/install.sh" "$@" > "$work/out" 2>&1
 }
 
+# The service's process: its executable named `name`, root's, started by init (PPid 1),
+# so that neither a process that merely calls itself so nor a `k3s kubectl` is signalled.
 restart_kubelet() {
   name=${PULLCRED_KUBELET_PROCESS:-kubelet}
   for dir in /proc/[0-9]*; do
-    if [ "$(cat "$dir/comm" 2>/dev/null || true)" = "$name" ]; then
-      log "restarting $name (pid ${dir#/proc/}) for the new wiring"
-      kill -TERM "${dir#/proc/}" || true
-      return 0
-    fi
+    exe=$(readlink "$dir/exe" 2>/dev/null || true)
+    [ "${exe##*/}" = "$name" ] || continue
+    grep -q "^PPid:[[:space:]]*1$" "$dir/status" 2>/dev/null || continue
+    grep -q "^Uid:[[:space:]]*0[[:space:]]" "$dir/status" 2>/dev/null || continue
+    log "restarting $name (pid ${dir#/proc/}, $exe) for the new wiring"
+    kill -TERM "${dir#/proc/}" || true
+    return 0
   done
-  log "no $name process to restart (hostPID?); the kubelet reads the wiring at its next start"
+  log "no $name service process to restart (hostPID?); the kubelet reads the wiring at its next start"
 }
 
 last=""

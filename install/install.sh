@@ -76,7 +76,7 @@ regular_or_absent() {
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --flavor) flavor=$2; shift 2 ;;
+    --flavor | --flavour) flavor=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
     --config) config_src=$2; shift 2 ;;
     --example) example=$2; shift 2 ;;
@@ -313,10 +313,9 @@ $missing"
   done
   while IFS= read -r m; do
     [ -n "$m" ] || continue
-    # mkdir and chmod, not install -d: BusyBox (the node-installer image's) has no install.
+    # mkdir -m, not install -d: BusyBox (the node-installer image's) has no install.
     if [ "$dry_run" = 0 ]; then
-      mkdir "$root$m"
-      chmod "${2:-0755}" "$root$m"
+      mkdir -m "${2:-0755}" "$root$m"
     fi
     printf 'dir - %s\n' "$m" >> "$new_manifest"
   done <<EOF
@@ -454,6 +453,10 @@ steps() {
   # 2. pullcred's config, unless the node has one.
   trusted_dir /etc/pullcred
   ensure_dir /etc/pullcred 0700
+  # Where the examples keep secret files: root's alone, made here so that
+  # `install -m 0600 -o root /dev/stdin /etc/pullcred/secrets/NAME` works on a fresh node.
+  trusted_dir /etc/pullcred/secrets
+  ensure_dir /etc/pullcred/secrets 0700
   if [ -n "$config_src" ]; then
     put "$pullcred_config" 0600 "$config_src" keep secret
   elif [ -n "$(recorded "$pullcred_config")" ]; then

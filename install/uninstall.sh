@@ -155,7 +155,7 @@ managed_file() {
 # included), or the state directory, its parents, and anything under it.
 managed_dir() {
   case $1 in
-    "$state" | "$state"/*) return 0 ;;
+    "$state" | "$state"/* | /etc/pullcred/secrets) return 0 ;;
   esac
   case $state in
     "$1"/*) return 0 ;;

@@ -118,6 +118,10 @@ const GET: Topic = Topic {
     usage: "get [OPTIONS] IMAGE",
     help: "Print the response the kubelet would get for IMAGE.
 
+Arguments:
+  IMAGE            an image reference as a pod names it: nginx, registry.example.com/team/app:1,
+                   host:5000/app@sha256:… (Docker Hub's short names are expanded as the kubelet does)
+
 Options:
   --api-version V  apiVersion of the request to answer: v1 (default), v1beta1, v1alpha1
 ",

@@ -473,7 +473,13 @@ impl<T: ?Sized + Spec + 'static> Rule<T> {
                     span,
                     format!("key `{key}` does not apply to source {:?}", kind.name),
                 ),
-                None => (span, format!("unknown field `{key}`")),
+                None => match nearest(key, keys.iter().copied().chain(RULE_KEYS)) {
+                    Some(near) => (
+                        span,
+                        format!("unknown field `{key}` (did you mean `{near}`?)"),
+                    ),
+                    None => (span, format!("unknown field `{key}`")),
+                },
             });
         }
         let source = (kind.build)(&options).map_err(|e| {
@@ -617,6 +623,45 @@ impl<T: ?Sized + Spec> fmt::Display for Rule<T> {
     }
 }
 
+/// The keys every rule takes, whatever its source.
+const RULE_KEYS: [&str; 4] = ["match", "source", "registry", "identity"];
+
+/// The known key an unknown one most likely meant: one that starts with it or that it starts
+/// with (`user` for `username`), else one at most two edits away; `None` when nothing is
+/// that close.
+fn nearest<'k>(unknown: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
+    let unknown = unknown.to_ascii_lowercase();
+    known
+        .filter_map(|k| {
+            let d = if k.starts_with(&unknown) || unknown.starts_with(k) {
+                1
+            } else {
+                edits(&unknown, k)
+            };
+            (d <= 2 && unknown.len() >= 3).then_some((d, k))
+        })
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,6 +763,25 @@ mod tests {
             let e = err(&format!("[metrics]\n{text}"));
             assert!(e.contains(want), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_nearest_known_one() {
+        let e = err(
+            "[[registry]]\nmatch = [\"a.com\"]\nsource = \"static\"\nuser = \"u\"\npassword_file = \"/p\"\n",
+        );
+        assert!(
+            e.ends_with("unknown field `user` (did you mean `username`?)"),
+            "{e}"
+        );
+        let e = err(
+            "[[registry]]\nmatch = [\"a.com\"]\nsource = \"static\"\nusername = \"u\"\npasword_file = \"/p\"\n",
+        );
+        assert!(e.ends_with("(did you mean `password_file`?)"), "{e}");
+        let e = err(
+            "[[registry]]\nmatch = [\"a.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/p\"\nxyzzy = 1\n",
+        );
+        assert!(e.ends_with("unknown field `xyzzy`"), "{e}");
     }
 
     #[test]

@@ -337,10 +337,11 @@ fn gce_dockercfg(key: GceKey, req: &MintRequest<'_>) -> Result<(Credential, Scop
             let url = value.trim();
             crate::http::endpoint_allowed(url)
                 .map_err(|e| SourceError::local_because(format!("metadata attribute {name}"), e))?;
+            // Plain http is allowed to loopback only, and then never through a proxy.
             let client = crate::http::web_client(
                 req.env,
                 &resolver,
-                false,
+                url.starts_with("http://"),
                 &crate::http::WebTimeouts {
                     connect: Duration::from_secs(3),
                     read: Duration::from_secs(5),

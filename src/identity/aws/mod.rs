@@ -55,6 +55,9 @@ pub const IDENTITY_VARS: &[&str] = &[
     "AWS_SHARED_CREDENTIALS_FILE",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_EKS_AUTH",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_REGION",
 ];
 
 /// The identity keys every AWS source takes.
@@ -383,7 +386,7 @@ pub async fn session(
         {
             Ok(role) => pod_role = Some(role),
             Err(pod_identity::Refusal::NoAssociation(e)) if w.or_node => {
-                tracing::debug!(
+                tracing::info!(
                     "service account {}: no pod identity association ({e}); using the node's identity",
                     w.account.id()
                 );

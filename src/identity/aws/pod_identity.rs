@@ -175,7 +175,10 @@ impl PodIdentity {
                     || status >= 500
                     || error_type(body).is_some_and(|t| t.contains("Throttl"))
             },
-            // restJson1: ResourceNotFoundException is a 404 (its type in the header or body).
+            // restJson1: ResourceNotFoundException is a 404, its type in the
+            // `x-amzn-errortype` header (or the body). EKS Auth in a region without the
+            // cluster answers so too: `pod_identity_region` (or AWS_REGION) names the
+            // cluster's region when the registries pulled are elsewhere.
             absent: |status, body| {
                 status == 404 || error_type(body).is_some_and(|t| t == "ResourceNotFoundException")
             },
