@@ -247,6 +247,9 @@ kubelet_config() {
 }
 
 if [ "$flavor" = bottlerocket ] || [ "$flavor" = unknown ]; then
+  if [ "$flavor" = unknown ]; then
+    echo "install.sh: no flavour recognised under ${root:-/}: looked for /etc/os-release (ID=bottlerocket), /etc/eks/nodeadm.d or /usr/bin/nodeadm (eks), /etc/rancher/rke2 or /etc/rancher/k3s, kubelet.service.d/10-kubeadm.conf (kubeadm) and kubelet.service (systemd) under /etc/systemd/system, /lib/systemd/system and /usr/lib/systemd/system; name one with --flavor"
+  fi
   echo "install.sh: $flavor node: nothing written. Set up the kubelet yourself:"
   echo "  the binary:        $bin_dir/pullcred (from $binary)"
   echo "  the kubelet flags: $flags"

@@ -158,8 +158,21 @@ fn cache_purge(
             dir.display()
         ))
     } else {
+        // Docker Hub's other names (index.docker.io, registry-1.docker.io) are one
+        // registry, whose entries are kept under docker.io: purge those, and say so.
+        let hub = crate::image::DOCKER_HUB;
+        let (registry, note) = match registry {
+            Some(r) if crate::image::is_docker_hub(&r.to_ascii_lowercase()) && r != hub => (
+                Some(hub.to_string()),
+                format!(" ({r} is Docker Hub, whose entries live under {hub})"),
+            ),
+            other => (other, String::new()),
+        };
         let n = cache.purge(registry.as_deref()).map_err(io)?;
-        print(&format!("removed {n} entries from {}\n", dir.display()))
+        print(&format!(
+            "removed {n} entries from {}{note}\n",
+            dir.display()
+        ))
     }
 }
 

@@ -719,3 +719,37 @@ fn cache_purge_expired_removes_what_no_policy_would_serve() {
     );
     assert_eq!(files_by_key(&fx).len(), 3);
 }
+
+/// Docker Hub's entries live under docker.io, whatever name a purge gives it.
+#[test]
+fn purging_docker_hub_under_another_name_purges_docker_io_and_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    crate::support::secret_file(&home.path().join("hub.pw"), "s3cret-hub-pw");
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"docker.io\", \"index.docker.io\", \"registry-1.docker.io\"]\nsource = \"static\"\nusername = \"me\"\npassword_file = \"hub.pw\"\n",
+    )
+    .unwrap();
+    let cmd = || {
+        let mut c = crate::support::pullcred(home.path());
+        c.arg("--config").arg(&config);
+        c
+    };
+    run(
+        &mut cmd(),
+        &crate::support::request(crate::support::V1, "nginx"),
+    )
+    .response();
+    let purge = run(
+        cmd().args(["cache", "purge", "--registry", "index.docker.io"]),
+        b"",
+    );
+    assert!(
+        purge.stdout.starts_with("removed 1 entries")
+            && purge
+                .stdout
+                .contains("(index.docker.io is Docker Hub, whose entries live under docker.io)"),
+        "{purge:#?}"
+    );
+}

@@ -1091,3 +1091,71 @@ fn both_scripts_are_executable() {
         "{stderr}"
     );
 }
+
+/// All or nothing: a config that does not parse stops the install before it writes a file
+/// (no binary, no config, no manifest), naming the fault; the node is as it was, and the
+/// fresh install after the fix finds nothing half-done to refuse. It also makes the secrets
+/// dir the examples write into, root's alone.
+#[test]
+fn a_bad_config_writes_nothing_and_the_secrets_dir_is_made() {
+    let r = node("kubeadm-debian");
+    let before = snapshot(r.path());
+    let bad = r.path().join("bad.toml");
+    fs::write(
+        &bad,
+        "[[registry]]\nmatch = [\"a.com\"]\nsource = \"static\"\nuser = \"x\"\n",
+    )
+    .unwrap();
+    let before_with_bad = snapshot(r.path());
+    let out = install(
+        r.path(),
+        &[
+            "--config",
+            bad.to_str().unwrap(),
+            "--kubelet-version",
+            "1.35",
+        ],
+    );
+    assert!(!out.ok, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("unknown field `user` (did you mean `username`?)"),
+        "{out:?}"
+    );
+    assert_eq!(snapshot(r.path()), before_with_bad, "nothing was written");
+    fs::remove_file(&bad).unwrap();
+    assert_eq!(snapshot(r.path()), before);
+    installed(
+        r.path(),
+        &["--example", "quickstart", "--kubelet-version", "1.35"],
+    );
+    let secrets = r.path().join("etc/pullcred/secrets");
+    let meta = fs::metadata(&secrets).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    // A dry run says what it would undo and undoes nothing.
+    let installed_state = snapshot(r.path());
+    let dry = script("uninstall.sh", r.path(), &["--dry-run"]);
+    assert!(dry.ok, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("would remove /etc/pullcred/config.toml"),
+        "{dry:?}"
+    );
+    assert!(
+        !dry.stdout.lines().any(|l| l.starts_with("removed")),
+        "{dry:?}"
+    );
+    assert_eq!(
+        snapshot(r.path()),
+        installed_state,
+        "a dry run removes nothing"
+    );
+    let out = script("uninstall.sh", r.path(), &[]);
+    assert!(out.ok, "{out:?}");
+    assert_eq!(
+        snapshot(r.path()),
+        before,
+        "uninstall removed the empty secrets dir too"
+    );
+}
