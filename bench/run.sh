@@ -418,10 +418,10 @@ source = "docker-config"
 gce_metadata_key = "google-dockercfg"
 CONFIG
 cold_plugin() {
-  local name=$1 limit=$2 request=$3
-  "$bin" --config "$work/platform.toml" < "$request" > /dev/null
+  local name=$1 limit=$2 request=$3 config=${4:-$work/platform.toml}
+  "$bin" --config "$config" < "$request" > /dev/null
   "$hyperfine" -N --warmup 5 --runs 100 --prepare "rm -rf $work/cache" --input "$request" \
-    --export-json "$work/$name.json" "$bin --config $work/platform.toml" | grep -E 'Time|Benchmark'
+    --export-json "$work/$name.json" "$bin --config $config" | grep -E 'Time|Benchmark'
   python3 - "$work/$name.json" "$name" "$limit" <<'PY'
 import json, statistics, sys
 path, name, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -438,6 +438,45 @@ PY
   cold_plugin GKE 50 "$work/request-gke.json"
   cold_plugin EKS-pod-identity 150 "$work/request-eks.json"
   PULLCRED_CONFIG="$work/platform.toml" cold_mint GCE-dockercfg 50 registry.bench.example/app:1
+)
+# AKS identity bindings: TLS to the binding fake's address for its own name, its certificate
+# issued by a CA made here (openssl), then ACR's exchange on the Azure fake.
+command -v openssl >/dev/null || $sudo apt-get install -y -qq openssl >/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 1 \
+  -subj /CN=bench-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$work/ib.key" -out "$work/ib.csr" -subj /CN=ib.bench.example 2>/dev/null
+printf 'subjectAltName=DNS:ib.bench.example\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$work/ib.ext"
+openssl x509 -req -in "$work/ib.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -out "$work/ib.pem" -days 1 -extfile "$work/ib.ext" 2>/dev/null
+chmod 600 "$work/ca.pem"
+bport=$(free_port)
+"$(command -v python3)" bench/fake_binding.py "$bport" "$work/ib.pem" "$work/ib.key" >/dev/null 2>&1 &
+servers+=($!)
+wait_port "$bport"
+cat > "$work/aks.toml" <<CONFIG
+[[registry]]
+match = ["*.azurecr.io"]
+source = "acr"
+identity = "service-account"
+client_id = "bench-client"
+identity_binding_sni = "ib.bench.example"
+identity_binding_apiserver = "127.0.0.1:$bport"
+identity_binding_ca_file = "$work/ca.pem"
+endpoint = "http://127.0.0.1:$aport"
+CONFIG
+python3 - "$work" <<'PY'
+import base64, json, sys, time
+b64 = lambda v: base64.urlsafe_b64encode(json.dumps(v).encode()).decode().rstrip("=")
+claims = {"aud": ["api://AKSIdentityBinding"], "exp": int(time.time()) + 3600, "iss": "https://oidc.bench.example",
+          "sub": "system:serviceaccount:team-a:puller",
+          "kubernetes.io": {"namespace": "team-a", "serviceaccount": {"name": "puller", "uid": "u-1"}}}
+json.dump({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest",
+           "image": "myregistry.azurecr.io/app:1", "serviceAccountToken": b64({"alg": "RS256"}) + "." + b64(claims) + ".sig",
+           "serviceAccountAnnotations": {}}, open(sys.argv[1] + "/request-aks.json", "w"))
+PY
+(
+  unset PULLCRED_CONFIG
+  cold_plugin AKS-identity-binding 50 "$work/request-aks.json" "$work/aks.toml"
 )
 
 echo "## cache hit with a workload's identity vs the node's (plugin mode, the same request on stdin)"
