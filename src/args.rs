@@ -33,6 +33,8 @@ pub enum Command {
         kubelet: Option<PathBuf>,
         bin_dir: Option<PathBuf>,
         kubelet_version: Option<KubeletVersion>,
+        /// The config alone: the secret files its rules name are not read.
+        no_files: bool,
     },
     ConfigMatchImages {
         file: Option<PathBuf>,
@@ -157,6 +159,8 @@ Options:
                          provider's binary must be there)
   --kubelet-version X.Y  With --kubelet: the Kubernetes version of the kubelet that reads
                          it (1.26 or later) [default: the newest pullcred knows]
+  --no-files             Check the config alone: do not read the secret files its rules
+                         name (for examples and image builds, where they are not there yet)
 ",
 };
 
@@ -235,6 +239,7 @@ const COMMAND_OPTIONS: &[&str] = &[
     "--registry",
     "--drop-covered",
     "--no-cache",
+    "--no-files",
     "--expired",
 ];
 
@@ -251,6 +256,7 @@ struct Seen {
     registry: Option<String>,
     drop_covered: bool,
     no_cache: bool,
+    no_files: bool,
     expired: bool,
     help: bool,
     version: bool,
@@ -393,6 +399,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             }
             Long("drop-covered") => seen.drop_covered = true,
             Long("no-cache") => seen.no_cache = true,
+            Long("no-files") => seen.no_files = true,
             Long("expired") => seen.expired = true,
             Value(v) => words.push(v),
             _ => return Err(bad(arg.unexpected())),
@@ -449,7 +456,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
     // Each option only where it applies.
     let allowed: &[&str] = match (topic.name, second) {
         ("get", _) => &["--api-version"],
-        ("config check", _) => &["--kubelet", "--bin-dir", "--kubelet-version"],
+        ("config check", _) => &["--kubelet", "--bin-dir", "--kubelet-version", "--no-files"],
         ("cache", Some("purge")) => &["--registry", "--expired"],
         ("doctor", _) => &["--no-cache", "--root", "--kubelet-version"],
         ("kubelet-config", _) => &["--merge", "--drop-covered", "--kubelet-version"],
@@ -530,6 +537,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
                 kubelet: seen.kubelet,
                 bin_dir: seen.bin_dir,
                 kubelet_version: version(&seen.kubelet_version)?,
+                no_files: seen.no_files,
             }
         }
         ("config match-images", _) => Command::ConfigMatchImages {
@@ -618,6 +626,7 @@ mod tests {
                 kubelet: Some("/k".into()),
                 bin_dir: None,
                 kubelet_version: None,
+                no_files: false,
             }
         );
         assert_eq!(

@@ -27,7 +27,16 @@ pub fn run(low: LowArgs, env: Env) -> Result<(), Error> {
             kubelet,
             bin_dir,
             kubelet_version,
-        } => config_check(&settings, &env, file, kubelet, bin_dir, kubelet_version),
+            no_files,
+        } => config_check(
+            &settings,
+            &env,
+            file,
+            kubelet,
+            bin_dir,
+            kubelet_version,
+            no_files,
+        ),
         Command::ConfigMatchImages { file } => match_images(&settings, &env, file),
         Command::CacheList => cache_list(&settings, &env),
         Command::CachePurge { registry, expired } => {
@@ -98,9 +107,32 @@ fn config_check(
     kubelet: Option<PathBuf>,
     bin_dir: Option<PathBuf>,
     kubelet_version: Option<KubeletVersion>,
+    no_files: bool,
 ) -> Result<(), Error> {
     let config = config_of(settings, env, file)?;
     print(&describe(&config))?;
+    // Each secret file a rule names, read as a mint would read it (its owner and mode
+    // checked): a missing or unreadable one fails the pull, so it fails the check.
+    if !no_files {
+        let mut report = String::new();
+        let mut faults = 0;
+        for rule in &config.rules {
+            for (key, path) in rule.source.files() {
+                if let Err(e) = crate::secret_file::read(&path, env.uid()) {
+                    let source = rule.source.name();
+                    report.push_str(&format!(
+                        "error: rule {} ({source}): {key}: {e}\n",
+                        rule.number
+                    ));
+                    faults += 1;
+                }
+            }
+        }
+        if faults > 0 {
+            print(&report)?;
+            return Err(Error::Files(faults));
+        }
+    }
     let version = kubelet_version.unwrap_or(KubeletVersion::NEWEST);
     match kubelet {
         None => Ok(()),

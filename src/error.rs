@@ -33,6 +33,10 @@ pub enum Error {
     CacheIo(String),
     #[error("kubelet config: {0} error(s), listed above")]
     KubeletConfig(usize),
+    #[error(
+        "config: {0} secret file(s) cannot be read, listed above (--no-files checks the config alone)"
+    )]
+    Files(usize),
     #[error("doctor: {0} check(s) failed, listed above")]
     Doctor(usize),
     #[error("kubelet config to merge into: {0}")]

@@ -712,7 +712,7 @@ fn rule_options_are_checked() {
         .unwrap();
         run(
             pullcred(home.path())
-                .args(["config", "check", "--config"])
+                .args(["config", "check", "--no-files", "--config"])
                 .arg(&config),
             b"",
         )

@@ -203,7 +203,8 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
         let kubelet = dir.join("credential-provider-config.yaml");
         let check = |kubelet: &std::path::Path| {
             let mut cmd = pullcred(home.path());
-            cmd.args(["config", "check"]);
+            // The examples' secret files are the nodes', not this machine's.
+            cmd.args(["config", "check", "--no-files"]);
             if config.exists() {
                 cmd.arg(&config);
             }
@@ -382,4 +383,45 @@ fn help_and_usage_name_the_program_that_was_run() {
             "{out:?}"
         );
     }
+}
+
+/// `config check` reads each secret file a rule names, as a mint would: a missing one fails
+/// the check, naming the rule, the key and the file; `--no-files` checks the config alone.
+#[test]
+fn config_check_fails_on_a_missing_secret_file_unless_no_files() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"registry.example.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"secrets/absent\"\n",
+    )
+    .unwrap();
+    let out = run(
+        pullcred(home.path()).args(["config", "check"]).arg(&config),
+        b"",
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("error: rule 1 (static): password_file: ")
+            && out.stdout.contains("secrets/absent"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("1 secret file(s) cannot be read"),
+        "{out:?}"
+    );
+    let out = run(
+        pullcred(home.path())
+            .args(["config", "check", "--no-files"])
+            .arg(&config),
+        b"",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    crate::support::secret_file(&home.path().join("secrets/absent"), "s3cret-static-pw");
+    let out = run(
+        pullcred(home.path()).args(["config", "check"]).arg(&config),
+        b"",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
 }

@@ -152,7 +152,7 @@ pub(crate) fn read(root: &Path, path: &str) -> String {
 fn check_clean(root: &Path, provider_config: &str, bin_dir: &str) {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = pullcred(home.path());
-    cmd.args(["config", "check"]);
+    cmd.args(["config", "check", "--no-files"]);
     let config = root.join("etc/pullcred/config.toml");
     if config.exists() {
         cmd.arg(&config);
@@ -344,7 +344,7 @@ fn eks_points_the_kubelet_at_pullcreds_own_provider_file_through_a_nodeconfig() 
     let check = |file: &str| {
         run(
             pullcred(home.path())
-                .args(["config", "check"])
+                .args(["config", "check", "--no-files"])
                 .arg(r.join("etc/pullcred/config.toml"))
                 .arg("--kubelet")
                 .arg(r.join(file.trim_start_matches('/')))

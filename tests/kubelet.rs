@@ -22,7 +22,7 @@ fn check(dir: &Path, config: &str, kubelet: &str, extra: &[&str]) -> Run {
     fs::write(dir.join("kubelet.yaml"), kubelet).unwrap();
     run(
         pullcred(dir)
-            .args(["config", "check"])
+            .args(["config", "check", "--no-files"])
             .arg(dir.join("config.toml"))
             .arg("--kubelet")
             .arg(dir.join("kubelet.yaml"))
@@ -183,7 +183,7 @@ fn a_directory_is_merged_in_name_order_and_the_bin_dir_checked() {
     let exec = |extra: &[&str]| {
         run(
             pullcred(dir.path())
-                .args(["config", "check"])
+                .args(["config", "check", "--no-files"])
                 .arg(dir.path().join("config.toml"))
                 .arg("--kubelet")
                 .arg(&kdir)
@@ -396,7 +396,7 @@ fn fields_follow_the_kubelet_version() {
     fs::write(dir.path().join("config.toml"), RULES).unwrap();
     let out = run(
         pullcred(dir.path())
-            .args(["config", "check"])
+            .args(["config", "check", "--no-files"])
             .arg(dir.path().join("config.toml"))
             .arg("--kubelet")
             .arg(&d)
@@ -431,7 +431,7 @@ fn what_the_kubelet_accepts_is_accepted() {
     fs::write(d.join("a.yaml"), GOOD).unwrap();
     let out = run(
         pullcred(dir.path())
-            .args(["config", "check"])
+            .args(["config", "check", "--no-files"])
             .arg(dir.path().join("config.toml"))
             .arg("--kubelet")
             .arg(&d),
@@ -514,7 +514,7 @@ providers:
         fs::write(d.join("merged.yaml"), &out.stdout).unwrap();
         let check = run(
             pullcred(d)
-                .args(["config", "check"])
+                .args(["config", "check", "--no-files"])
                 .arg(d.join("config.toml"))
                 .arg("--kubelet")
                 .arg(d.join("merged.yaml")),

@@ -238,6 +238,10 @@ impl Spec for DockerConfigSource {
         identity
     }
 
+    fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        self.path.iter().map(|p| ("path", p.clone())).collect()
+    }
+
     fn max_mint_time(&self) -> Duration {
         match self.gce_metadata_key {
             Some(_) => GCE_METADATA_TIME,

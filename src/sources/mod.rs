@@ -86,6 +86,7 @@ macro_rules! stored_value_spec {
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::credential::{Credential, Scope};
@@ -242,6 +243,12 @@ pub trait Spec: fmt::Debug + Send + Sync {
     /// secret store's answer that the secret is gone or denied is final.
     fn serves_stale_after(&self, _failure: ErrorKind) -> bool {
         true
+    }
+
+    /// The secret files its options name (each with the key that names it), for `config
+    /// check` to read as a mint would.
+    fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        Vec::new()
     }
 
     /// Whether its credentials may be kept in the cache. A source that answers with the

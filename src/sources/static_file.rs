@@ -64,6 +64,14 @@ impl Spec for StaticSource {
         true
     }
 
+    fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut files = vec![("password_file", self.password_file.clone())];
+        if let Username::File(f) = &self.username {
+            files.push(("username_file", f.clone()));
+        }
+        files
+    }
+
     fn name(&self) -> &'static str {
         KIND.name
     }

@@ -371,6 +371,20 @@ impl Spec for VaultSource {
         Duration::from_secs(20)
     }
 
+    fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        match &self.auth {
+            Auth::Jwt { jwt_file, .. } => jwt_file.iter().map(|f| ("jwt_file", f.clone())).collect(),
+            Auth::AppRole {
+                role_id_file,
+                secret_id_file,
+            } => vec![
+                ("role_id_file", role_id_file.clone()),
+                ("secret_id_file", secret_id_file.clone()),
+            ],
+            Auth::Token { file } => vec![("token_file", file.clone())],
+        }
+    }
+
     fn workload_audience(&self) -> Option<String> {
         Some(self.audience.clone())
     }

@@ -312,6 +312,17 @@ impl Entra {
         }
     }
 
+    /// The secret files its keys name: a service principal's secret or certificate.
+    pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        match &self.identity {
+            RuleIdentity::ServicePrincipal(sp) => vec![match &sp.proof {
+                SpProof::SecretFile(f) => ("client_secret_file", f.clone()),
+                SpProof::CertificateFile(f) => ("client_certificate_file", f.clone()),
+            }],
+            _ => Vec::new(),
+        }
+    }
+
     /// This identity's part of a cache key, with the environment it reads.
     pub fn cache_identity(&self, env: &Env) -> String {
         let secret_set = env.var("AZURE_CLIENT_SECRET").is_some();

@@ -252,6 +252,14 @@ impl Google {
         }
     }
 
+    /// The secret files its keys name.
+    pub fn files(&self) -> Vec<(&'static str, PathBuf)> {
+        self.key_file
+            .iter()
+            .map(|f| ("key_file", f.clone()))
+            .collect()
+    }
+
     /// The audience of a workload's token: the pool provider's full name, or GKE's
     /// identity namespace.
     pub fn workload_audience(&self) -> Option<String> {

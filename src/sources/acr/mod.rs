@@ -93,6 +93,10 @@ impl Spec for AcrSource {
         MAX_MINT_TIME
     }
 
+    fn files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        self.entra.files()
+    }
+
     workload_identity_of!(entra);
 }
 

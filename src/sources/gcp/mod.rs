@@ -63,6 +63,10 @@ impl Spec for GcpSource {
         google::MAX_TOKEN_TIME
     }
 
+    fn files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        self.google.files()
+    }
+
     workload_identity_of!(google);
 }
 
