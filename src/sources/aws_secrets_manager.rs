@@ -326,34 +326,16 @@ impl Source for SecretsManagerSource {
                     body["VersionStage"] = stage.clone().into();
                 }
                 let body = body.to_string();
-                let url = format!("{base}/");
-                let host = url::Url::parse(&url)
-                    .ok()
-                    .and_then(|u| {
-                        let host = u.host_str()?.to_string();
-                        Some(match u.port() {
-                            Some(p) => format!("{host}:{p}"),
-                            None => host,
-                        })
-                    })
-                    .unwrap_or_default();
                 let what = format!("Secrets Manager GetSecretValue {}", self.secret);
-                let headers = [
-                    ("host", host.as_str()),
-                    ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", "secretsmanager.GetSecretValue"),
-                ];
-                // Signed once: a signature holds for minutes, longer than every attempt.
-                let signed = aws::sign(
+                let post = aws::SignedPost::new(
                     credentials,
-                    &aws::ToSign {
-                        service: SERVICE,
-                        region: &region,
-                        method: "POST",
-                        url: &url,
-                        headers: &headers,
-                        body: body.as_bytes(),
-                    },
+                    (SERVICE, &region),
+                    format!("{base}/"),
+                    &[
+                        ("content-type", "application/x-amz-json-1.1"),
+                        ("x-amz-target", "secretsmanager.GetSecretValue"),
+                    ],
+                    body,
                     req.env.now(),
                 )?;
                 let call = crate::http::Call {
@@ -362,21 +344,11 @@ impl Source for SecretsManagerSource {
                     deadline: req.deadline,
                     transient: aws_transient,
                     absent: aws_absent,
-                    explain: aws_refusal,
+                    explain: aws::refusal,
                 };
                 let value = call
                     .fetch(
-                        || {
-                            // reqwest sets `host` itself, from the URL.
-                            let mut request = client.post(&url).body(body.clone());
-                            for (k, v) in &headers[1..] {
-                                request = request.header(*k, *v);
-                            }
-                            for (k, v) in &signed {
-                                request = request.header(k, v);
-                            }
-                            request
-                        },
+                        || post.request(&client),
                         |_| Ok(()),
                         read_answer,
                     )
@@ -417,41 +389,16 @@ fn read_answer(body: &[u8]) -> Result<String, Unreadable> {
     }
 }
 
-/// The error type of an AWS JSON protocol answer (`__type`, which may carry a namespace
-/// before `#`), and its message.
-fn aws_error(body: &[u8]) -> Option<(String, String)> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    // As the awsJson1_1 protocol reads it: after a namespace's `#`, before any `:`.
-    let kind = v.get("__type")?.as_str()?;
-    let kind = kind.rsplit('#').next().unwrap_or(kind);
-    let kind = kind.split(':').next().unwrap_or(kind).to_string();
-    let message = v
-        .get("message")
-        .or_else(|| v.get("Message"))
-        .and_then(|m| m.as_str())
-        .unwrap_or("")
-        .to_string();
-    Some((kind, message))
-}
-
-fn aws_refusal(body: &[u8]) -> String {
-    match aws_error(body) {
-        Some((kind, message)) if message.is_empty() => kind,
-        Some((kind, message)) => format!("{kind}: {}", message.lines().next().unwrap_or("")),
-        None => "not an AWS error answer".into(),
-    }
-}
-
 fn aws_transient(status: u16, body: &[u8]) -> bool {
     status == 429
         || status >= 500
-        || aws_error(body).is_some_and(|(kind, _)| {
+        || aws::error_type(body).is_some_and(|kind| {
             kind.contains("Throttl") || kind == "InternalServiceError" || kind == "RequestTimeout"
         })
 }
 
 fn aws_absent(_status: u16, body: &[u8]) -> bool {
-    aws_error(body).is_some_and(|(kind, _)| kind == "ResourceNotFoundException")
+    aws::error_type(body).is_some_and(|kind| kind == "ResourceNotFoundException")
 }
 
 #[cfg(test)]
@@ -487,12 +434,12 @@ mod tests {
         assert!(aws_absent(400, nf) && !aws_transient(400, nf));
         let th = br#"{"__type":"com.amazonaws.secretsmanager#ThrottlingException","message":"Rate exceeded"}"#;
         assert!(aws_transient(400, th));
-        assert_eq!(aws_refusal(th), "ThrottlingException: Rate exceeded");
+        assert_eq!(aws::refusal(th), "ThrottlingException: Rate exceeded");
         assert!(aws_absent(
             400,
             br#"{"__type":"ResourceNotFoundException:http://internal.amazon.com/coral/com.amazonaws.secretsmanager/"}"#
         ));
         assert!(aws_transient(503, b"<html>"));
-        assert_eq!(aws_refusal(b"<html>"), "not an AWS error answer");
+        assert_eq!(aws::refusal(b"<html>"), "not an AWS error answer");
     }
 }

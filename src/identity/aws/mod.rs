@@ -461,21 +461,97 @@ pub async fn credentials_of(session: &Session) -> Result<Credentials, SourceErro
         .map_err(|e| SourceError::transient(format!("AWS credentials: {}", errors::causes(&e))))
 }
 
-/// A call to sign: which service in which region, and the request as it will be sent.
-pub struct ToSign<'a> {
-    pub service: &'a str,
-    pub region: &'a str,
-    pub method: &'a str,
-    pub url: &'a str,
-    /// Its headers (`host` among them) as they will be sent.
-    pub headers: &'a [(&'a str, &'a str)],
-    pub body: &'a [u8],
+/// A POST to an AWS service's JSON API, signed once (SigV4, the body hashed; a signature
+/// holds for minutes, longer than every attempt of a call), to send with pullcred's HTTP
+/// client: for services whose SDK is not linked.
+pub struct SignedPost {
+    url: String,
+    /// The headers sent besides `host` (which the client sets from the URL): the caller's
+    /// and the signature's.
+    headers: Vec<(String, String)>,
+    body: String,
 }
 
-/// Signs `call` with `credentials` (SigV4, the body hashed) at `now`: the headers to add.
-pub fn sign(
+impl SignedPost {
+    /// `body` to `url` for `(service, region)`, with `credentials`, at `now`.
+    pub fn new(
+        credentials: Credentials,
+        (service, region): (&str, &str),
+        url: String,
+        headers: &[(&str, &str)],
+        body: String,
+        now: SystemTime,
+    ) -> Result<Self, SourceError> {
+        let host = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_default();
+        let mut all = vec![("host", host.as_str())];
+        all.extend_from_slice(headers);
+        let signed = sign(
+            credentials,
+            (service, region),
+            &url,
+            &all,
+            body.as_bytes(),
+            now,
+        )?;
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(signed)
+            .collect();
+        Ok(SignedPost { url, headers, body })
+    }
+
+    /// The request, built again for each attempt.
+    pub fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        self.headers.iter().fold(
+            client.post(&self.url).body(self.body.clone()),
+            |request, (k, v)| request.header(k, v),
+        )
+    }
+}
+
+/// The error type of an AWS JSON answer (`__type`, or restJson1's `code`), as the protocols
+/// read it: after a namespace's `#`, before any `:`.
+pub fn error_type(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let t = v.get("__type").or_else(|| v.get("code"))?.as_str()?;
+    let t = t.rsplit('#').next().unwrap_or(t);
+    Some(t.split(':').next().unwrap_or(t).to_string())
+}
+
+/// The refusal of an AWS JSON answer in one line: its error type and message's first line.
+pub fn refusal(body: &[u8]) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let m = v.get("message").or_else(|| v.get("Message"))?.as_str()?;
+            Some(m.lines().next().unwrap_or("").to_string())
+        })
+        .filter(|m| !m.is_empty());
+    match (error_type(body), message) {
+        (Some(t), Some(m)) => format!("{t}: {m}"),
+        (Some(t), None) => t,
+        _ => "not an AWS error answer".into(),
+    }
+}
+
+/// SigV4 headers for a POST of `body` to `url`, whose headers (`host` among them) are
+/// `headers`.
+fn sign(
     credentials: Credentials,
-    call: &ToSign<'_>,
+    (service, region): (&str, &str),
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
     now: SystemTime,
 ) -> Result<Vec<(String, String)>, SourceError> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -484,18 +560,18 @@ pub fn sign(
     let identity = credentials.into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(call.region)
-        .name(call.service)
+        .region(region)
+        .name(service)
         .time(now)
         .settings(SigningSettings::default())
         .build()
         .map_err(|e| cannot(&e))?
         .into();
     let signable = SignableRequest::new(
-        call.method,
-        call.url,
-        call.headers.iter().copied(),
-        SignableBody::Bytes(call.body),
+        "POST",
+        url,
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
     )
     .map_err(|e| cannot(&e))?;
     let (instructions, _) = sign(signable, &params)

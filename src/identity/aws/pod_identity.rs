@@ -131,31 +131,13 @@ impl PodIdentity {
             "{base}/clusters/{}/assume-role-for-pod-identity",
             self.cluster
         );
-        let host = url::Url::parse(&url)
-            .ok()
-            .and_then(|u| {
-                let h = u.host_str()?.to_string();
-                Some(match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h,
-                })
-            })
-            .unwrap_or_default();
         let body = serde_json::json!({ "token": w.account.token.expose() }).to_string();
-        let headers = [
-            ("host", host.as_str()),
-            ("content-type", "application/json"),
-        ];
-        let signed = super::sign(
+        let post = super::SignedPost::new(
             node,
-            &super::ToSign {
-                service: SERVICE,
-                region: &region,
-                method: "POST",
-                url: &url,
-                headers: &headers,
-                body: body.as_bytes(),
-            },
+            (SERVICE, &region),
+            url,
+            &[("content-type", "application/json")],
+            body,
             env.now(),
         )
         .map_err(other)?;
@@ -173,29 +155,21 @@ impl PodIdentity {
             transient: |status, body| {
                 status == 429
                     || status >= 500
-                    || error_type(body).is_some_and(|t| t.contains("Throttl"))
+                    || super::error_type(body).is_some_and(|t| t.contains("Throttl"))
             },
             // restJson1: ResourceNotFoundException is a 404, its type in the
             // `x-amzn-errortype` header (or the body). EKS Auth in a region without the
             // cluster answers so too: `pod_identity_region` (or AWS_REGION) names the
             // cluster's region when the registries pulled are elsewhere.
             absent: |status, body| {
-                status == 404 || error_type(body).is_some_and(|t| t == "ResourceNotFoundException")
+                status == 404
+                    || super::error_type(body).is_some_and(|t| t == "ResourceNotFoundException")
             },
-            explain: refusal,
+            explain: super::refusal,
         };
         let answer = call
             .fetch(
-                || {
-                    let mut request = client.post(&url).body(body.clone());
-                    for (k, v) in &headers[1..] {
-                        request = request.header(*k, *v);
-                    }
-                    for (k, v) in &signed {
-                        request = request.header(k, v);
-                    }
-                    request
-                },
+                || post.request(&client),
                 |_| Ok(()),
                 |bytes| {
                     serde_json::from_slice::<Answer>(bytes)
@@ -227,30 +201,5 @@ impl PodIdentity {
             expiry,
             "pullcred-pod-identity",
         ))
-    }
-}
-
-/// The error type of an EKS Auth error answer (`__type`, or a `code`), as AWS's REST-JSON
-/// services write it.
-fn error_type(body: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let t = v.get("__type").or_else(|| v.get("code"))?.as_str()?;
-    let t = t.rsplit('#').next().unwrap_or(t);
-    Some(t.split(':').next().unwrap_or(t).to_string())
-}
-
-fn refusal(body: &[u8]) -> String {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .or_else(|| v.get("Message"))
-                .and_then(|m| m.as_str())
-                .map(|m| m.lines().next().unwrap_or("").to_string())
-        });
-    match (error_type(body), message) {
-        (Some(t), Some(m)) => format!("{t}: {m}"),
-        (Some(t), None) => t,
-        _ => "not an AWS error answer".into(),
     }
 }
