@@ -11,6 +11,14 @@
 #                            detected from the node's files
 #   PULLCRED_BIN_DIR         the kubelet's credential provider bin dir, if not the flavour's
 #   PULLCRED_KUBELET_VERSION the node's kubelet version, if its kubelet binary cannot say
+#   PULLCRED_CHECK_FILES     true: install only once every secret file the config names is
+#                            on the node, as install.sh checks them (retried each poll).
+#                            Default: not checked (install.sh --no-files), since secrets
+#                            often reach nodes after the installer; `pullcred doctor` on a
+#                            node checks them
+#   PULLCRED_FORCE           true: install.sh --force (replace a config or kubelet file an
+#                            operator wrote or changed, keeping a .bak); default: such a node
+#                            is left as it is and the log says why
 #   PULLCRED_RESTART_KUBELET true: when this pod's first install changed the node, signal
 #                            the kubelet (its service manager starts it again; needs
 #                            hostPID). Once per pod start, so the DaemonSet's rolling update
@@ -62,6 +70,8 @@ install_once() {
   [ -n "${PULLCRED_BIN_DIR:-}" ] && set -- "$@" --bin-dir "$PULLCRED_BIN_DIR"
   [ -n "${PULLCRED_KUBELET_VERSION:-}" ] && set -- "$@" --kubelet-version "$PULLCRED_KUBELET_VERSION"
   [ -s "$work/config.toml" ] && set -- "$@" --config "$work/config.toml"
+  [ "${PULLCRED_CHECK_FILES:-false}" = true ] || set -- "$@" --no-files
+  [ "${PULLCRED_FORCE:-false}" != true ] || set -- "$@" --force
   DESTDIR=$host sh "$here/install.sh" "$@" > "$work/out" 2>&1
 }
 

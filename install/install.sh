@@ -11,6 +11,7 @@
 #   bottlerocket, unknown: prints what to set, writes nothing, exits 1 (0 with --print-only)
 #
 #   install/install.sh [--flavor F] [--binary PATH] [--config FILE | --example NAME]
+#                      [--secret NAME=FILE]... [--no-files] [--drop-overlapping]
 #                      [--prefix DIR] [--bin-dir DIR] [--provider-config FILE]
 #                      [--kubelet-version X.Y]
 #                      [--dry-run] [--force] [--restart] [--print-only]
@@ -21,14 +22,31 @@
 # that no one else may write, never one found on PATH; else the newest, with a note.
 #
 # It installs the binaries (and the front again as docker-credential-pullcred, for node
-# tools) and writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME unless one
-# exists; the kubelet's CredentialProviderConfig from `pullcred kubelet-config` (an existing
-# one is merged: its other providers are kept); and the two kubelet flags. Every file it
-# writes is printed, and recorded in /var/lib/pullcred/install/manifest with its checksum,
-# so that a second run changes nothing, a file an operator changed since is never replaced
-# without --force (which keeps a .bak), and install/uninstall.sh undoes exactly this. It
-# restarts nothing unless --restart. DESTDIR installs into another root (image builds,
-# tests). The flavour is detected from the root's files unless --flavor says.
+# tools) and writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME
+# (with the example's *.password demo files beside it) unless the operator wrote one there;
+# each --secret FILE as /etc/pullcred/secrets/NAME (root's, 0600); the kubelet's
+# CredentialProviderConfig from `pullcred kubelet-config` (an existing one is merged: its
+# other providers and the fields set on pullcred's are kept); and the two kubelet flags.
+# Every file it writes is printed, and recorded in /var/lib/pullcred/install/manifest with
+# its checksum as soon as it is written, so that a run that fails midway is undone by
+# install/uninstall.sh or finished by running again, a second run changes nothing, a file
+# an operator changed since is never replaced without --force (which keeps a .bak), and
+# install/uninstall.sh undoes exactly this. It restarts nothing unless --restart. DESTDIR
+# installs into another root (image builds, tests). The flavour is detected from the
+# root's files unless --flavor says.
+#
+# --drop-overlapping leaves out of the kubelet config every other provider whose images
+# overlap pullcred's, so that pullcred alone answers for them. It is needed where a rule's
+# identity is "service-account": the kubelet asks every provider that matches an image and
+# tries every credential, so another provider (EKS's ECR provider) would give every pod the
+# node's. Without it, such an overlap is reported, as `pullcred doctor` fails it.
+#
+# Before writing anything it checks the config the node will use with `pullcred config
+# check`, reading each secret file its rules name where the node will (under DESTDIR; a
+# --secret's FILE for its NAME): a missing or unsafe one stops the install. --no-files
+# checks the config alone, for image builds whose secrets come later. The config and
+# secrets are checked as the root-owned copies it stages, so a file of the operator's own
+# account installs.
 #
 # It runs as root, so it checks everything before it writes anything, and refuses: a
 # symlink, FIFO or other non-regular file where it would write (the .bak included); a
@@ -57,6 +75,9 @@ dry_run=0
 force=0
 restart=0
 print_only=0
+no_files=0
+drop_overlapping=0
+secrets=""
 
 die() {
   echo "install.sh: $1" >&2
@@ -88,6 +109,21 @@ while [ $# -gt 0 ]; do
     --force) force=1; shift ;;
     --restart) restart=1; shift ;;
     --print-only) print_only=1; shift ;;
+    --no-files) no_files=1; shift ;;
+    --drop-overlapping) drop_overlapping=1; shift ;;
+    --secret)
+      name=${2%%=*}
+      case $2 in *=?*) ;; *) die "--secret $2: not NAME=FILE" 2 ;; esac
+      case $name in
+        "" | .* | *[!A-Za-z0-9._-]*) die "--secret $2: $name is not a plain file name (letters, digits, . _ -, not starting with .)" 2 ;;
+      esac
+      case "
+$secrets" in *"
+$name="*) die "--secret $name is given twice" 2 ;; esac
+      [ -f "${2#*=}" ] || die "--secret $2: ${2#*=} is not a regular file" 2
+      secrets="$secrets$2
+"
+      shift 2 ;;
     -h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1" 2 ;;
   esac
@@ -229,6 +265,48 @@ work=$(mktemp -d)
 staged=""
 trap 'rm -rf "$work"; if [ -n "$staged" ]; then rm -f "$staged"; fi' EXIT
 pullcred_config=/etc/pullcred/config.toml
+secrets_dir=/etc/pullcred/secrets
+
+# The config and secrets as this run's own copies (root's, 0600): what is checked is what is
+# installed, whoever owned the operator's files. An example's *.password files are demo
+# secrets its config names beside itself; they go beside the installed config.
+stage=$work/stage
+mkdir -m 0700 "$stage" "$stage/secrets"
+beside=""
+if [ -n "$config_src" ]; then
+  cat "$config_src" > "$stage/config.toml"
+  chmod 0600 "$stage/config.toml"
+  if [ -n "$example" ]; then
+    for f in "$(dirname "$config_src")"/*.password; do
+      [ -f "$f" ] || continue
+      cat "$f" > "$stage/${f##*/}"
+      chmod 0600 "$stage/${f##*/}"
+      beside="$beside${f##*/}
+"
+    done
+  fi
+  config_src=$stage/config.toml
+  # A file the config names beside itself is read where the installed config will find
+  # it, in the node's /etc/pullcred: linked from the stage, so that the check follows the
+  # link and judges the node's file (its owner, mode and every directory on the way).
+  case $root in
+    "" | /*)
+      for f in "$root/etc/pullcred"/*; do
+        n=${f##*/}
+        case $n in config.toml | secrets) continue ;; esac
+        if [ -e "$f" ] && [ ! -e "$stage/$n" ] && [ ! -L "$stage/$n" ]; then
+          ln -s "$f" "$stage/$n"
+        fi
+      done ;;
+  esac
+fi
+while IFS= read -r s; do
+  [ -n "$s" ] || continue
+  cat "${s#*=}" > "$stage/secrets/${s%%=*}"
+  chmod 0600 "$stage/secrets/${s%%=*}"
+done <<EOF
+$secrets
+EOF
 
 # The routing the config needs: the config being installed, else the node's, else the
 # built-in rules; merged into $merge when set.
@@ -243,6 +321,7 @@ kubelet_config() {
   if [ -n "$kubelet_version" ]; then set -- "$@" --kubelet-version "$kubelet_version"; fi
   if [ -n "$merge" ]; then set -- "$@" --merge "$merge"; fi
   if [ -n "$merge" ] && [ "$flavor" = eks ]; then set -- "$@" --drop-covered; fi
+  if [ -n "$merge" ] && [ "$drop_overlapping" = 1 ]; then set -- "$@" --drop-overlapping; fi
   "$binary" kubelet-config "$@"
 }
 
@@ -268,6 +347,30 @@ state=/var/lib/pullcred/install
 manifest=$root$state/manifest
 new_manifest=$work/manifest
 uid=$(id -u)
+
+# The config the node will use, checked as a mint would read it, before anything is
+# written: its secret files under the root, a --secret's staged copy for its name.
+if [ -n "$gen_src" ]; then
+  set -- config check
+  if [ "$no_files" = 1 ]; then
+    set -- "$@" --no-files
+  else
+    set -- "$@" --root "${root:-/}"
+    while IFS= read -r s; do
+      [ -z "$s" ] || set -- "$@" --secret "${s%%=*}=$stage/secrets/${s%%=*}"
+    done <<EOF
+$secrets
+EOF
+  fi
+  if ! "$binary" "$@" "$gen_src" > "$work/check.out" 2> "$work/check.err"; then
+    # The staged copies by the names the node will have, the root's files by the node's.
+    names="s|$stage/secrets/|$secrets_dir/|g; s|$stage/|/etc/pullcred/|g"
+    if [ -n "$root" ]; then names="$names; s|$root/|/|g"; fi
+    grep '^error: ' "$work/check.out" | sed "$names" >&2 || true
+    sed "$names" "$work/check.err" >&2
+    die "the config does not check (pullcred config check; --no-files checks the config alone): nothing was written"
+  fi
+fi
 
 sum() { sha256sum < "$1" | cut -d' ' -f1; }
 
@@ -297,11 +400,33 @@ $d
   done
 }
 
+# Saves the manifest as it stands: this run's lines so far, and an earlier run's for the
+# paths this run has not reached yet. Called as each file is written, so that a run that
+# stops midway leaves every file it wrote on record, for uninstall.sh or a re-run.
+save_manifest() {
+  [ "$pass" = apply ] && [ "$dry_run" = 0 ] || return 0
+  [ -d "$root$state" ] || ensure_dir "$state" 0700
+  merged_manifest
+  replace "$state/manifest" 0600 "$work/manifest.now"
+}
+
+# The manifest as it stands, in $work/manifest.now: this run's lines, and an earlier run's
+# for every path this run did not write (a secret installed before is still pullcred's).
+merged_manifest() {
+  : > "$work/manifest.old"
+  if [ -f "$manifest" ]; then cat "$manifest" > "$work/manifest.old"; fi
+  awk '
+    { key = ($1 == "bin-dir" || $1 == "provider-config") ? $0 : substr($0, length($1) + length($2) + 3) }
+    NR == FNR { seen[key] = 1; print; next }
+    !(key in seen) { print }
+  ' "$new_manifest" "$work/manifest.old" | sort -u > "$work/manifest.now"
+}
+
 # The manifest's record of PATH: "<kind> <sum>", or nothing. A line is "<kind> <sum> <path>",
 # the path being the rest of the line (it may hold spaces).
 recorded() {
   [ -f "$manifest" ] || return 0
-  P=$1 awk '($1 == "file" || $1 == "modified") && substr($0, length($1) + length($2) + 3) == ENVIRON["P"] { print $1, $2 }' "$manifest"
+  P=$1 awk '($1 == "file" || $1 == "modified" || $1 == "secret") && substr($0, length($1) + length($2) + 3) == ENVIRON["P"] { print $1, $2 }' "$manifest"
 }
 
 # Creates DIR (under the root) and the parents it lacks, recording each as ours.
@@ -401,19 +526,26 @@ put() {
   trusted_dir "$(dirname "$path")"
   rec=$(recorded "$path")
   kind="file"
+  [ "$how" != secret ] || kind=secret
   if [ -e "$target" ]; then
     if [ -n "$rec" ]; then
       kind=${rec% *}
       if [ "$(sum "$target")" != "${rec#* }" ]; then
-        [ "$force" = 1 ] || die "$path was changed since pullcred installed it; --force replaces it (keeping $path.bak)"
-        backup "$path"
+        case $how in
+          # A secret it installed is the operator's to rotate in place; a --secret given
+          # again is the new value. Neither is a conflict, and no copy of it is kept.
+          secret) ;;
+          *)
+            [ "$force" = 1 ] || die "$path was changed since pullcred installed it; --force replaces it (keeping $path.bak)"
+            backup "$path" ;;
+        esac
       fi
     else
       case $how in
         keep)
           [ "$pass" = check ] || echo "kept $path (not pullcred's)"
           return ;;
-        whole)
+        whole | secret)
           [ "$force" = 1 ] || die "$path exists and is not pullcred's; --force replaces it (keeping $path.bak)"
           backup "$path" ;;
       esac
@@ -435,6 +567,7 @@ put() {
     preview "$path" "$mode" "$new" "$show"
   else
     replace "$path" "$mode" "$new"
+    save_manifest
     echo "wrote $path"
   fi
 }
@@ -461,10 +594,22 @@ steps() {
   trusted_dir /etc/pullcred/secrets
   ensure_dir /etc/pullcred/secrets 0700
   if [ -n "$config_src" ]; then
-    put "$pullcred_config" 0600 "$config_src" keep secret
+    # The config asked for, or nothing: one the operator wrote there is replaced only with
+    # --force, never silently kept while another is checked and routed.
+    put "$pullcred_config" 0600 "$config_src" whole secret
   elif [ -n "$(recorded "$pullcred_config")" ]; then
     put "$pullcred_config" 0600 "$root$pullcred_config" keep secret
   fi
+  while IFS= read -r f; do
+    [ -z "$f" ] || put "/etc/pullcred/$f" 0600 "$stage/$f" secret secret
+  done <<EOF
+$beside
+EOF
+  while IFS= read -r s; do
+    [ -z "$s" ] || put "$secrets_dir/${s%%=*}" 0600 "$stage/secrets/${s%%=*}" secret secret
+  done <<EOF
+$secrets
+EOF
 
   # 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
   # On EKS, a file of pullcred's own: pullcred's providers, then those of nodeadm's file
@@ -475,7 +620,15 @@ steps() {
     original "$nodeadm_config" > "$work/provider.orig"
     how=whole
   else
-    original "$provider_config" > "$work/provider.orig"
+    # The file as it is now, when there is one: a merge replaces only what pullcred
+    # generates, so what an operator set since (a proxy in a provider's env, a provider of
+    # their own) is kept. The original, kept at the first install, is for uninstall.sh.
+    regular_or_absent "$provider_config"
+    if [ -f "$root$provider_config" ]; then
+      cat "$root$provider_config" > "$work/provider.orig"
+    else
+      original "$provider_config" > "$work/provider.orig"
+    fi
     how=merge
   fi
   if [ -s "$work/provider.orig" ]; then
@@ -492,6 +645,14 @@ steps() {
   # Fields that differ between kubelet versions are never written for a version guessed.
   if [ -z "$kubelet_version" ] && grep -q 'tokenAttributes' "$work/provider"; then
     die "the kubelet's version is unknown and the rules need tokenAttributes, whose fields differ between versions; name it with --kubelet-version X.Y" 2
+  fi
+  # A per-workload rule whose images another provider answers with the node's identity is
+  # what doctor fails: said once, before anything is written, with the way out.
+  if [ "$pass" = check ] && [ -n "$gen_src" ]; then
+    set -- config check --no-files --kubelet "$work/provider"
+    if [ -n "$kubelet_version" ]; then set -- "$@" --kubelet-version "$kubelet_version"; fi
+    "$binary" "$@" "$gen_src" 2> /dev/null | grep "every pod gets the other's credentials" |
+      sed "s|$work/provider|$provider_config|g; s|^|install.sh: warning: |" >&2 || true
   fi
   put "$provider_config" 0644 "$work/provider" "$how" text
   # A provider per token audience is the front under another name (pullcred-ecr, …).
@@ -569,11 +730,9 @@ if [ "$dry_run" = 1 ]; then
   exit 0
 fi
 ensure_dir "$state" 0700
-# Directories an earlier run created are still ours.
-if [ -f "$manifest" ]; then awk '$1 == "dir"' "$manifest" >> "$new_manifest"; fi
-sort -u "$new_manifest" > "$work/manifest.sorted"
-if [ ! -f "$manifest" ] || ! cmp -s "$work/manifest.sorted" "$manifest"; then
-  replace "$state/manifest" 0600 "$work/manifest.sorted"
+merged_manifest
+if [ ! -f "$manifest" ] || ! cmp -s "$work/manifest.now" "$manifest"; then
+  replace "$state/manifest" 0600 "$work/manifest.now"
 fi
 echo "flavor $flavor: the kubelet's flags are $flags"
 if [ "$restart" = 1 ] && [ -z "$root" ]; then

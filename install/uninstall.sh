@@ -2,16 +2,18 @@
 # Undoes install/install.sh exactly, from its manifest (/var/lib/pullcred/install/manifest):
 # files it created are removed, files it changed get their original back, directories it
 # created are removed when empty. A file changed since the install is left in place unless
-# --force. DESTDIR as for install.sh. It restarts nothing; the kubelet keeps its old flags
+# --force; a secret it installed (--secret) is removed, rotated since or not. DESTDIR as for install.sh. It restarts nothing; the kubelet keeps its old flags
 # until restarted.
 #
 # It runs as root, so it checks the whole manifest before it undoes anything, and undoes
 # nothing if: the manifest, or a directory above it, can be changed by a user other than
 # root; a line names a path that is not clean and absolute (no . or ..) or not one that
 # install.sh manages (its binaries in the recorded bin dir, the recorded provider config,
-# pullcred's config, the kubelet flags' files, and the directories leading to them); or a
-# file it would remove or restore is now a symlink or not a regular file. A restored file is
-# staged beside its target and renamed over it.
+# pullcred's config, the secrets it installed, the kubelet flags' files, and the
+# directories leading to them); or a file it would remove or restore is now a symlink or
+# not a regular file. A restored file is staged beside its target and renamed over it.
+# --dry-run says what it would remove or restore ("would remove …") and changes nothing.
+#
 #   install/uninstall.sh [--dry-run] [--force]
 set -eu
 LC_ALL=C
@@ -138,10 +140,21 @@ $1
   return 1
 }
 
-# A file install.sh manages: a fixed one, a recorded provider config, or a binary
+# A file install.sh manages: a fixed one, a secret, a recorded provider config, or a binary
 # (pullcred, pullcred-<name>, docker-credential-pullcred) in a recorded bin dir.
 managed_file() {
   if listed "$1" "$fixed_files" || listed "$1" "$provider_configs"; then return 0; fi
+  # A --secret (/etc/pullcred/secrets/NAME), or an example's demo secret beside the config.
+  case $1 in
+    /etc/pullcred/*)
+      case ${1#/etc/pullcred/} in
+        .* | secrets/.* | */*/*) ;;
+        secrets/*[!A-Za-z0-9._-]*) ;;
+        secrets/?*) return 0 ;;
+        */* | *[!A-Za-z0-9._-]*) ;;
+        ?*.password) return 0 ;;
+      esac ;;
+  esac
   listed "$(dirname "$1")" "$bin_dirs" || return 1
   case ${1##*/} in
     pullcred | docker-credential-pullcred) return 0 ;;
@@ -192,7 +205,7 @@ while IFS= read -r line; do
   ok=0
   if clean_path "$path"; then
     case $kind in
-      file | modified) if managed_file "$path"; then ok=1; fi ;;
+      file | modified | secret) if managed_file "$path"; then ok=1; fi ;;
       dir) if managed_dir "$path"; then ok=1; fi ;;
       bin-dir | provider-config) ok=1 ;;
     esac
@@ -202,9 +215,11 @@ while IFS= read -r line; do
     bad=1
     continue
   fi
-  case $kind in file | modified) ;; *) continue ;; esac
+  case $kind in file | modified | secret) ;; *) continue ;; esac
   trusted_dir "$(dirname "$path")"
   regular_or_absent "$path"
+  # A secret install.sh put there goes with it, rotated since or not.
+  [ "$kind" != secret ] || continue
   if [ "$kind" = modified ]; then
     regular_or_absent "$state/orig$path"
     [ -f "$root$state/orig$path" ] ||
@@ -234,7 +249,7 @@ say() {
 while IFS= read -r line; do
   parse "$line"
   case $kind in
-    file)
+    file | secret)
       [ "$dry_run" = 1 ] || rm -f "$root$path"
       say "remove $path" "removed $path" ;;
     modified)

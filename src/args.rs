@@ -35,6 +35,10 @@ pub enum Command {
         kubelet_version: Option<KubeletVersion>,
         /// The config alone: the secret files its rules name are not read.
         no_files: bool,
+        /// Where the node's files are: the secret files are read under it.
+        root: PathBuf,
+        /// Files to read in place of `SECRETS_DIR/NAME`: secrets not installed yet.
+        secrets: Vec<(String, PathBuf)>,
     },
     ConfigMatchImages {
         file: Option<PathBuf>,
@@ -53,7 +57,8 @@ pub enum Command {
     KubeletConfig {
         file: Option<PathBuf>,
         merge: Option<PathBuf>,
-        drop_covered: bool,
+        /// With `merge`: which other providers to leave out.
+        drop: crate::kubelet::Drop,
         kubelet_version: Option<KubeletVersion>,
     },
     Version,
@@ -74,17 +79,84 @@ pub struct UsageError {
     more: String,
 }
 
-/// The commands: name, usage (after the program's name), and help.
+/// The commands: name, usage (after the program's name), what it does, and its options.
+/// The help (`--help`, and docs/cli.md, made from it) and which options each command takes
+/// are both read from here.
 struct Topic {
     name: &'static str,
     usage: &'static str,
+    /// What comes before the options in the help.
+    about: &'static str,
+    /// The heading of the options in the help.
+    options_heading: &'static str,
+    options: &'static [Opt],
+    /// Where the options belong to one subcommand only (`cache purge`): its name.
+    options_of: Option<&'static str>,
+}
+
+/// An option: its spelling (`--kubelet`, or `-v, --verbose`), its value's name, and its help
+/// (lines after the first continue it). A hidden one is taken but not shown.
+struct Opt {
+    spelling: &'static str,
+    value: Option<&'static str>,
     help: &'static str,
+    hidden: bool,
+}
+
+impl Opt {
+    const fn new(spelling: &'static str, value: Option<&'static str>, help: &'static str) -> Self {
+        Opt {
+            spelling,
+            value,
+            help,
+            hidden: false,
+        }
+    }
+
+    /// The long spelling, as `seen.given` records it.
+    fn long(&self) -> &'static str {
+        match self.spelling.rsplit_once(", ") {
+            Some((_, long)) => long,
+            None => self.spelling,
+        }
+    }
+}
+
+/// Where an option's help starts in the help text.
+const HELP_COLUMN: usize = 25;
+
+impl Topic {
+    /// The help text: what it does, then its options, each help line at `HELP_COLUMN`.
+    fn help(&self) -> String {
+        let mut out = String::from(self.about);
+        let shown: Vec<&Opt> = self.options.iter().filter(|o| !o.hidden).collect();
+        if !shown.is_empty() {
+            out.push_str(&format!("\n{}:\n", self.options_heading));
+        }
+        for o in shown {
+            let head = match o.value {
+                Some(v) => format!("  {} {v}", o.spelling),
+                None => format!("  {}", o.spelling),
+            };
+            let mut lines = o.help.lines();
+            let first = lines.next().unwrap_or("");
+            if head.len() + 2 > HELP_COLUMN {
+                out.push_str(&format!("{head}\n{:HELP_COLUMN$}{first}\n", ""));
+            } else {
+                out.push_str(&format!("{head:HELP_COLUMN$}{first}\n"));
+            }
+            for line in lines {
+                out.push_str(&format!("{:HELP_COLUMN$}{line}\n", ""));
+            }
+        }
+        out
+    }
 }
 
 const TOP: Topic = Topic {
     name: "",
     usage: "[OPTIONS] [COMMAND]",
-    help:
+    about:
         "A kubelet image credential provider: ECR and ECR Public tokens, Artifact Registry and GCR
 tokens, ACR refresh tokens, static credentials from root-only files, and docker config
 credentials and helpers, with the node's identity or each workload's, from one binary,
@@ -103,36 +175,63 @@ Commands:
   doctor [IMAGE…]  Check everything between the kubelet and a pull on this node
   kubelet-config   Print a kubelet CredentialProviderConfig routing what the rules serve
   version          Print the version
-
-Options (for every command):
-  --config FILE    Config file [default: $PULLCRED_CONFIG, else /etc/pullcred/config.toml,
-                   else the built-in rules]
-  --cache-dir DIR  Cache dir [default: $PULLCRED_CACHE_DIR, else [cache] dir, else
-                   /run/pullcred for root, else the user's cache dir]
-  -v, --verbose    More log output on stderr (-v info, -vv debug); or set PULLCRED_LOG
-  -h, --help       Print help (of a command: COMMAND --help)
-  -V, --version    Print the version
 ",
+    options_heading: "Options (for every command)",
+    options: &[
+        Opt::new(
+            "--config",
+            Some("FILE"),
+            "Config file [default: $PULLCRED_CONFIG, else
+/etc/pullcred/config.toml, else the built-in rules]",
+        ),
+        Opt::new(
+            "--cache-dir",
+            Some("DIR"),
+            "Cache dir [default: $PULLCRED_CACHE_DIR, else [cache] dir,
+else /run/pullcred for root, else the user's cache dir]",
+        ),
+        Opt::new(
+            "-v, --verbose",
+            None,
+            "More log output on stderr (-v info, -vv debug); or set
+PULLCRED_LOG",
+        ),
+        Opt::new(
+            "-h, --help",
+            None,
+            "Print help (of a command: COMMAND --help)",
+        ),
+        Opt::new("-V, --version", None, "Print the version"),
+    ],
+    options_of: None,
 };
+
+/// A command's options: a topic with the usual heading.
+const OPTIONS: &str = "Options";
 
 const GET: Topic = Topic {
     name: "get",
     usage: "get [OPTIONS] IMAGE",
-    help: "Print the response the kubelet would get for IMAGE.
+    about: "Print the response the kubelet would get for IMAGE.
 
 Arguments:
   IMAGE            an image reference as a pod names it: nginx, registry.example.com/team/app:1,
                    host:5000/app@sha256:… (Docker Hub's short names are expanded as the kubelet does)
-
-Options:
-  --api-version V  apiVersion of the request to answer: v1 (default), v1beta1, v1alpha1
 ",
+    options_heading: OPTIONS,
+    options: &[Opt::new(
+        "--api-version",
+        Some("V"),
+        "apiVersion of the request to answer: v1 (default), v1beta1,
+v1alpha1",
+    )],
+    options_of: None,
 };
 
 const CONFIG: Topic = Topic {
     name: "config",
     usage: "config check|match-images [OPTIONS] [FILE]",
-    help: "Inspect a config.
+    about: "Inspect a config.
 
 Commands:
   check [FILE]         Validate a config and print its rules in the order they are tried;
@@ -143,104 +242,194 @@ Commands:
 FILE defaults to --config, else $PULLCRED_CONFIG, else /etc/pullcred/config.toml, else
 the built-in rules.
 ",
+    options_heading: OPTIONS,
+    options: &[],
+    options_of: None,
 };
+
+/// `--kubelet-version`, as the commands that take it say it.
+const KUBELET_VERSION_HELP: &str = "The Kubernetes version of the node's kubelet (1.26 or
+later): only what it has is written or accepted [default: the
+newest pullcred knows]";
 
 const CONFIG_CHECK: Topic = Topic {
     name: "config check",
     usage: "config check [OPTIONS] [FILE]",
-    help: "Validate a config (FILE, else --config, else $PULLCRED_CONFIG, else
-/etc/pullcred/config.toml, else the built-in rules) and print its rules in the order they
-are tried.
-
-Options:
-  --kubelet FILE|DIR     The kubelet's CredentialProviderConfig: a file, or a directory of
-                         *.yaml, *.yml and *.json files merged in name order
-  --bin-dir DIR          With --kubelet: the kubelet's credential-provider bin dir (each
-                         provider's binary must be there)
-  --kubelet-version X.Y  With --kubelet: the Kubernetes version of the kubelet that reads
-                         it (1.26 or later) [default: the newest pullcred knows]
-  --no-files             Check the config alone: do not read the secret files its rules
-                         name (for examples and image builds, where they are not there yet)
+    about: "Validate a config (FILE, else --config, else $PULLCRED_CONFIG, else
+/etc/pullcred/config.toml, else the built-in rules), read each secret file its rules name
+as a mint would (a missing or unsafe one is an error), and print its rules in the order
+they are tried.
 ",
+    options_heading: OPTIONS,
+    options: &[
+        Opt::new(
+            "--kubelet",
+            Some("FILE|DIR"),
+            "The kubelet's CredentialProviderConfig: a file, or a
+directory of *.yaml, *.yml and *.json files merged in name
+order; checked as that kubelet reads it, and against the rules",
+        ),
+        Opt::new(
+            "--bin-dir",
+            Some("DIR"),
+            "With --kubelet: the kubelet's credential-provider bin dir
+(each provider's binary must be there)",
+        ),
+        Opt::new("--kubelet-version", Some("X.Y"), KUBELET_VERSION_HELP),
+        Opt::new(
+            "--no-files",
+            None,
+            "Check the config alone: do not read the secret files its
+rules name (for examples and image builds, where they are
+not there yet)",
+        ),
+        Opt::new(
+            "--root",
+            Some("DIR"),
+            "Read the secret files under DIR, the root of the node they
+are for (an image build's or an installer's target)
+[default: /]",
+        ),
+        Opt::new(
+            "--secret",
+            Some("NAME=FILE"),
+            "Read FILE in place of /etc/pullcred/secrets/NAME: a secret
+about to be installed there (install.sh --secret); may be
+repeated",
+        ),
+    ],
+    options_of: None,
 };
 
 const CONFIG_MATCH_IMAGES: Topic = Topic {
     name: "config match-images",
     usage: "config match-images [FILE]",
-    help: "Print the kubelet matchImages the config's rules serve, one per line (FILE, else
+    about: "Print the kubelet matchImages the config's rules serve, one per line (FILE, else
 --config, else $PULLCRED_CONFIG, else /etc/pullcred/config.toml, else the built-in rules).
 ",
+    options_heading: OPTIONS,
+    options: &[],
+    options_of: None,
 };
 
 const CACHE: Topic = Topic {
     name: "cache",
     usage: "cache list|purge [OPTIONS]",
-    help: "Inspect or empty the credential cache.
+    about: "Inspect or empty the credential cache.
 
 Commands:
   list   List cached entries: key, registry, source, refresh and expiry times (never the
          credential)
   purge  Remove cached entries, all or those of one registry; or, with --expired, only
          those that have expired (and lock files left without an entry)
-
-Options of purge:
-  --registry HOST  Only entries for this registry host
-  --expired        Only entries that would not be served even when minting fails, each
-                   under its lock (not with --registry)
 ",
+    options_heading: "Options of purge",
+    options: &[
+        Opt::new(
+            "--registry",
+            Some("HOST"),
+            "Only entries for this registry host (index.docker.io and
+registry-1.docker.io are docker.io's)",
+        ),
+        Opt::new(
+            "--expired",
+            None,
+            "Only entries that would not be served even when minting
+fails, each under its lock (not with --registry)",
+        ),
+    ],
+    options_of: Some("purge"),
 };
 
+/// `doctor --root DIR` is taken but not shown: the tests' fake node trees (the kubelet's
+/// files and `/proc`) are read under it, while the answers it mints read the config's files
+/// where they are, so it is no tool for an operator's image or mount.
 const DOCTOR: Topic = Topic {
     name: "doctor",
     usage: "doctor [OPTIONS] [IMAGE…]",
-    help: "Check everything between the kubelet and a pull on this node, and answer each IMAGE as
+    about: "Check everything between the kubelet and a pull on this node, and answer each IMAGE as
 the kubelet would be (minting for real) [default: one image per rule without wildcards].
-
-Options:
-  --no-cache             Answer without reading or writing the cache
-  --kubelet-version X.Y  The Kubernetes version of the node's kubelet [default: what its
-                         binary says]
+One line per check: ok, skip (not tried, and why), warn or FAIL; exit 1 on any FAIL.
 ",
+    options_heading: OPTIONS,
+    options: &[
+        Opt::new(
+            "--no-cache",
+            None,
+            "Answer without reading or writing the cache",
+        ),
+        Opt::new(
+            "--kubelet-version",
+            Some("X.Y"),
+            "The Kubernetes version of the node's kubelet [default: what
+its binary says]",
+        ),
+        Opt {
+            spelling: "--root",
+            value: Some("DIR"),
+            help: "",
+            hidden: true,
+        },
+    ],
+    options_of: None,
 };
 
 const KUBELET_CONFIG: Topic = Topic {
     name: "kubelet-config",
     usage: "kubelet-config [OPTIONS] [FILE]",
-    help: "Print a kubelet CredentialProviderConfig routing exactly what the rules of FILE (else
+    about: "Print a kubelet CredentialProviderConfig routing exactly what the rules of FILE (else
 --config, else $PULLCRED_CONFIG, else /etc/pullcred/config.toml, else the built-in rules)
 serve.
-
-Options:
-  --merge FILE           An existing CredentialProviderConfig to merge into: its other
-                         providers are kept, its pullcred providers replaced (keeping the
-                         env and args set on them); JSON stays JSON
-  --drop-covered         With --merge: leave out each other provider whose every
-                         matchImages entry pullcred's providers route too
-  --kubelet-version X.Y  The Kubernetes version of the node's kubelet (1.26 or later):
-                         only the fields it has are written [default: the newest
-                         pullcred knows]
 ",
+    options_heading: OPTIONS,
+    options: &[
+        Opt::new(
+            "--merge",
+            Some("FILE"),
+            "An existing CredentialProviderConfig to merge into: its
+other providers are kept, its pullcred providers replaced
+(keeping the env and args set on them); JSON stays JSON",
+        ),
+        Opt::new(
+            "--drop-covered",
+            None,
+            "With --merge: leave out each other provider whose every
+matchImages entry pullcred's providers route too",
+        ),
+        Opt::new(
+            "--drop-overlapping",
+            None,
+            "With --merge: leave out each other provider with any
+matchImages entry that overlaps one of pullcred's, so that
+pullcred alone answers for its images (needed when a rule
+uses per-workload identity: another provider would give
+every pod the node's)",
+        ),
+        Opt::new("--kubelet-version", Some("X.Y"), KUBELET_VERSION_HELP),
+    ],
+    options_of: None,
 };
 
 const VERSION: Topic = Topic {
     name: "version",
     usage: "version",
-    help: "Print the version.\n",
+    about: "Print the version.\n",
+    options_heading: OPTIONS,
+    options: &[],
+    options_of: None,
 };
 
-/// The options of one command or another (the others apply to every command).
-const COMMAND_OPTIONS: &[&str] = &[
-    "--api-version",
-    "--kubelet",
-    "--bin-dir",
-    "--kubelet-version",
-    "--merge",
-    "--root",
-    "--registry",
-    "--drop-covered",
-    "--no-cache",
-    "--no-files",
-    "--expired",
+/// Every topic, for the options they take and the help pages.
+const TOPICS: [&Topic; 9] = [
+    &TOP,
+    &GET,
+    &CONFIG,
+    &CONFIG_CHECK,
+    &CONFIG_MATCH_IMAGES,
+    &CACHE,
+    &DOCTOR,
+    &KUBELET_CONFIG,
+    &VERSION,
 ];
 
 /// Options that take a value, and flags, as given anywhere on the line; sorted out per
@@ -255,8 +444,10 @@ struct Seen {
     root: Option<PathBuf>,
     registry: Option<String>,
     drop_covered: bool,
+    drop_overlapping: bool,
     no_cache: bool,
     no_files: bool,
+    secrets: Vec<(String, PathBuf)>,
     expired: bool,
     help: bool,
     version: bool,
@@ -346,7 +537,13 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             Short(c) => format!("-{c}"),
             Value(_) => String::new(),
         };
-        if let Some(option) = COMMAND_OPTIONS.iter().find(|o| **o == name) {
+        // A command's option, wherever it is given (the globals are TOP's).
+        if let Some(option) = TOPICS[1..]
+            .iter()
+            .flat_map(|t| t.options)
+            .map(Opt::long)
+            .find(|o| *o == name)
+        {
             seen.given.push(option);
         }
         // A value: present, not empty, and given once (a second would silently win).
@@ -398,8 +595,15 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
                 seen.registry = Some(text(&mut parser, seen.registry.is_some())?);
             }
             Long("drop-covered") => seen.drop_covered = true,
+            Long("drop-overlapping") => seen.drop_overlapping = true,
             Long("no-cache") => seen.no_cache = true,
             Long("no-files") => seen.no_files = true,
+            Long("secret") => {
+                let v = value(&mut parser, false)?;
+                let secret =
+                    secret_operand(v).map_err(|why| fail(format!("--secret: {why}"), &TOP))?;
+                seen.secrets.push(secret);
+            }
             Long("expired") => seen.expired = true,
             Value(v) => words.push(v),
             _ => return Err(bad(arg.unexpected())),
@@ -453,14 +657,10 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
         low.command = Command::Version;
         return Ok(low);
     }
-    // Each option only where it applies.
-    let allowed: &[&str] = match (topic.name, second) {
-        ("get", _) => &["--api-version"],
-        ("config check", _) => &["--kubelet", "--bin-dir", "--kubelet-version", "--no-files"],
-        ("cache", Some("purge")) => &["--registry", "--expired"],
-        ("doctor", _) => &["--no-cache", "--root", "--kubelet-version"],
-        ("kubelet-config", _) => &["--merge", "--drop-covered", "--kubelet-version"],
-        _ => &[],
+    // Each option only where it applies: its topic's, or its subcommand's.
+    let allowed: Vec<&str> = match topic.options_of {
+        Some(of) if second != Some(of) => Vec::new(),
+        _ => topic.options.iter().map(Opt::long).collect(),
     };
     if let Some(o) = seen.given.iter().find(|o| !allowed.contains(o)) {
         let on = match (topic.name, second) {
@@ -538,6 +738,8 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
                 bin_dir: seen.bin_dir,
                 kubelet_version: version(&seen.kubelet_version)?,
                 no_files: seen.no_files,
+                root: seen.root.unwrap_or_else(|| PathBuf::from("/")),
+                secrets: seen.secrets,
             }
         }
         ("config match-images", _) => Command::ConfigMatchImages {
@@ -568,13 +770,27 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             kubelet_version: version(&seen.kubelet_version)?,
         },
         ("kubelet-config", _) => {
-            if seen.drop_covered && seen.merge.is_none() {
-                return Err(fail("--drop-covered needs --merge".into(), topic));
+            if seen.merge.is_none()
+                && let Some(o) = seen
+                    .given
+                    .iter()
+                    .find(|o| ["--drop-covered", "--drop-overlapping"].contains(o))
+            {
+                return Err(fail(format!("{o} needs --merge"), topic));
             }
+            // Overlapping takes in covered: a provider all of whose entries pullcred routes
+            // overlaps it.
+            let drop = if seen.drop_overlapping {
+                crate::kubelet::Drop::Overlapping
+            } else if seen.drop_covered {
+                crate::kubelet::Drop::Covered
+            } else {
+                crate::kubelet::Drop::Nothing
+            };
             Command::KubeletConfig {
                 file: at_most_one(rest)?,
                 merge: seen.merge,
-                drop_covered: seen.drop_covered,
+                drop,
                 kubelet_version: version(&seen.kubelet_version)?,
             }
         }
@@ -587,9 +803,34 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
     Ok(low)
 }
 
+/// `--secret NAME=FILE`: NAME a plain file name (letters, digits, `.`, `_`, `-`; not
+/// starting with `.`), FILE any path.
+fn secret_operand(v: OsString) -> Result<(String, PathBuf), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = v.as_bytes();
+    let Some(eq) = bytes.iter().position(|b| *b == b'=') else {
+        return Err("not NAME=FILE".into());
+    };
+    let (name, file) = (&bytes[..eq], &bytes[eq + 1..]);
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"._-".contains(b);
+    if name.is_empty() || name[0] == b'.' || !name.iter().all(plain) {
+        return Err(format!(
+            "{:?} is not a plain file name (letters, digits, . _ -, not starting with .)",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    if file.is_empty() {
+        return Err("no FILE after NAME=".into());
+    }
+    Ok((
+        String::from_utf8_lossy(name).into_owned(),
+        PathBuf::from(std::ffi::OsStr::from_bytes(file)),
+    ))
+}
+
 /// A command's help, its usage line naming `program`.
 fn help_text(program: &str, topic: &Topic) -> String {
-    format!("{}\nUsage: {program} {}\n", topic.help, topic.usage)
+    format!("{}\nUsage: {program} {}\n", topic.help(), topic.usage)
 }
 
 #[cfg(test)]
@@ -598,6 +839,62 @@ mod tests {
 
     fn parse_words(words: &[&str]) -> Result<LowArgs, UsageError> {
         parse("pullcred", words.iter().map(OsString::from).collect())
+    }
+
+    /// Each option is defined once, in its topic: the parser takes it on that command (and
+    /// no other), and the help shows it unless it is hidden.
+    #[test]
+    fn every_option_is_taken_where_its_help_shows_it() {
+        for topic in &TOPICS[1..] {
+            let mut words: Vec<&str> = topic.name.split(' ').collect();
+            if let Some(sub) = topic.options_of {
+                words.push(sub);
+            }
+            for o in topic.options {
+                let mut line = words.clone();
+                line.push(o.long());
+                if let Some(v) = o.value {
+                    line.push(if o.long() == "--kubelet-version" {
+                        "1.33"
+                    } else if o.long() == "--secret" {
+                        "n=f"
+                    } else if o.long() == "--api-version" {
+                        "v1"
+                    } else {
+                        v
+                    });
+                }
+                // What an option needs beside it.
+                match (topic.name, o.long()) {
+                    ("config check", "--bin-dir" | "--kubelet-version") => {
+                        line.extend(["--kubelet", "k"]);
+                    }
+                    ("kubelet-config", "--drop-covered" | "--drop-overlapping") => {
+                        line.extend(["--merge", "m"]);
+                    }
+                    ("get", _) => line.push("nginx"),
+                    _ => {}
+                }
+                assert!(
+                    parse_words(&line).is_ok(),
+                    "{line:?}: {:?}",
+                    parse_words(&line)
+                );
+                let help = topic.help();
+                assert_eq!(
+                    help.contains(&format!("  {} ", o.spelling))
+                        || help.contains(&format!("  {}\n", o.spelling)),
+                    !o.hidden,
+                    "{}: {}",
+                    topic.name,
+                    o.spelling
+                );
+                // Not on the plugin.
+                let own = &line[words.len()..words.len() + 1 + usize::from(o.value.is_some())];
+                let e = parse_words(own).unwrap_err().to_string();
+                assert!(e.contains("does not apply to the plugin"), "{own:?}: {e}");
+            }
+        }
     }
 
     #[test]
@@ -627,8 +924,32 @@ mod tests {
                 bin_dir: None,
                 kubelet_version: None,
                 no_files: false,
+                root: "/".into(),
+                secrets: vec![],
             }
         );
+        let low = parse_words(&[
+            "config",
+            "check",
+            "--root",
+            "/host",
+            "--secret",
+            "a.b=/tmp/x",
+            "--secret=c=d=e",
+        ])
+        .unwrap();
+        let Command::ConfigCheck { root, secrets, .. } = low.command else {
+            panic!("{:?}", low.command);
+        };
+        assert_eq!(root, PathBuf::from("/host"));
+        assert_eq!(
+            secrets,
+            [("a.b".into(), "/tmp/x".into()), ("c".into(), "d=e".into())]
+        );
+        for bad in ["noequals", "=f", ".hidden=f", "a/b=f", "a="] {
+            let e = parse_words(&["config", "check", "--secret", bad]).unwrap_err();
+            assert!(e.to_string().starts_with("--secret: "), "{bad}: {e}");
+        }
         assert_eq!(
             parse_words(&["cache", "purge", "--expired"])
                 .unwrap()

@@ -28,14 +28,18 @@ pub fn run(low: LowArgs, env: Env) -> Result<(), Error> {
             bin_dir,
             kubelet_version,
             no_files,
+            root,
+            secrets,
         } => config_check(
             &settings,
             &env,
             file,
-            kubelet,
-            bin_dir,
-            kubelet_version,
-            no_files,
+            Kubelet {
+                config: kubelet,
+                bin_dir,
+                version: kubelet_version,
+            },
+            (!no_files).then_some(Files { root, secrets }),
         ),
         Command::ConfigMatchImages { file } => match_images(&settings, &env, file),
         Command::CacheList => cache_list(&settings, &env),
@@ -51,9 +55,9 @@ pub fn run(low: LowArgs, env: Env) -> Result<(), Error> {
         Command::KubeletConfig {
             file,
             merge,
-            drop_covered,
+            drop,
             kubelet_version,
-        } => kubelet_config(&settings, &env, file, merge, drop_covered, kubelet_version),
+        } => kubelet_config(&settings, &env, file, merge, drop, kubelet_version),
         Command::Version => print(&format!(
             "pullcred {0} (pullcred and pullcred-mint {0})\ncommit {1}\ntarget {2}\n",
             env!("CARGO_PKG_VERSION"),
@@ -100,25 +104,66 @@ fn config_of(settings: &Settings, env: &Env, file: Option<PathBuf>) -> Result<Co
     )?)
 }
 
+/// `config check --kubelet`: the kubelet's CredentialProviderConfig, its bin dir and version.
+struct Kubelet {
+    config: Option<PathBuf>,
+    bin_dir: Option<PathBuf>,
+    version: Option<KubeletVersion>,
+}
+
+/// Where `config check` reads the secret files: under `root`, with `secrets` standing for
+/// files of `SECRETS_DIR` not installed yet.
+struct Files {
+    root: PathBuf,
+    secrets: Vec<(String, PathBuf)>,
+}
+
+impl Files {
+    /// The file to read for `path`, as a rule names it: a secret about to be installed
+    /// there, its stand-in; a path the config gave relative to its own directory (`beside`)
+    /// is read there; an absolute one under the root.
+    fn at(&self, path: &Path, beside: Option<&Path>) -> PathBuf {
+        let dir = Path::new(crate::config::SECRETS_DIR);
+        if let Ok(name) = path.strip_prefix(dir)
+            && let Some((_, file)) = self.secrets.iter().find(|(n, _)| Path::new(n) == name)
+        {
+            return file.clone();
+        }
+        if beside.is_some_and(|dir| path.starts_with(dir)) {
+            return path.to_path_buf();
+        }
+        match path.strip_prefix("/") {
+            Ok(rel) => self.root.join(rel),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+}
+
 fn config_check(
     settings: &Settings,
     env: &Env,
     file: Option<PathBuf>,
-    kubelet: Option<PathBuf>,
-    bin_dir: Option<PathBuf>,
-    kubelet_version: Option<KubeletVersion>,
-    no_files: bool,
+    kubelet: Kubelet,
+    files: Option<Files>,
 ) -> Result<(), Error> {
     let config = config_of(settings, env, file)?;
     print(&describe(&config))?;
     // Each secret file a rule names, read as a mint would read it (its owner and mode
     // checked): a missing or unreadable one fails the pull, so it fails the check.
-    if !no_files {
+    if let Some(files) = files {
+        let beside = match &config.origin {
+            Origin::File(path) => std::path::absolute(path)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf)),
+            Origin::Builtin => None,
+        };
         let mut report = String::new();
         let mut faults = 0;
         for rule in &config.rules {
             for (key, path) in rule.source.files() {
-                if let Err(e) = crate::secret_file::read(&path, env.uid()) {
+                if let Err(e) =
+                    crate::secret_file::read(&files.at(&path, beside.as_deref()), env.uid())
+                {
                     let source = rule.source.name();
                     report.push_str(&format!(
                         "error: rule {} ({source}): {key}: {e}\n",
@@ -133,10 +178,10 @@ fn config_check(
             return Err(Error::Files(faults));
         }
     }
-    let version = kubelet_version.unwrap_or(KubeletVersion::NEWEST);
-    match kubelet {
+    let version = kubelet.version.unwrap_or(KubeletVersion::NEWEST);
+    match kubelet.config {
         None => Ok(()),
-        Some(path) => check_kubelet(&config, &path, bin_dir.as_deref(), version),
+        Some(path) => check_kubelet(&config, &path, kubelet.bin_dir.as_deref(), version),
     }
 }
 
@@ -255,7 +300,7 @@ fn kubelet_config(
     env: &Env,
     file: Option<PathBuf>,
     merge: Option<PathBuf>,
-    drop_covered: bool,
+    drop: crate::kubelet::Drop,
     kubelet_version: Option<KubeletVersion>,
 ) -> Result<(), Error> {
     let config = config_of(settings, env, file)?;
@@ -274,11 +319,12 @@ fn kubelet_config(
             // Bounded and never blocking: a FIFO or /dev/zero is refused.
             let text = crate::kubelet::read_config(&path).map_err(|e| bad(e.to_string()))?;
             let json = path.extension().is_some_and(|e| e == "json");
-            let merged = crate::kubelet::merge(&config, &text, json, version, drop_covered)
-                .map_err(|e| match e {
+            let merged = crate::kubelet::merge(&config, &text, json, version, drop).map_err(
+                |e| match e {
                     MergeError::Generate(e) => Error::KubeletVersion(e),
                     e @ MergeError::Unreadable { .. } => bad(e.to_string()),
-                })?;
+                },
+            )?;
             print(&merged)
         }
     }

@@ -25,6 +25,8 @@ use crate::units::parse_duration;
 use crate::workload::IdentityMode;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pullcred/config.toml";
+/// Where secret files are kept on a node: root's alone (install.sh makes it, 0700).
+pub const SECRETS_DIR: &str = "/etc/pullcred/secrets";
 /// The kubelet kills a plugin after one minute; answer (or fail) well before that.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_DEADLINE: Duration = Duration::from_secs(55);

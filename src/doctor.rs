@@ -25,6 +25,7 @@ use crate::env::Env;
 use crate::image::ImageRef;
 use crate::kubelet::{self, KubeletVersion, Severity};
 use crate::protocol::{ApiVersion, Request, go_duration};
+use crate::workload::IdentityMode;
 
 const CONFIG_FLAG: &str = "image-credential-provider-config";
 const BIN_DIR_FLAG: &str = "image-credential-provider-bin-dir";
@@ -70,6 +71,8 @@ const FLAG_FILES: &[&str] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok,
+    /// Not tried, and why: no fault.
+    Skip,
     Warn,
     Fail,
 }
@@ -84,6 +87,7 @@ impl Report {
     fn add(&mut self, status: Status, text: impl Into<String>) {
         let label = match status {
             Status::Ok => "ok  ",
+            Status::Skip => "skip",
             Status::Warn => "warn",
             Status::Fail => {
                 self.failures += 1;
@@ -740,6 +744,24 @@ impl Doctor<'_> {
                         format!("image {image}: no pullcred provider's matchImages covers it: the kubelet pulls it anonymously"),
                     );
                 }
+            }
+            // A rule that answers only with the pod's own identity cannot be tried here:
+            // doctor has no pod's token to send, and that is no fault of the node's.
+            if let Ok(parsed) = ImageRef::parse(&image)
+                && let Some(selected) = config.select(&parsed)
+                && (selected.rule.identity == IdentityMode::ServiceAccount
+                    || !selected.rule.source.cacheable())
+            {
+                let rule = selected.rule;
+                r.add(
+                    Status::Skip,
+                    format!(
+                        "image {image}: rule {} ({}) answers with the pod's own identity and needs its service account token, which the kubelet sends on a pod's pull; not tried here (the kubelet config lines say whether it is sent)",
+                        rule.number,
+                        rule.source.name()
+                    ),
+                );
+                continue;
             }
             let req = Request {
                 api_version: ApiVersion::V1,

@@ -125,12 +125,38 @@ impl Resolver {
                 pending.remove(i);
             }
         }
-        let found = found.map_err(|e| format!("cannot resolve {name}: {e}"))?;
+        let found = found.map_err(|e| format!("cannot resolve {name}: {}", in_words(&e)))?;
         let addrs: Vec<IpAddr> = found.iter().collect();
         if addrs.is_empty() {
             return Err(format!("cannot resolve {name}: no addresses"));
         }
         Ok(addrs)
+    }
+}
+
+/// What a failed lookup means, in an operator's words: the resolver's own `Display` prints
+/// its query structs (`no records found for Query { name: Name(…), … }`).
+fn in_words(e: &hickory_resolver::net::NetError) -> String {
+    use hickory_resolver::net::{DnsError, NetError};
+    match e {
+        _ if e.is_nx_domain() => {
+            "no such name (the name server answered NXDOMAIN; check the name, the search \
+             domains and which name server /etc/resolv.conf names)"
+                .into()
+        }
+        NetError::Dns(DnsError::NoRecordsFound(n)) => {
+            format!(
+                "the name has no address records (the name server answered {})",
+                n.response_code
+            )
+        }
+        NetError::Dns(DnsError::ResponseCode(code)) => {
+            format!("the name server answered {code}")
+        }
+        NetError::Timeout => "no name server answered in time".into(),
+        NetError::NoConnections => "no name server could be reached".into(),
+        NetError::Io(io) => format!("the name servers cannot be reached: {io}"),
+        other => other.to_string(),
     }
 }
 

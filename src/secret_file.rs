@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// Files larger than this are not credential files.
@@ -155,7 +156,8 @@ fn open_checked(
     let start = if path.is_absolute() { "/" } else { "." };
     let mut dir = openat(CWD, start, look | OFlags::DIRECTORY, Mode::empty()).map_err(io)?;
     let mut shown = PathBuf::from(start);
-    check_dir(&fstat(&dir).map_err(io)?, uid).map_err(|r| dir_refused(&insecure, &shown, r))?;
+    check_dir(&dir, &fstat(&dir).map_err(io)?, uid)
+        .map_err(|r| dir_refused(&insecure, &shown, r))?;
     let mut rest: Vec<Cow<'_, OsStr>> = components(path.as_os_str().as_bytes())
         .map(Cow::Borrowed)
         .collect();
@@ -193,12 +195,13 @@ fn open_checked(
                     dir = root().map_err(io)?;
                     shown = PathBuf::from("/");
                     let root_stat = fstat(&dir).map_err(io)?;
-                    check_dir(&root_stat, uid).map_err(|r| dir_refused(&insecure, &shown, r))?;
+                    check_dir(&dir, &root_stat, uid)
+                        .map_err(|r| dir_refused(&insecure, &shown, r))?;
                     sticky = root_stat.st_mode & 0o1000 != 0;
                 }
             }
             FileType::Directory if !rest.is_empty() => {
-                check_dir(&stat, uid).map_err(|r| dir_refused(&insecure, &here(), r))?;
+                check_dir(&fd, &stat, uid).map_err(|r| dir_refused(&insecure, &here(), r))?;
                 sticky = stat.st_mode & 0o1000 != 0;
                 dir = fd;
                 shown.push(&name);
@@ -240,7 +243,7 @@ fn open_checked(
                     )));
                 }
                 let mode = stat.st_mode & 0o777;
-                if mode & 0o022 != 0 {
+                if others_may_write(&fd, mode, stat.st_gid, uid) {
                     return Err(insecure(format!(
                         "writable by group or others (mode {mode:04o})"
                     )));
@@ -282,15 +285,90 @@ fn components(bytes: &[u8]) -> impl Iterator<Item = &OsStr> {
 
 /// A directory on a trusted file's path: owned by root or the caller, and writable by no one
 /// else unless it is root's and sticky (`/tmp`: others may add files, but not replace ours).
-fn check_dir(stat: &rustix::fs::Stat, uid: u32) -> Result<(), Unsafe> {
+fn check_dir(fd: impl AsFd, stat: &rustix::fs::Stat, uid: u32) -> Result<(), Unsafe> {
     let (owner, mode) = (stat.st_uid, stat.st_mode & 0o7777);
     if owner != 0 && owner != uid {
         return Err(Unsafe::Owner { owner, want: None });
     }
-    if mode & 0o022 != 0 && !(owner == 0 && mode & 0o1000 != 0) {
+    if others_may_write(fd, mode, stat.st_gid, uid) && !(owner == 0 && mode & 0o1000 != 0) {
         return Err(Unsafe::Writable { mode });
     }
     Ok(())
+}
+
+/// Whether someone other than root and the caller may write the file or directory `fd`, of
+/// `mode` and group `gid`. Writable by its group is no fault for an ordinary caller when that
+/// group is its own private group and no ACL grants more: a checkout made under umask 002
+/// (the default where each user has a group of their own) leaves files group-writable, and
+/// no one else is in that group. Root is given no such leeway: the node's files pullcred
+/// reads as root are root's alone, whoever else gid 0 may name on that node.
+fn others_may_write(fd: impl AsFd, mode: u32, gid: u32, uid: u32) -> bool {
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && !(private_group(gid, uid) && no_acl(fd)))
+}
+
+/// Whether `fd` has no access ACL: with one, the mode's group bits are its mask, and a user
+/// it names may write what the mode seems to keep to the group.
+fn no_acl(fd: impl AsFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // The descriptor may be O_PATH, which the xattr calls refuse; its /proc name is not.
+    let path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    matches!(
+        rustix::fs::getxattr(path.as_str(), "system.posix_acl_access", &mut [0u8; 0][..]),
+        Err(rustix::io::Errno::NODATA)
+    )
+}
+
+/// Whether `gid` is the private group of the caller `uid`, an ordinary account: the process's
+/// own uid and effective group, no other account has it as its primary group in
+/// `/etc/passwd`, and `/etc/group` names no other member. Read only when a group-writable
+/// name is met; an unreadable or oversized file means no.
+fn private_group(gid: u32, uid: u32) -> bool {
+    use rustix::process::{getegid, geteuid};
+    if uid == 0 || geteuid().as_raw() != uid || getegid().as_raw() != gid {
+        return false;
+    }
+    let read = |path: &str| -> Option<String> {
+        let file = std::fs::File::open(path).ok()?;
+        let mut text = String::new();
+        file.take(MAX_SECRET_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .ok()?;
+        (text.len() as u64 <= MAX_SECRET_FILE_BYTES).then_some(text)
+    };
+    let (Some(passwd), Some(groups)) = (read("/etc/passwd"), read("/etc/group")) else {
+        return false;
+    };
+    // NIS and other compat lines (`+`, `-`) stand for accounts not listed here.
+    if passwd
+        .lines()
+        .chain(groups.lines())
+        .any(|l| l.starts_with(['+', '-']))
+    {
+        return false;
+    }
+    let id = |field: Option<&str>| field.and_then(|f| f.trim().parse::<u32>().ok());
+    // name:password:uid:gid:…
+    let mut name = None;
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if id(fields.get(2).copied()) == Some(uid) {
+            name = Some(fields[0]);
+        } else if id(fields.get(3).copied()) == Some(gid) {
+            return false;
+        }
+    }
+    // name:password:gid:member,member
+    groups
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| id(f.get(2).copied()) == Some(gid))
+        .all(|f| {
+            f.get(3)
+                .unwrap_or(&"")
+                .split(',')
+                .map(str::trim)
+                .all(|m| m.is_empty() || Some(m) == name)
+        })
 }
 
 fn dir_refused(

@@ -5,7 +5,6 @@
 //! node's own name resolution) the built-in rules and the China cloud with no overrides.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -59,7 +58,7 @@ impl Azure {
     }
 
     fn chmod(&self, rel: &str, mode: u32) {
-        fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+        crate::support::chmod(&self.path(rel), mode);
     }
 
     /// The secret files a case may name: a client secret, the certificate with its key, a
@@ -443,7 +442,7 @@ fn azure_json_faults_are_named_without_its_secret() {
     for (i, (name, text, mode, want)) in cases.into_iter().enumerate() {
         let path = az.path(&format!("azure{i}.json"));
         fs::write(&path, text).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        crate::support::chmod(&path, mode);
         let keys = format!("azure_json = \"{}\"", path.display());
         let mut cmd = az.cmd(&keys, &format!("c{i}"));
         let out = run(cmd.arg("-vvv"), &request(V1, ACR));

@@ -1,6 +1,9 @@
 //! The operators' commands: get, config check, version; config file selection.
 
-use crate::support::{Fixture, V1, pullcred, request, run};
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{FOREIGN_GID, Fixture, V1, pullcred, request, run};
 
 #[test]
 fn get_prints_what_the_kubelet_would_get() {
@@ -262,6 +265,98 @@ fn every_config_example_is_valid_and_the_quick_start_answers() {
     );
 }
 
+/// The README's first command in a checkout made under umask 002, the default where each
+/// user has a group of their own: directories 0775 and files 0664, the group the user's. An
+/// ordinary account whose private group it is runs it. Refused: the same tree with a group
+/// the caller is not in, with an ACL that lets another user write the config (the mode's
+/// group bits are then the ACL's mask), and run as root (root's files are root's alone).
+#[test]
+fn the_readmes_first_command_works_in_a_checkout_made_under_umask_002() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = repo.join("config-examples/quickstart");
+    #[derive(PartialEq)]
+    enum Case {
+        Theirs,
+        ForeignGroup,
+        Acl,
+        Root,
+    }
+    for case in [Case::Theirs, Case::ForeignGroup, Case::Acl, Case::Root] {
+        let uid = if case == Case::Root { 0 } else { 1000 };
+        let gid = if case == Case::ForeignGroup {
+            FOREIGN_GID + 1
+        } else {
+            uid
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let checkout = tmp.path().join("pullcred");
+        let quickstart = checkout.join("config-examples/quickstart");
+        std::fs::create_dir_all(&quickstart).unwrap();
+        let give = |path: &Path, mode: u32| {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        for dir in [&checkout, &checkout.join("config-examples"), &quickstart] {
+            give(dir, 0o775);
+        }
+        for name in ["config.toml", "demo.password"] {
+            std::fs::copy(example.join(name), quickstart.join(name)).unwrap();
+            give(&quickstart.join(name), 0o664);
+        }
+        if case == Case::Acl {
+            // user::rw-, user:1001:rw-, group::rw-, mask::rw-, other::r-- (the kernel's
+            // xattr form: a version, then tag, permissions and id per entry).
+            let mut acl = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in [
+                (0x01u16, 6u16, u32::MAX),
+                (0x02, 6, 1001),
+                (0x04, 6, u32::MAX),
+                (0x10, 6, u32::MAX),
+                (0x20, 4, u32::MAX),
+            ] {
+                acl.extend(tag.to_le_bytes());
+                acl.extend(perm.to_le_bytes());
+                acl.extend(id.to_le_bytes());
+            }
+            rustix::fs::setxattr(
+                quickstart.join("config.toml"),
+                "system.posix_acl_access",
+                &acl,
+                rustix::fs::XattrFlags::empty(),
+            )
+            .unwrap();
+        }
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        give(&home, 0o700);
+        let mut cmd = pullcred(&home);
+        cmd.uid(uid).gid(uid);
+        cmd.current_dir(&checkout)
+            .args(["--config", "config-examples/quickstart/config.toml"])
+            .args(["get", "registry.example.com/team/app:1"]);
+        let out = run(&mut cmd, b"");
+        match case {
+            Case::Theirs => assert_eq!(
+                out.response()["auth"]["registry.example.com"],
+                serde_json::json!({"username": "demo", "password": "not-a-real-password"}),
+            ),
+            Case::ForeignGroup | Case::Root => out.assert_error(
+                "refusing a config file in the directory ., writable by group or others (mode 0775)",
+            ),
+            Case::Acl => {
+                // The directories pass (no ACL on them); the config does not.
+                for dir in [&checkout, &checkout.join("config-examples"), &quickstart] {
+                    give(dir, 0o755);
+                }
+                let out = run(&mut cmd, b"");
+                out.assert_error("refusing a config file writable by group or others (mode 0664)");
+            }
+        }
+    }
+}
+
 #[test]
 fn logs_go_to_stderr_at_the_level_asked_for() {
     let fx = Fixture::new("static");
@@ -424,4 +519,66 @@ fn config_check_fails_on_a_missing_secret_file_unless_no_files() {
         b"",
     );
     assert_eq!(out.code, Some(0), "{out:?}");
+}
+
+/// docs/cli.md is the `--help` of every command and of the install scripts, as the binary
+/// and scripts print it: one definition of each option (src/args.rs, the scripts' heads)
+/// makes both. `PULLCRED_BLESS=1` rewrites the page instead of checking it.
+#[test]
+fn docs_cli_md_is_the_help_of_every_command() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let home = tempfile::tempdir().unwrap();
+    let mut page = String::from(
+        "# Command line\n\n\
+         Every command's `--help`, as the binary prints it. This page is made from the same\n\
+         definitions (`src/args.rs`; the scripts' own heads), and a test checks that it still\n\
+         is: `PULLCRED_BLESS=1 cargo test --test integration docs_cli_md` writes it anew.\n\n\
+         Logs go to stderr only: warnings and errors by default; `-v`/`-vv` or\n\
+         `PULLCRED_LOG=info|debug` for more. Exit codes: 0 done; 1 failed, with one line on\n\
+         stderr saying why; 2 a command line that is not pullcred's. The front also answers\n\
+         as a docker credential helper under the name `docker-credential-pullcred`\n\
+         ([docs/release.md](release.md#node-tools-the-docker-credential-helper)).\n",
+    );
+    let commands: [&[&str]; 9] = [
+        &[],
+        &["get"],
+        &["config"],
+        &["config", "check"],
+        &["config", "match-images"],
+        &["cache"],
+        &["doctor"],
+        &["kubelet-config"],
+        &["version"],
+    ];
+    for words in commands {
+        let out = run(pullcred(home.path()).args(words).arg("--help"), b"");
+        assert_eq!(out.code, Some(0), "{words:?}: {out:?}");
+        let title = ["pullcred"]
+            .iter()
+            .chain(words)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        page.push_str(&format!("\n## `{title}`\n\n```text\n{}```\n", out.stdout));
+    }
+    for script in ["install.sh", "uninstall.sh"] {
+        let out = Command::new("sh")
+            .arg(repo.join("install").join(script))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        page.push_str(&format!(
+            "\n## `install/{script}`\n\n```text\n{}```\n",
+            String::from_utf8(out.stdout).unwrap()
+        ));
+    }
+    let path = repo.join("docs/cli.md");
+    if std::env::var_os("PULLCRED_BLESS").is_some() {
+        std::fs::write(&path, &page).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(&path).unwrap() == page,
+        "docs/cli.md is not the commands' help: PULLCRED_BLESS=1 cargo test --test integration docs_cli_md"
+    );
 }

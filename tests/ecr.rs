@@ -451,13 +451,22 @@ fn off_aws_without_credentials_fails_fast_naming_every_source_tried() {
     let run = plugin(&mut cmd, &format!("{HOST}/app:1"));
     let took = start.elapsed();
     run.assert_error("no AWS credentials (tried environment: ");
+    // Each in the operator's words: what it looked for, not the SDK's internals.
     for source in [
-        "; profile: ",
+        "environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set; ",
+        "; profile: no credentials in the shared config and credentials files (~/.aws/config, ",
         "; web identity: ",
-        "; ECS/EKS container: ",
+        "; ECS/EKS container: AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_CREDENTIALS_RELATIVE_URI are not set; ",
         "; EC2 IMDS: ",
     ] {
         run.assert_error(source);
+    }
+    for internal in [
+        "the credential provider was not enabled",
+        "environment variable not set",
+        "ECS provider not configured",
+    ] {
+        assert!(!run.stderr.contains(internal), "{internal}: {run:?}");
     }
     // Off AWS is told at once: nothing here is worth a tenth of the request's deadline.
     assert!(

@@ -75,7 +75,16 @@ pub(crate) fn script(name: &str, root: &Path, args: &[&str]) -> Out {
     script_cmd(name, root, args).output().unwrap().into()
 }
 
+/// install.sh with the built binary and `args`, the secret files left unchecked (`--no-files`:
+/// these roots have no secrets; `install_checked` checks them).
 pub(crate) fn install(root: &Path, args: &[&str]) -> Out {
+    let mut all = vec!["--no-files"];
+    all.extend_from_slice(args);
+    install_checked(root, &all)
+}
+
+/// install.sh with the built binary and `args`, as an operator runs it.
+pub(crate) fn install_checked(root: &Path, args: &[&str]) -> Out {
     let mut all = vec!["--binary", env!("CARGO_BIN_EXE_pullcred")];
     all.extend_from_slice(args);
     script("install.sh", root, &all)
@@ -1158,4 +1167,362 @@ fn a_bad_config_writes_nothing_and_the_secrets_dir_is_made() {
         before,
         "uninstall removed the empty secrets dir too"
     );
+}
+
+/// The secret files a config names are checked where the node will read them (under
+/// DESTDIR) before anything is written; `--secret NAME=FILE` installs one, checked and
+/// written as a root-owned copy, so a file of another account's installs; uninstall removes
+/// it; a re-run with another `--config` replaces the config the installer wrote.
+#[test]
+fn secret_files_are_checked_under_the_root_and_secret_installs_them() {
+    use std::os::unix::fs::MetadataExt;
+    let r = node("kubeadm-debian");
+    let before = snapshot(r.path());
+    let example = [
+        "--example",
+        "htpasswd-registry",
+        "--kubelet-version",
+        "1.35",
+    ];
+    let out = install_checked(r.path(), &example);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    for name in ["registry.example.com-team-a", "registry.example.com"] {
+        let want =
+            format!("password_file: /etc/pullcred/secrets/{name}: No such file or directory");
+        assert!(out.stderr.contains(&want), "{want}: {out:?}");
+    }
+    assert!(out.stderr.contains("nothing was written"), "{out:?}");
+    assert!(
+        !out.stderr.contains(&r.path().display().to_string()),
+        "node paths: {out:?}"
+    );
+    assert_eq!(snapshot(r.path()), before, "nothing was written");
+
+    // The operator's files, another account's and readable by all: installed as root's 0600.
+    let files = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = example.iter().map(|s| s.to_string()).collect();
+    for (name, text) in [
+        ("registry.example.com-team-a", "team-a-pw\n"),
+        ("registry.example.com", "shared-pw\n"),
+    ] {
+        let file = files.path().join(name);
+        fs::write(&file, text).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::chown(&file, Some(1000), Some(1000)).unwrap();
+        args.push("--secret".into());
+        args.push(format!("{name}={}", file.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = install_checked(r.path(), &args);
+    assert!(out.ok, "{out:?}");
+    for (name, text) in [
+        ("registry.example.com-team-a", "team-a-pw\n"),
+        ("registry.example.com", "shared-pw\n"),
+    ] {
+        let path = format!("/etc/pullcred/secrets/{name}");
+        assert!(out.stdout.contains(&format!("wrote {path}\n")), "{out:?}");
+        let meta = fs::metadata(r.path().join(&path[1..])).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600), "{path}");
+        assert_eq!(read(r.path(), &path), text);
+        assert!(manifest_line(r.path(), &path).is_some(), "{path} on record");
+    }
+    // The node's pullcred reads them: the installed config checks clean under the root.
+    let home = tempfile::tempdir().unwrap();
+    let check = run(
+        pullcred(home.path())
+            .args(["config", "check", "--root"])
+            .arg(r.path())
+            .arg(r.path().join("etc/pullcred/config.toml")),
+        b"",
+    );
+    assert_eq!(check.code, Some(0), "{check:?}");
+
+    // Another --config replaces the one the installer wrote, without --force.
+    let other = files.path().join("other.toml");
+    fs::write(
+        &other,
+        "[[registry]]\nmatch = [\"other.example.com\"]\nsource = \"docker-config\"\n",
+    )
+    .unwrap();
+    let out = install_checked(
+        r.path(),
+        &[
+            "--config",
+            other.to_str().unwrap(),
+            "--kubelet-version",
+            "1.35",
+        ],
+    );
+    assert!(out.ok, "{out:?}");
+    assert_eq!(
+        read(r.path(), "/etc/pullcred/config.toml"),
+        fs::read_to_string(&other).unwrap()
+    );
+
+    // A name that is not a plain file name is refused before anything else.
+    for bad in ["../x=/etc/hostname", ".hidden=/etc/hostname", "x"] {
+        let out = install_checked(r.path(), &["--secret", bad]);
+        assert_eq!(out.code, Some(2), "{bad}: {out:?}");
+    }
+
+    let out = script("uninstall.sh", r.path(), &[]);
+    assert!(out.ok, "{out:?}");
+    assert_eq!(snapshot(r.path()), before, "the secrets went with the rest");
+}
+
+/// A run that fails midway (here the provider config's directory is a file, which only the
+/// write finds) leaves every file it wrote on record: uninstall.sh undoes them to the byte,
+/// and, the cause removed, a re-run finishes without --force.
+#[test]
+fn an_install_that_fails_midway_is_undone_by_uninstall_or_finished_by_a_rerun() {
+    let r = node("kubeadm-debian");
+    fs::write(r.path().join("etc/kubernetes"), "in the way\n").unwrap();
+    let before = snapshot(r.path());
+    let args = ["--example", "quickstart", "--kubelet-version", "1.35"];
+    let out = install_checked(r.path(), &args);
+    assert!(!out.ok, "{out:?}");
+    for path in [
+        "/usr/local/libexec/kubelet-credential-providers/pullcred",
+        "/usr/local/libexec/kubelet-credential-providers/pullcred-mint",
+        "/etc/pullcred/config.toml",
+        "/etc/pullcred/demo.password",
+    ] {
+        assert!(
+            out.stdout.contains(&format!("wrote {path}\n")),
+            "{path}: {out:?}"
+        );
+        assert!(
+            manifest_line(r.path(), path).is_some(),
+            "{path} is on record"
+        );
+    }
+    let undo = script("uninstall.sh", r.path(), &[]);
+    assert!(undo.ok, "{undo:?}");
+    assert_eq!(
+        snapshot(r.path()),
+        before,
+        "uninstall undid the half install"
+    );
+
+    // Again, then the cause removed: the re-run finishes what the first one wrote.
+    assert!(!install_checked(r.path(), &args).ok);
+    fs::remove_file(r.path().join("etc/kubernetes")).unwrap();
+    let out = install_checked(r.path(), &args);
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("unchanged /usr/local/libexec/kubelet-credential-providers/pullcred\n"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("wrote /etc/kubernetes/credential-provider-config.yaml\n"),
+        "{out:?}"
+    );
+    check_clean(
+        r.path(),
+        "/etc/kubernetes/credential-provider-config.yaml",
+        "/usr/local/libexec/kubelet-credential-providers",
+    );
+}
+
+/// EKS with AWS's own ECR provider: rules whose identity is the pod's alone, while
+/// nodeadm's ECR provider answers the same hosts with the node's role, would hand every pod
+/// the node's ECR rights. The installer says so and doctor fails it; `--drop-overlapping`
+/// routes those hosts to pullcred alone, after which doctor passes, skipping (not failing)
+/// the rule it cannot try without a pod's token.
+#[test]
+fn eks_per_workload_ecr_rules_fail_doctor_until_routed_to_pullcred_alone() {
+    let root = node("eks");
+    let r = root.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = elsewhere.path().join("per-workload.toml");
+    fs::write(
+        &config,
+        "[[registry]]\nmatch = [\"111122223333.dkr.ecr.us-east-1.amazonaws.com\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n",
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--kubelet-version",
+        "1.35",
+    ];
+    let out = install(r, &args);
+    assert!(out.ok, "{out:?}");
+    assert!(
+        out.stderr.contains("install.sh: warning: ")
+            && out
+                .stderr
+                .contains("every pod gets the other's credentials")
+            && out.stderr.contains("--drop-overlapping"),
+        "{out:?}"
+    );
+    assert_eq!(
+        provider_names(&read(r, EKS_PROVIDERS)),
+        ["pullcred-ecr", "ecr-credential-provider"]
+    );
+    let image = "111122223333.dkr.ecr.us-east-1.amazonaws.com/team/app:1";
+    let doctor =
+        |r: &Path| crate::doctor::doctor(r, &["--no-cache", "--kubelet-version", "1.35", image]);
+    let out = doctor(r);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    crate::doctor::line(
+        &out,
+        "FAIL kubelet config",
+        "every pod gets the other's credentials",
+    );
+
+    let out = install(r, &[&args[..], &["--drop-overlapping"]].concat());
+    assert!(out.ok, "{out:?}");
+    assert!(!out.stderr.contains("warning"), "{out:?}");
+    assert_eq!(provider_names(&read(r, EKS_PROVIDERS)), ["pullcred-ecr"]);
+    let out = doctor(r);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
+    crate::doctor::line(
+        &out,
+        &format!("skip image {image}: rule 1 (ecr)"),
+        "needs its service account token",
+    );
+    // A second run keeps it so; uninstall restores nodeadm's routing untouched.
+    let out = install(r, &[&args[..], &["--drop-overlapping"]].concat());
+    assert!(out.ok && !out.stdout.contains("wrote "), "{out:?}");
+    assert!(script("uninstall.sh", r, &[]).ok);
+}
+
+/// A proxy is a setting: the `env` an operator puts on pullcred's provider survives a
+/// re-run with --force (which keeps the changed file as .bak) and a later plain re-run.
+#[test]
+fn the_operators_env_on_pullcreds_provider_survives_a_forced_reinstall() {
+    let r = node("kubeadm-debian");
+    let args = ["--example", "quickstart", "--kubelet-version", "1.35"];
+    installed(r.path(), &args);
+    let path = "/etc/kubernetes/credential-provider-config.yaml";
+    let file = r.path().join(&path[1..]);
+    let with_proxy = read(r.path(), path).replace(
+        "    defaultCacheDuration:",
+        "    env:\n      - name: HTTPS_PROXY\n        value: http://proxy.internal:3128\n    defaultCacheDuration:",
+    );
+    assert!(with_proxy.contains("HTTPS_PROXY"));
+    fs::write(&file, &with_proxy).unwrap();
+    let out = install(r.path(), &args);
+    assert!(
+        !out.ok && out.stderr.contains("--force replaces it"),
+        "{out:?}"
+    );
+    let forced = [&args[..], &["--force"]].concat();
+    let out = install(r.path(), &forced);
+    assert!(out.ok, "{out:?}");
+    assert_eq!(read(r.path(), &format!("{path}.bak")), with_proxy);
+    let yaml: serde_json::Value = serde_saphyr::from_str(&read(r.path(), path)).unwrap();
+    assert_eq!(
+        yaml["providers"][0]["env"],
+        serde_json::json!([{"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"}]),
+        "{yaml}"
+    );
+    let again = installed(r.path(), &args);
+    assert!(again.contains(&format!("unchanged {path}\n")), "{again}");
+}
+
+/// What the installer does with files already there: a config the operator wrote is replaced
+/// by `--config` only with --force (kept as .bak, put back by uninstall); a secret it
+/// installed may be rotated in place, is left alone by a re-run without `--secret`, and is
+/// replaced by another `--secret` without --force; a file the config names beside itself is
+/// checked in the node's /etc/pullcred; moving the bin dir on a re-run leaves both on record.
+#[test]
+fn files_already_there_are_replaced_kept_or_checked_as_the_operator_expects() {
+    use std::os::unix::fs::MetadataExt;
+    let r = node("kubeadm-debian");
+    let before = snapshot(r.path());
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = files.path().join(name);
+        fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    // The operator's own config, and a password beside it that the new config names.
+    fs::create_dir_all(r.path().join("etc/pullcred")).unwrap();
+    fs::write(r.path().join("etc/pullcred/config.toml"), "# mine\n").unwrap();
+    fs::write(r.path().join("etc/pullcred/team.password"), "team-pw\n").unwrap();
+    fs::set_permissions(
+        r.path().join("etc/pullcred/team.password"),
+        fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let before_ours = snapshot(r.path());
+    let config = write(
+        "new.toml",
+        "[[registry]]\nmatch = [\"team.example.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"team.password\"\n[[registry]]\nmatch = [\"hub.example.com\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/etc/pullcred/secrets/hub\"\n",
+    );
+    let secret_a = write("a", "hub-a\n");
+    let base = ["--config", config.as_str(), "--kubelet-version", "1.35"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run_with = |extra: &[&str]| {
+        let args = with(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        install_checked(r.path(), &args)
+    };
+    let hub_a = format!("hub={secret_a}");
+    // The relative password is the node's, and others may write it: refused, by its name.
+    let out = run_with(&["--secret", &hub_a, "--force"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("password_file: /etc/pullcred/team.password: refusing a secret file writable by group or others (mode 0666)"),
+        "{out:?}"
+    );
+    assert_eq!(snapshot(r.path()), before_ours);
+    fs::set_permissions(
+        r.path().join("etc/pullcred/team.password"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let before_ours = snapshot(r.path());
+    // The operator's config: not replaced without --force, not kept while another is used.
+    let out = run_with(&["--secret", &hub_a]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "/etc/pullcred/config.toml exists and is not pullcred's; --force replaces it"
+        ),
+        "{out:?}"
+    );
+    let out = run_with(&["--secret", &hub_a, "--force"]);
+    assert!(out.ok, "{out:?}");
+    assert_eq!(read(r.path(), "/etc/pullcred/config.toml.bak"), "# mine\n");
+    assert_eq!(read(r.path(), "/etc/pullcred/secrets/hub"), "hub-a\n");
+
+    // Rotated in place: a re-run without --secret leaves it; another --secret replaces it.
+    let hub = r.path().join("etc/pullcred/secrets/hub");
+    fs::write(&hub, "hub-b\n").unwrap();
+    let out = run_with(&[]);
+    assert!(out.ok, "{out:?}");
+    assert_eq!(read(r.path(), "/etc/pullcred/secrets/hub"), "hub-b\n");
+    let secret_c = write("c", "hub-c\n");
+    let out = run_with(&["--secret", &format!("hub={secret_c}")]);
+    assert!(out.ok, "{out:?}");
+    assert_eq!(read(r.path(), "/etc/pullcred/secrets/hub"), "hub-c\n");
+    assert!(
+        !r.path().join("etc/pullcred/secrets/hub.bak").exists(),
+        "no copy of a secret kept"
+    );
+    assert_eq!(fs::metadata(&hub).unwrap().mode() & 0o777, 0o600);
+
+    // Another bin dir: the old one's binaries stay on record, and uninstall takes both.
+    let out = run_with(&["--bin-dir", "/opt/cp"]);
+    assert!(out.ok, "{out:?}");
+    fs::write(&hub, "hub-d\n").unwrap();
+    let out = script("uninstall.sh", r.path(), &["--dry-run"]);
+    assert!(out.ok, "{out:?}");
+    let out = script("uninstall.sh", r.path(), &[]);
+    assert!(out.ok, "{out:?}");
+    fs::remove_file(r.path().join("etc/pullcred/config.toml.bak")).unwrap();
+    assert_eq!(
+        snapshot(r.path()),
+        before_ours,
+        "the operator's files, as they were"
+    );
+    assert_ne!(before, before_ours);
 }

@@ -577,3 +577,67 @@ fn a_merge_writes_only_what_the_nodes_kubelet_reads() {
         "existing.yaml: line 10: providers[0].tokenAttributes.cacheType: unknown to the kubelet of Kubernetes 1.33",
     );
 }
+
+/// A rule with identity "service-account" is an error where the kubelet cannot serve it or
+/// would undo it: routed by a provider that sends no token (every such pull fails; under
+/// "service-account-or-node" each falls back to the node, a warning), or overlapped by a
+/// provider that asks for no token (every pod also gets that one's, the node's). The
+/// overlap is judged by the entry that overlaps: another provider on a host of a node
+/// rule is only the usual warning.
+#[test]
+fn service_account_rules_the_kubelet_cannot_serve_or_would_undo_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ecr = "111122223333.dkr.ecr.us-east-1.amazonaws.com";
+    for (identity, code, severity) in [
+        ("service-account", Some(1), "error"),
+        ("service-account-or-node", Some(0), "warning"),
+    ] {
+        let rules = format!(
+            "[[registry]]\nmatch = [\"{ecr}\"]\nsource = \"ecr\"\nidentity = \"{identity}\"\n"
+        );
+        let yaml = format!(
+            "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: pullcred\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"{ecr}\"]\n    defaultCacheDuration: \"5m\"\n"
+        );
+        let out = check(dir.path(), &rules, &yaml, &[]);
+        assert_eq!(out.code, code, "{identity}: {out:?}");
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&format!("{severity}: "))
+                && l.contains(&format!("rule 1 has identity \"{identity}\", but this provider sends no service account token"))),
+            "{identity}: {}",
+            out.stdout
+        );
+    }
+    // One pullcred provider for a service-account rule (ECR) and a node rule (docker.io);
+    // AWS's provider on ECR is the leak, another on docker.io only overlaps.
+    let rules = format!(
+        "[[registry]]\nmatch = [\"{ecr}\"]\nsource = \"ecr\"\nidentity = \"service-account\"\n[[registry]]\nmatch = [\"docker.io\"]\nsource = \"static\"\nusername = \"u\"\npassword_file = \"/p\"\n"
+    );
+    let provider = |other: &str| {
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: pullcred\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"{ecr}\", \"docker.io\"]\n    defaultCacheDuration: \"5m\"\n    tokenAttributes:\n      serviceAccountTokenAudience: sts.amazonaws.com\n      requireServiceAccount: true\n      cacheType: ServiceAccount\n  - name: other\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    matchImages: [\"{other}\"]\n    defaultCacheDuration: \"5m\"\n"
+        )
+    };
+    let out = check(
+        dir.path(),
+        &rules,
+        &provider("*.dkr.ecr.*.amazonaws.com"),
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("error: ")
+            && l.contains("providers[1].matchImages[0]: overlaps providers[0].matchImages[0]")
+            && l.contains("so every pod gets the other's credentials (the node's) too")),
+        "{}",
+        out.stdout
+    );
+    let out = check(dir.path(), &rules, &provider("docker.io"), &[]);
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("warning: ")
+            && l.contains("overlaps providers[0].matchImages[1]")
+            && l.contains("both providers are asked")),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("every pod gets"), "{}", out.stdout);
+}

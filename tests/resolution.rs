@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::aws::{self, MOTO_ACCOUNT};
-use crate::support::node::{EtcFiles, SilentDns, in_node, nss_module};
+use crate::support::node::{EtcFiles, NxDomainDns, SilentDns, in_node, nss_module};
 use crate::support::{V1, pullcred, request, run};
 
 const HOST: &str = "123456789012.dkr.ecr.us-west-2.amazonaws.com";
@@ -122,4 +122,32 @@ fn a_stalled_dns_server_cannot_hold_the_answer_past_the_deadline() {
         ["GetAuthorizationToken"],
         "no call got out"
     );
+}
+
+/// A name the name server says does not exist is one line in an operator's words, naming
+/// the name and NXDOMAIN, never the resolver's query structs.
+#[test]
+fn a_name_that_does_not_exist_is_said_in_words() {
+    let dns = NxDomainDns::start(78);
+    let home = tempfile::tempdir().unwrap();
+    let files = EtcFiles {
+        hosts: Some("127.0.0.1 localhost\n".into()),
+        resolv: Some(format!("nameserver {}\n", dns.ip)),
+        ..EtcFiles::default()
+    };
+    let cmd = ecr_cmd(
+        home.path(),
+        "http://sts.nowhere.pullcred.test:1",
+        Duration::from_secs(3600),
+    );
+    let out = run(
+        &mut in_node(&cmd, home.path(), &files, None),
+        &request(V1, &format!("{HOST}/app:1")),
+    );
+    out.assert_error(
+        "cannot resolve sts.nowhere.pullcred.test: no such name (the name server answered NXDOMAIN",
+    );
+    for internal in ["Query {", "Name(", "query_type", "NoRecordsFound"] {
+        assert!(!out.stderr.contains(internal), "{internal}: {out:?}");
+    }
 }

@@ -77,14 +77,26 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
                         ),
                     ));
                 }
+                // Under `service-account` every pull of such a provider fails; under
+                // `service-account-or-node` each gets the node's identity instead.
                 if rule.identity != IdentityMode::Node && p.token_attributes.is_none() {
+                    let strict = rule.identity == IdentityMode::ServiceAccount;
                     findings.push(p.finding(
-                        Severity::Warning,
+                        if strict {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
                         "tokenAttributes",
                         &format!(
-                            "rule {} has identity {:?}, but this provider sends no service account token",
+                            "rule {} has identity {:?}, but this provider sends no service account token{}",
                             rule.number,
-                            rule.identity.as_str()
+                            rule.identity.as_str(),
+                            if strict {
+                                ": every pull it routes to that rule fails"
+                            } else {
+                                ""
+                            }
                         ),
                     ));
                 }
@@ -117,19 +129,47 @@ pub fn cross_check(providers: &[Provider], config: &Config, config_file: &Path) 
                 {
                     // Two of pullcred's providers for one image: the kubelet asks both, with
                     // different token requests, and merges what they answer.
-                    let both_ours =
-                        pa.name.starts_with(OUR_PREFIX) && pb.name.starts_with(OUR_PREFIX);
+                    let ours = |p: &Provider| p.name.starts_with(OUR_PREFIX);
+                    let both_ours = ours(pa) && ours(pb);
+                    // A pullcred provider serving a rule whose identity is the pod's alone,
+                    // beside another that answers for every pod with the node's identity (it
+                    // asks for no token): the kubelet tries both credentials, so every pod
+                    // pulls with the node's what the rule withholds.
+                    // Judged by the overlapping entry alone: the provider's other entries may
+                    // route rules of the node's identity.
+                    let per_workload = |p: &Provider, entry: &Pattern| {
+                        ours(p)
+                            && p.token_attributes.is_some()
+                            && config.rules.iter().any(|r| {
+                                r.identity == IdentityMode::ServiceAccount
+                                    && r.patterns.iter().any(|pat| entry.covers(pat))
+                            })
+                    };
+                    let node_wide = |p: &Provider| !ours(p) && p.token_attributes.is_none();
+                    let (qa, qb) = (&pa.match_images[i], &pb.match_images[j]);
+                    let leak = (per_workload(pa, qa) && node_wide(pb))
+                        || (per_workload(pb, qb) && node_wide(pa));
+                    let place = pa.place(&pa.match_field(i), &pb.file);
                     findings.push(pb.finding(
-                        if both_ours {
+                        if both_ours || leak {
                             Severity::Error
                         } else {
                             Severity::Warning
                         },
                         &pb.match_field(j),
-                        &format!(
-                            "overlaps {}: both providers are asked",
-                            pa.place(&pa.match_field(i), &pb.file)
-                        ),
+                        &if leak {
+                            format!(
+                                "overlaps {place}: a pullcred provider for a rule with identity \
+                                 \"service-account\" and a provider that asks for no token \
+                                 answer the same images, so every pod gets the other's \
+                                 credentials (the node's) too; \
+                                 route them to pullcred alone (kubelet-config --merge FILE \
+                                 --drop-overlapping, install.sh --drop-overlapping) or take the \
+                                 node's registry rights away"
+                            )
+                        } else {
+                            format!("overlaps {place}: both providers are asked")
+                        },
                     ));
                 }
             }

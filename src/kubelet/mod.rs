@@ -24,7 +24,7 @@ use crate::rules::Pattern;
 use lines::Lines;
 
 pub use check::{check_bin_dir, cross_check};
-pub use generate::{GenerateError, MergeError, generate, merge};
+pub use generate::{Drop, GenerateError, MergeError, generate, merge};
 pub use validate::load;
 
 /// Providers whose name starts so are pullcred (a copy per token audience is `pullcred-…`).

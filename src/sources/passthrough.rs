@@ -1,9 +1,9 @@
 //! Source `passthrough`: the pod's service account token itself as the password, for
 //! registries that accept Kubernetes tokens (Harbor with OIDC, a registry behind an OIDC
-//! proxy). It never touches the cache (the token must not reach a file) and tells the
-//! kubelet not to keep the answer (`cacheDuration` 0s): the kubelet itself drops an answer
-//! whose password is the service account token unless the provider's `cacheType` is
-//! `Token`.
+//! proxy). It never touches the cache (the token must not reach a file); the kubelet keeps
+//! the answer under the token's hash for about the token's life (`app` says how long), and
+//! drops an answer whose password is the service account token unless the provider's
+//! `cacheType` is `Token`.
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,6 @@
 //! sees it: nothing runs and nothing is sent.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::{give_to_other, plant_file};
@@ -39,7 +38,7 @@ fn a_shared_config_another_user_could_write_runs_nothing() {
     for (owner_other, mode) in [(true, 0o600), (true, 0o664), (false, 0o664), (false, 0o602)] {
         let fx = fixture(&tap.url());
         let config = fx.path(".aws/config");
-        fs::set_permissions(&config, fs::Permissions::from_mode(mode)).unwrap();
+        crate::support::chmod(&config, mode);
         if owner_other {
             give_to_other(&config);
         }

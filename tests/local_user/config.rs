@@ -45,7 +45,7 @@ fn a_config_another_user_could_write_is_refused_however_it_is_named() {
     for (owner_other, mode) in [(true, 0o644), (true, 0o600), (false, 0o664), (false, 0o646)] {
         let fx = Fixture::new("static");
         let config = planted_config(&fx, &theirs);
-        fs::set_permissions(&config, fs::Permissions::from_mode(mode)).unwrap();
+        crate::support::chmod(&config, mode);
         if owner_other {
             give_to_other(&config);
         }

@@ -55,6 +55,7 @@ impl Node {
             binary.to_str().unwrap(),
             "--example",
             "htpasswd-registry",
+            "--no-files",
         ];
         all.extend_from_slice(args);
         let mut child = script_cmd("install.sh", &self.root, &all)

@@ -258,6 +258,19 @@ pub fn request(api_version: &str, image: &str) -> Vec<u8> {
 }
 
 /// Writes a secret file as pullcred accepts one: 0600, the caller's.
+/// A group no test's caller is in (the tests' other account's).
+pub const FOREIGN_GID: u32 = 1000;
+
+/// Sets `path`'s mode (not followed if a link). A group-writable mode comes with a group the
+/// caller is not in, since pullcred rightly trusts a group of the caller's own (see
+/// `secret_file::private_group`): the test means "another account may write it".
+pub fn chmod(path: &Path, mode: u32) {
+    if mode & 0o020 != 0 {
+        std::os::unix::fs::lchown(path, None, Some(FOREIGN_GID)).unwrap();
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 pub fn secret_file(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, text).unwrap();
@@ -312,8 +325,9 @@ impl Fixture {
         fs::write(&path, format!("{toml}\n{text}")).unwrap();
     }
 
+    /// Sets `rel`'s mode; a group-writable one with a group the caller is not in.
     pub fn chmod(&self, rel: &str, mode: u32) {
-        fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).unwrap();
+        chmod(&self.path(rel), mode);
     }
 }
 

@@ -100,3 +100,76 @@ pub fn nss_module(name: &str) -> PathBuf {
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("libnss_{name}.so.2 is not installed; run tests/run.sh"))
 }
+
+/// A DNS server that answers every query on UDP port 53 of its own loopback address
+/// (127.0.0.`last`) with NXDOMAIN: the name does not exist. A faithful fake of RFC 1035's
+/// wire format for that one answer: the query's id and question, QR and RA set, RD kept,
+/// RCODE 3, no records.
+pub struct NxDomainDns {
+    pub ip: Ipv4Addr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl NxDomainDns {
+    pub fn start(last: u8) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ip = Ipv4Addr::new(127, 0, 0, last);
+        let udp = UdpSocket::bind(SocketAddrV4::new(ip, 53)).expect("bind udp/53 (needs root)");
+        udp.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((n, from)) = udp.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(answer) = nxdomain(&buf[..n]) {
+                    let _ = udp.send_to(&answer, from);
+                }
+            }
+        });
+        NxDomainDns { ip, stop }
+    }
+}
+
+impl Drop for NxDomainDns {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The NXDOMAIN answer to `query`: its header and first question, nothing else.
+fn nxdomain(query: &[u8]) -> Option<Vec<u8>> {
+    if query.len() < 12 || u16::from_be_bytes([query[4], query[5]]) == 0 {
+        return None;
+    }
+    // The question: labels up to the root's empty one, then type and class.
+    let mut at = 12;
+    loop {
+        let len = *query.get(at)? as usize;
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let end = at + 4;
+    let question = query.get(12..end)?;
+    let mut answer = vec![
+        query[0],
+        query[1],
+        0x80 | (query[2] & 0x79), // QR, the opcode and RD as asked
+        0x80 | 3,                 // RA, RCODE 3: NXDOMAIN
+        0,
+        1, // one question
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    answer.extend_from_slice(question);
+    Some(answer)
+}

@@ -95,6 +95,33 @@ pub(super) async fn node_credentials(
     walk_chain(chain).await
 }
 
+/// Why a link of the chain had nothing, in the operator's words where the SDK's are its own
+/// internals ("the credential provider was not enabled"): what it looked for.
+fn not_loaded(link: &str, sdk: String) -> String {
+    const SDK_INTERNAL: [&str; 3] = [
+        "the credential provider was not enabled",
+        "environment variable not set",
+        "ECS provider not configured",
+    ];
+    if !SDK_INTERNAL.iter().any(|s| sdk.starts_with(s)) {
+        return sdk;
+    }
+    match link {
+        "environment" => "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".into(),
+        "profile" => "no credentials in the shared config and credentials files \
+                      (~/.aws/config, ~/.aws/credentials, or those AWS_CONFIG_FILE and \
+                      AWS_SHARED_CREDENTIALS_FILE name): there are none, or the profile has no \
+                      keys, role_arn or credential_process"
+            .into(),
+        "ECS/EKS container" => {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+             are not set"
+                .into()
+        }
+        _ => sdk,
+    }
+}
+
 /// Tries each link in order: the first with credentials wins; one that is set up but fails
 /// ends the search; the error names every link tried and why it had nothing.
 async fn walk_chain(
@@ -114,7 +141,7 @@ async fn walk_chain(
                 return Ok(credentials);
             }
             Err(e @ CredentialsError::CredentialsNotLoaded(_)) => {
-                tried.push(format!("{name}: {}", causes(&e)));
+                tried.push(format!("{name}: {}", not_loaded(name, causes(&e))));
             }
             // A source that is set up but fails ends the search, as in the SDK's chain:
             // falling through to another identity would hide the fault.
