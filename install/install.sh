@@ -23,8 +23,9 @@
 #
 # It installs the binaries (and the front again as docker-credential-pullcred, for node
 # tools) and writes /etc/pullcred/config.toml (0600) from --config or config-examples/NAME
-# (with the example's *.password demo files beside it) unless the operator wrote one there;
-# each --secret FILE as /etc/pullcred/secrets/NAME (root's, 0600); the kubelet's
+# (with the example's *.password demo files beside it), replacing one the operator wrote
+# only with --force; each --secret FILE as /etc/pullcred/secrets/NAME (root's, 0600; the
+# operator's to rotate: another --secret replaces it without --force); the kubelet's
 # CredentialProviderConfig from `pullcred kubelet-config` (an existing one is merged: its
 # other providers and the fields set on pullcred's are kept); and the two kubelet flags.
 # Every file it writes is printed, and recorded in /var/lib/pullcred/install/manifest with
