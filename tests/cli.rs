@@ -582,3 +582,105 @@ fn docs_cli_md_is_the_help_of_every_command() {
         "docs/cli.md is not the commands' help: PULLCRED_BLESS=1 cargo test --test integration docs_cli_md"
     );
 }
+
+/// Every relative link in README.md, docs/ and config-examples/README.md names a file that
+/// exists and, for a Markdown page, a heading it has (GitHub's anchors: lower case, spaces
+/// to `-`, other punctuation dropped); and the README links a new operator straight to the
+/// day-two answers: rotating a credential, the logs, proxies, uninstalling, and recovering
+/// from a failed install.
+#[test]
+fn the_docs_links_resolve_and_the_readme_links_the_day_two_answers() {
+    use std::path::PathBuf;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let anchors = |page: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(page).unwrap();
+        let mut fenced = false;
+        let mut out = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            } else if !fenced && line.starts_with('#') {
+                let title = line.trim_start_matches('#').trim().to_lowercase();
+                out.push(
+                    title
+                        .chars()
+                        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+                        .map(|c| if c == ' ' { '-' } else { c })
+                        .collect(),
+                );
+            }
+        }
+        out
+    };
+    let mut pages: Vec<PathBuf> = vec![
+        repo.join("README.md"),
+        repo.join("config-examples/README.md"),
+    ];
+    let mut dirs = vec![repo.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                pages.push(p);
+            }
+        }
+    }
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let mut fenced = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            }
+            if fenced {
+                continue;
+            }
+            for (i, _) in line.match_indices("](") {
+                let rest = &line[i + 2..];
+                let Some(end) = rest.find(')') else { continue };
+                let link = &rest[..end];
+                if link.contains("://") || link.starts_with("mailto:") {
+                    continue;
+                }
+                let (file, anchor) = link.split_once('#').unwrap_or((link, ""));
+                let target = if file.is_empty() {
+                    page.clone()
+                } else {
+                    page.parent().unwrap().join(file)
+                };
+                checked += 1;
+                if !target.exists() {
+                    broken.push(format!("{}: {link}: no such file", page.display()));
+                } else if !anchor.is_empty()
+                    && target.extension().is_some_and(|x| x == "md")
+                    && !anchors(&target).iter().any(|a| a == anchor)
+                {
+                    broken.push(format!("{}: {link}: no such heading", page.display()));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+    assert!(checked > 200, "{checked} links");
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    for link in [
+        "docs/operations.md#rotating-a-credential",
+        "docs/operations.md#reading-the-logs",
+        "docs/operations.md#proxies",
+        "docs/operations.md#uninstalling",
+        "docs/install.md",
+    ] {
+        assert!(
+            readme.contains(&format!("]({link})")),
+            "README links {link}"
+        );
+    }
+    assert!(
+        anchors(&repo.join("docs/install.md"))
+            .contains(&"recovering-from-a-failed-install".to_string())
+    );
+}
