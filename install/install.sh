@@ -357,11 +357,9 @@ if [ -n "$gen_src" ]; then
     set -- "$@" --no-files
   else
     set -- "$@" --root "${root:-/}"
-    while IFS= read -r s; do
-      [ -z "$s" ] || set -- "$@" --secret "${s%%=*}=$stage/secrets/${s%%=*}"
-    done <<EOF
-$secrets
-EOF
+    for f in "$stage/secrets"/*; do
+      [ ! -f "$f" ] || set -- "$@" --secret "${f##*/}=$f"
+    done
   fi
   if ! "$binary" "$@" "$gen_src" > "$work/check.out" 2> "$work/check.err"; then
     # The staged copies by the names the node will have, the root's files by the node's.
@@ -606,11 +604,9 @@ steps() {
   done <<EOF
 $beside
 EOF
-  while IFS= read -r s; do
-    [ -z "$s" ] || put "$secrets_dir/${s%%=*}" 0600 "$stage/secrets/${s%%=*}" secret secret
-  done <<EOF
-$secrets
-EOF
+  for f in "$stage/secrets"/*; do
+    [ ! -f "$f" ] || put "$secrets_dir/${f##*/}" 0600 "$f" secret secret
+  done
 
   # 3. The kubelet's CredentialProviderConfig, merged into the original if there was one.
   # On EKS, a file of pullcred's own: pullcred's providers, then those of nodeadm's file

@@ -94,30 +94,56 @@ struct Topic {
     options_of: Option<&'static str>,
 }
 
-/// An option: its spelling (`--kubelet`, or `-v, --verbose`), its value's name, and its help
-/// (lines after the first continue it). A hidden one is taken but not shown.
+/// An option: its long spelling (as `seen.given` records it), a short one, its value's name,
+/// its help (lines after the first continue it), and the option it is meaningless without.
+/// A hidden one is taken but not shown.
 struct Opt {
-    spelling: &'static str,
+    long: &'static str,
+    short: Option<char>,
     value: Option<&'static str>,
     help: &'static str,
+    needs: Option<&'static str>,
     hidden: bool,
 }
 
 impl Opt {
-    const fn new(spelling: &'static str, value: Option<&'static str>, help: &'static str) -> Self {
+    const fn new(long: &'static str, value: Option<&'static str>, help: &'static str) -> Self {
         Opt {
-            spelling,
+            long,
+            short: None,
             value,
             help,
+            needs: None,
             hidden: false,
         }
     }
 
-    /// The long spelling, as `seen.given` records it.
-    fn long(&self) -> &'static str {
-        match self.spelling.rsplit_once(", ") {
-            Some((_, long)) => long,
-            None => self.spelling,
+    const fn short(self, short: char) -> Self {
+        Opt {
+            short: Some(short),
+            ..self
+        }
+    }
+
+    const fn needs(self, other: &'static str) -> Self {
+        Opt {
+            needs: Some(other),
+            ..self
+        }
+    }
+
+    const fn hidden(self) -> Self {
+        Opt {
+            hidden: true,
+            ..self
+        }
+    }
+
+    /// How the help names it: `--kubelet`, `-v, --verbose`.
+    fn spelling(&self) -> String {
+        match self.short {
+            Some(c) => format!("-{c}, {}", self.long),
+            None => self.long.to_string(),
         }
     }
 }
@@ -135,8 +161,8 @@ impl Topic {
         }
         for o in shown {
             let head = match o.value {
-                Some(v) => format!("  {} {v}", o.spelling),
-                None => format!("  {}", o.spelling),
+                Some(v) => format!("  {} {v}", o.spelling()),
+                None => format!("  {}", o.spelling()),
             };
             let mut lines = o.help.lines();
             let first = lines.next().unwrap_or("");
@@ -191,17 +217,14 @@ Commands:
 else /run/pullcred for root, else the user's cache dir]",
         ),
         Opt::new(
-            "-v, --verbose",
+            "--verbose",
             None,
             "More log output on stderr (-v info, -vv debug); or set
 PULLCRED_LOG",
-        ),
-        Opt::new(
-            "-h, --help",
-            None,
-            "Print help (of a command: COMMAND --help)",
-        ),
-        Opt::new("-V, --version", None, "Print the version"),
+        )
+        .short('v'),
+        Opt::new("--help", None, "Print help (of a command: COMMAND --help)").short('h'),
+        Opt::new("--version", None, "Print the version").short('V'),
     ],
     options_of: None,
 };
@@ -274,8 +297,9 @@ order; checked as that kubelet reads it, and against the rules",
             Some("DIR"),
             "With --kubelet: the kubelet's credential-provider bin dir
 (each provider's binary must be there)",
-        ),
-        Opt::new("--kubelet-version", Some("X.Y"), KUBELET_VERSION_HELP),
+        )
+        .needs("--kubelet"),
+        Opt::new("--kubelet-version", Some("X.Y"), KUBELET_VERSION_HELP).needs("--kubelet"),
         Opt::new(
             "--no-files",
             None,
@@ -364,12 +388,7 @@ One line per check: ok, skip (not tried, and why), warn or FAIL; exit 1 on any F
             "The Kubernetes version of the node's kubelet [default: what
 its binary says]",
         ),
-        Opt {
-            spelling: "--root",
-            value: Some("DIR"),
-            help: "",
-            hidden: true,
-        },
+        Opt::new("--root", Some("DIR"), "").hidden(),
     ],
     options_of: None,
 };
@@ -395,7 +414,8 @@ other providers are kept, its pullcred providers replaced
             None,
             "With --merge: leave out each other provider whose every
 matchImages entry pullcred's providers route too",
-        ),
+        )
+        .needs("--merge"),
         Opt::new(
             "--drop-overlapping",
             None,
@@ -404,7 +424,8 @@ matchImages entry that overlaps one of pullcred's, so that
 pullcred alone answers for its images (needed when a rule
 uses per-workload identity: another provider would give
 every pod the node's)",
-        ),
+        )
+        .needs("--merge"),
         Opt::new("--kubelet-version", Some("X.Y"), KUBELET_VERSION_HELP),
     ],
     options_of: None,
@@ -541,7 +562,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
         if let Some(option) = TOPICS[1..]
             .iter()
             .flat_map(|t| t.options)
-            .map(Opt::long)
+            .map(|o| o.long)
             .find(|o| *o == name)
         {
             seen.given.push(option);
@@ -660,7 +681,7 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
     // Each option only where it applies: its topic's, or its subcommand's.
     let allowed: Vec<&str> = match topic.options_of {
         Some(of) if second != Some(of) => Vec::new(),
-        _ => topic.options.iter().map(Opt::long).collect(),
+        _ => topic.options.iter().map(|o| o.long).collect(),
     };
     if let Some(o) = seen.given.iter().find(|o| !allowed.contains(o)) {
         let on = match (topic.name, second) {
@@ -669,6 +690,13 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             (name, None) => format!("'{name}'"),
         };
         return Err(fail(format!("{o} does not apply to {on}"), topic));
+    }
+    // Nor without the option it qualifies.
+    if let Some(o) = seen.given.iter().find_map(|g| {
+        let o = topic.options.iter().find(|o| o.long == *g)?;
+        o.needs.filter(|n| !seen.given.contains(n)).map(|n| (g, n))
+    }) {
+        return Err(fail(format!("{} needs {}", o.0, o.1), topic));
     }
     let version = |v: &Option<String>| {
         v.as_deref()
@@ -723,25 +751,15 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             };
             Command::Get { image, api_version }
         }
-        ("config check", _) => {
-            if seen.kubelet.is_none()
-                && let Some(o) = seen
-                    .given
-                    .iter()
-                    .find(|o| ["--bin-dir", "--kubelet-version"].contains(o))
-            {
-                return Err(fail(format!("{o} needs --kubelet"), topic));
-            }
-            Command::ConfigCheck {
-                file: at_most_one(rest)?,
-                kubelet: seen.kubelet,
-                bin_dir: seen.bin_dir,
-                kubelet_version: version(&seen.kubelet_version)?,
-                no_files: seen.no_files,
-                root: seen.root.unwrap_or_else(|| PathBuf::from("/")),
-                secrets: seen.secrets,
-            }
-        }
+        ("config check", _) => Command::ConfigCheck {
+            file: at_most_one(rest)?,
+            kubelet: seen.kubelet,
+            bin_dir: seen.bin_dir,
+            kubelet_version: version(&seen.kubelet_version)?,
+            no_files: seen.no_files,
+            root: seen.root.unwrap_or_else(|| PathBuf::from("/")),
+            secrets: seen.secrets,
+        },
         ("config match-images", _) => Command::ConfigMatchImages {
             file: at_most_one(rest)?,
         },
@@ -770,14 +788,6 @@ pub fn parse(program: &str, args: Vec<OsString>) -> Result<LowArgs, UsageError> 
             kubelet_version: version(&seen.kubelet_version)?,
         },
         ("kubelet-config", _) => {
-            if seen.merge.is_none()
-                && let Some(o) = seen
-                    .given
-                    .iter()
-                    .find(|o| ["--drop-covered", "--drop-overlapping"].contains(o))
-            {
-                return Err(fail(format!("{o} needs --merge"), topic));
-            }
             // Overlapping takes in covered: a provider all of whose entries pullcred routes
             // overlaps it.
             let drop = if seen.drop_overlapping {
@@ -852,28 +862,24 @@ mod tests {
             }
             for o in topic.options {
                 let mut line = words.clone();
-                line.push(o.long());
+                line.push(o.long);
                 if let Some(v) = o.value {
-                    line.push(if o.long() == "--kubelet-version" {
+                    line.push(if o.long == "--kubelet-version" {
                         "1.33"
-                    } else if o.long() == "--secret" {
+                    } else if o.long == "--secret" {
                         "n=f"
-                    } else if o.long() == "--api-version" {
+                    } else if o.long == "--api-version" {
                         "v1"
                     } else {
                         v
                     });
                 }
                 // What an option needs beside it.
-                match (topic.name, o.long()) {
-                    ("config check", "--bin-dir" | "--kubelet-version") => {
-                        line.extend(["--kubelet", "k"]);
-                    }
-                    ("kubelet-config", "--drop-covered" | "--drop-overlapping") => {
-                        line.extend(["--merge", "m"]);
-                    }
-                    ("get", _) => line.push("nginx"),
-                    _ => {}
+                if let Some(other) = o.needs {
+                    line.extend([other, "x"]);
+                }
+                if topic.name == "get" {
+                    line.push("nginx");
                 }
                 assert!(
                     parse_words(&line).is_ok(),
@@ -882,12 +888,12 @@ mod tests {
                 );
                 let help = topic.help();
                 assert_eq!(
-                    help.contains(&format!("  {} ", o.spelling))
-                        || help.contains(&format!("  {}\n", o.spelling)),
+                    help.contains(&format!("  {} ", o.spelling()))
+                        || help.contains(&format!("  {}\n", o.spelling())),
                     !o.hidden,
                     "{}: {}",
                     topic.name,
-                    o.spelling
+                    o.long
                 );
                 // Not on the plugin.
                 let own = &line[words.len()..words.len() + 1 + usize::from(o.value.is_some())];

@@ -186,33 +186,34 @@ pub fn merge(
     let mut ours = providers(config, version)?;
     // Only providers that answer with the node's identity count: a service-account
     // provider serves only workloads whose account is set up for it.
-    let routes: Vec<KubeletUrl> = ours
+    // Each of pullcred's routes, and whether it answers every pod (no service account
+    // required): only those cover another provider's entries for `Drop::Covered`, since a
+    // service-account provider serves only workloads set up for it.
+    let routes: Vec<(KubeletUrl, bool)> = ours
         .iter()
-        .filter(|p| {
-            !p.token_attributes
+        .flat_map(|p| {
+            let every_pod = !p
+                .token_attributes
                 .as_ref()
-                .is_some_and(|t| t.require_service_account)
+                .is_some_and(|t| t.require_service_account);
+            p.match_images
+                .iter()
+                .filter_map(move |m| Some((KubeletUrl::parse(m).ok()?, every_pod)))
         })
-        .flat_map(|p| &p.match_images)
-        .filter_map(|m| KubeletUrl::parse(m).ok())
         .collect();
     let covered = |p: &schema::Provider| {
         !p.match_images.is_empty()
             && p.match_images.iter().all(|m| {
-                KubeletUrl::parse(m).is_ok_and(|entry| routes.iter().any(|r| r.covers(&entry)))
+                KubeletUrl::parse(m)
+                    .is_ok_and(|entry| routes.iter().any(|(r, all)| *all && r.covers(&entry)))
             })
     };
-    let every_route: Vec<KubeletUrl> = ours
-        .iter()
-        .flat_map(|p| &p.match_images)
-        .filter_map(|m| KubeletUrl::parse(m).ok())
-        .collect();
     let overlapping = |p: &schema::Provider| {
         p.match_images.iter().any(|m| {
             KubeletUrl::parse(m).is_ok_and(|entry| {
-                every_route
+                routes
                     .iter()
-                    .any(|r| r.covers(&entry) || entry.covers(r))
+                    .any(|(r, _)| r.covers(&entry) || entry.covers(r))
             })
         })
     };
